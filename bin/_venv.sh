@@ -1,0 +1,16 @@
+# Sourced by bin/test and bin/demo: create the virtual environment once and install the project.
+VENV="${LMCOT_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+stamp="$VENV/.lmcot-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  "$PY" -m pip install -q --upgrade pip
+  # Pin torch only when the environment has none: 2.13.0 is the CPU build these machines keep on
+  # disk; a user's own CUDA build, installed first, is left alone.
+  "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
+  "$PY" -m pip install -q -e ".[dev]"
+  touch "$stamp"
+fi
+export LITELLM_LOCAL_MODEL_COST_MAP=True

@@ -1,0 +1,27 @@
+"""Multi-hop QA data: typed records, checked readers, prompts and LightningDataModules."""
+
+from lm_guided_cot.data.datamodule import (
+    HotpotQADataModule,
+    MultiHopQADataModule,
+    TwoWikiMultiHopQADataModule,
+)
+from lm_guided_cot.data.errors import DataFormatError
+from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
+from lm_guided_cot.data.readers import ReadResult, read_split
+from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, Paragraph, QARecord, SupportingFact
+
+__all__ = [
+    "HOTPOTQA",
+    "TWOWIKI",
+    "DataFormatError",
+    "HotpotQADataModule",
+    "MultiHopQADataModule",
+    "Paragraph",
+    "PromptBuilder",
+    "PromptConfig",
+    "QARecord",
+    "ReadResult",
+    "SupportingFact",
+    "TwoWikiMultiHopQADataModule",
+    "read_split",
+]

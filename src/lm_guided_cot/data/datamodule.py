@@ -1,0 +1,241 @@
+"""LightningDataModules for HotpotQA and 2WikiMultiHopQA.
+
+A DataModule reads its splits (files, folders or hub ids) with ``read_split``, writes each
+record's prompt and tokenises it with the small LM's tokenizer in one ``Dataset.map`` (cached
+by ``datasets`` next to the Arrow file, so a second run does no work), and serves dynamically
+padded batches. Shuffling draws from ``seed``; under DDP Lightning swaps in a
+``DistributedSampler`` (seeded by ``seed_everything``), so each rank sees its own shard.
+
+Each batch is ``{"input_ids", "attention_mask", "index"}``: ``index`` points into
+``self.records(split)``, where stages look up question, context and gold answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import datasets
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
+from lm_guided_cot.data.readers import read_split
+from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, QARecord
+
+Split = Literal["train", "validation", "test"]
+DATA_ENV = "LMCOT_DATA"
+
+
+def resolve_data_path(path: str) -> str:
+    """Expand ``~`` and environment variables; ``$LMCOT_DATA`` defaults to ``../shared/data``."""
+    if DATA_ENV not in os.environ:
+        default = str(Path.cwd().parent / "shared" / "data")
+        path = path.replace("${" + DATA_ENV + "}", default).replace("$" + DATA_ENV, default)
+    return os.path.expanduser(os.path.expandvars(path))
+
+
+def load_tokenizer(name_or_path: str, padding_side: str | None = None) -> PreTrainedTokenizerBase:
+    """Load a tokenizer (hub id or local folder) and make sure it can pad."""
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if tokenizer.pad_token is None:
+        # Causal LMs often ship without a pad token; padding is masked out, so EOS serves.
+        tokenizer.pad_token = tokenizer.eos_token
+    if padding_side is not None:
+        tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+class MultiHopQADataModule(L.LightningDataModule):
+    """Train/validation/test splits of a multi-hop QA benchmark as tokenised prompt batches.
+
+    Args:
+        tokenizer: the small LM's tokenizer: a hub id or a local folder.
+        train: training split: a ``.json``/``.jsonl`` file, a dataset folder or a hub id.
+            ``$LMCOT_DATA`` is expanded (default ``../shared/data``).
+        validation: validation split, same forms.
+        test: test split, same forms.
+        hub_config: dataset configuration passed to ``load_dataset`` (e.g. ``distractor``).
+        aliases: 2Wiki ``id_aliases.json`` adding gold aliases (through ``answer_id``).
+        prompt: how the question and the context become the small LM's input.
+        batch_size: questions per training batch (per device).
+        eval_batch_size: questions per validation/test batch; defaults to ``batch_size``.
+        num_workers: DataLoader worker processes.
+        seed: seed of the training shuffle (single process; DDP uses ``seed_everything``'s).
+        max_examples: keep only the first N records of each split (quick runs, smoke tests).
+        skip_invalid: leave out records that fail the checks (counted and logged) instead of
+            stopping with an error naming file, record and field.
+        padding_side: ``left`` (causal generation) or ``right``; default: the tokenizer's.
+        cache_dir: where ``datasets`` keeps Arrow files; default: its own cache.
+    """
+
+    source: ClassVar[str] = HOTPOTQA
+
+    def __init__(
+        self,
+        tokenizer: str,
+        train: str | None = None,
+        validation: str | None = None,
+        test: str | None = None,
+        hub_config: str | None = None,
+        aliases: str | None = None,
+        prompt: PromptConfig = PromptConfig(),  # noqa: B008 (copied below, never mutated)
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        max_examples: int | None = None,
+        skip_invalid: bool = False,
+        padding_side: Literal["left", "right"] | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.tokenizer_name = tokenizer
+        self.paths: dict[str, str | None] = {"train": train, "validation": validation, "test": test}
+        self.prompt_config = dataclasses.replace(prompt)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.max_examples = max_examples
+        self.skip_invalid = skip_invalid
+        self.padding_side = padding_side
+        self.cache_dir = cache_dir
+        self.hub_config = hub_config
+        self.aliases = aliases
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._records: dict[str, datasets.Dataset] = {}
+        self._tokenized: dict[str, datasets.Dataset] = {}
+        self.skipped: dict[str, list[str]] = {}
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.tokenizer_name, self.padding_side)
+        return self._tokenizer
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {
+            "fit": ("train", "validation"),
+            "validate": ("validation",),
+            "test": ("test",),
+            "predict": ("test",),
+        }.get(stage or "", ("train", "validation", "test"))
+        for split in wanted:
+            if self.paths[split] is not None and split not in self._records:
+                self._load(split)
+
+    def _load(self, split: str) -> None:
+        path = resolve_data_path(self.paths[split])
+        result = read_split(
+            path,
+            self.source,
+            split=split,
+            hub_config=self.hub_config,
+            skip_invalid=self.skip_invalid,
+            aliases_path=resolve_data_path(self.aliases) if self.aliases else None,
+            cache_dir=self.cache_dir,
+        )
+        records = result.dataset
+        if self.max_examples is not None:
+            records = records.select(range(min(self.max_examples, len(records))))
+        self.skipped[split] = result.skipped
+        self._records[split] = records
+        self._tokenized[split] = self._tokenize(records)
+
+    def _tokenize(self, records: datasets.Dataset) -> datasets.Dataset:
+        builder = PromptBuilder(self.prompt_config, self.tokenizer)
+        tokenizer = self.tokenizer
+
+        def encode(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+            rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+            prompts = [builder.build(QARecord.from_row(row)) for row in rows]
+            encoded = tokenizer(
+                prompts,
+                truncation=self.prompt_config.max_tokens is not None,
+                max_length=self.prompt_config.max_tokens,
+            )
+            return {
+                "input_ids": encoded["input_ids"],
+                "attention_mask": encoded["attention_mask"],
+                "index": indices,
+            }
+
+        tokenized = records.map(
+            encode,
+            batched=True,
+            with_indices=True,
+            remove_columns=records.column_names,
+            desc="writing and tokenising prompts",
+        )
+        return tokenized.with_format("python")
+
+    def records(self, split: Split) -> datasets.Dataset:
+        """The checked records of a split (Arrow-backed; ``QARecord.from_row`` on a row)."""
+        if split not in self._records:
+            if self.paths[split] is None:
+                raise ValueError(f"{type(self).__name__}: no '{split}' split was configured")
+            self._load(split)
+        return self._records[split]
+
+    def record(self, split: Split, index: int) -> QARecord:
+        """One record of a split as a typed object."""
+        return QARecord.from_row(self.records(split)[int(index)])
+
+    def tokenized(self, split: Split) -> datasets.Dataset:
+        """The tokenised prompts of a split (``input_ids``, ``attention_mask``, ``index``)."""
+        self.records(split)
+        return self._tokenized[split]
+
+    def collate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Pad a list of tokenised rows to the longest one."""
+        padded = self.tokenizer.pad(
+            [{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"]} for r in rows],
+            return_tensors="pt",
+        )
+        return {
+            "input_ids": padded["input_ids"],
+            "attention_mask": padded["attention_mask"],
+            "index": torch.tensor([r["index"] for r in rows], dtype=torch.long),
+        }
+
+    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            self.tokenized(split),
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class HotpotQADataModule(MultiHopQADataModule):
+    """HotpotQA (distractor setting): ``hotpot_qa`` JSON lines, the official JSON list, or the hub."""
+
+    source: ClassVar[str] = HOTPOTQA
+
+
+class TwoWikiMultiHopQADataModule(MultiHopQADataModule):
+    """2WikiMultiHopQA: the official JSON list (or JSON lines), a folder or a hub id."""
+
+    source: ClassVar[str] = TWOWIKI

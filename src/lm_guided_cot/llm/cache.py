@@ -1,0 +1,180 @@
+"""A persistent reply cache that several processes (DDP ranks, reruns) share safely.
+
+SQLite in WAL mode: readers never block the writer, and every reply is committed the moment
+it arrives, so a batch killed halfway leaves every reply it got behind. Besides replies the
+file holds *claims*: a process claims a key before sending it, and any other process that
+wants the same key waits for the reply instead of sending it too. A claim lapses when its
+lease runs out or its owner (same host) is no longer alive, so a crash never strands a key.
+
+litellm has caches of its own (in memory, Redis, disk), but none coordinates in-flight calls
+between processes, which is what keeps two ranks from paying twice for one request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS replies (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+
+def cache_key(
+    model: str, messages: list[dict[str, Any]], params: dict[str, Any], sample_index: int
+) -> str:
+    """SHA-256 of what determines a reply: model, messages, sampling and extra parameters, sample index.
+
+    The server address and any credentials are deliberately not part of it.
+    """
+    payload = json.dumps(
+        {"model": model, "messages": messages, "params": params, "sample": sample_index},
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    """A reply as the cache keeps it."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+
+class ReplyCache:
+    """Replies and in-flight claims in one SQLite file (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._local = threading.local()
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    def get(self, key: str) -> CachedReply | None:
+        row = (
+            self._connect()
+            .execute(
+                "SELECT text, prompt_tokens, completion_tokens, cost FROM replies WHERE key = ?",
+                (key,),
+            )
+            .fetchone()
+        )
+        return CachedReply(*row) if row else None
+
+    def put(self, key: str, model: str, reply: CachedReply) -> None:
+        """Store a reply and drop its claim, in one transaction."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    model,
+                    reply.text,
+                    reply.prompt_tokens,
+                    reply.completion_tokens,
+                    reply.cost,
+                    time.time(),
+                ),
+            )
+            conn.execute("DELETE FROM claims WHERE key = ?", (key,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def claim(self, key: str, lease_seconds: float) -> str:
+        """Try to become the one process that sends ``key``.
+
+        Returns ``"done"`` (a reply is already stored), ``"claimed"`` (send it) or ``"busy"``
+        (another live process is sending it: wait with ``get``).
+        """
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM replies WHERE key = ?", (key,)).fetchone():
+                conn.execute("COMMIT")
+                return "done"
+            row = conn.execute("SELECT owner, expires FROM claims WHERE key = ?", (key,)).fetchone()
+            if row and row[0] != self.owner and row[1] > time.time() and _alive(row[0]):
+                conn.execute("COMMIT")
+                return "busy"
+            conn.execute(
+                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?)",
+                (key, self.owner, time.time() + lease_seconds),
+            )
+            conn.execute("COMMIT")
+            return "claimed"
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def release(self, key: str) -> None:
+        """Give up a claim (the call failed): another process may try the key."""
+        self._connect().execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
+
+    def __len__(self) -> int:
+        return self._connect().execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+    def keys(self) -> set[str]:
+        return {row[0] for row in self._connect().execute("SELECT key FROM replies")}
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _alive(owner: str) -> bool:
+    """Whether a claim's owner may still be running (only checkable on this host)."""
+    host, pid, _ = owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

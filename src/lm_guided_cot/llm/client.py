@@ -1,0 +1,381 @@
+"""The one door to the large LM: every teacher, reader and judge call goes through ``LLMClient``.
+
+For each request of a batch the client
+1. looks the reply up in the shared cache (model, messages, sampling, sample index);
+2. claims the key, so no other process sharing the cache sends it too (it waits instead);
+3. waits for a concurrency slot and the client-side rate limits;
+4. calls ``litellm.acompletion`` with a per-call timeout, retrying 429s, 5xx, timeouts,
+   dropped connections, unreadable and empty replies with exponential backoff and jitter
+   that honours Retry-After;
+5. commits the reply to the cache at once (a killed batch keeps what it got), and counts
+   requests, retries, failures, tokens, cost and cache hits per role.
+
+A request that still fails is returned as a failed ``LLMResult`` (counted, with a redacted
+reason); it never raises, except for configuration errors (bad key, unknown model) that
+would fail every call alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import sys
+import threading
+from collections import defaultdict
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm
+
+from lm_guided_cot.llm.cache import CachedReply, ReplyCache, cache_key
+from lm_guided_cot.llm.config import LLMConfig, SamplingParams
+from lm_guided_cot.llm.limits import RateLimiter, backoff_delay, retry_after_seconds
+from lm_guided_cot.llm.local_provider import register_local_provider
+from lm_guided_cot.llm.secrets import redact
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+litellm.suppress_debug_info = True  # no "Give Feedback" banners on stdout for each failed call
+
+# Errors that would fail every call alike: stop the run instead of filling it with fallbacks.
+_FATAL = (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError)
+# Errors that a retry cannot fix either, but that concern one request only.
+_PERMANENT = (
+    litellm.BadRequestError,
+    litellm.ContextWindowExceededError,
+    litellm.UnprocessableEntityError,
+)
+_CLAIM_POLL_SECONDS = 0.05
+_OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/", "text-completion-openai/")
+
+
+class LLMConfigurationError(RuntimeError):
+    """The large LM refused the client itself (credentials, model name): no call can succeed."""
+
+
+class EmptyReplyError(RuntimeError):
+    """The server answered with no text."""
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One call: chat messages and, for the k-th sample of the same prompt, its index."""
+
+    messages: tuple[dict[str, str], ...] | list[dict[str, str]]
+    sample_index: int = 0
+
+
+@dataclass
+class LLMResult:
+    """A reply (``text``) or a failure (``error``), with where it came from and what it cost."""
+
+    text: str | None
+    error: str | None = None
+    cached: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class RoleUsage:
+    """Counters for one role (teacher, reader, judge, ...)."""
+
+    requests: int = 0  # calls sent to the server, retries included
+    replies: int = 0  # results with text, from the server or the cache
+    failures: int = 0  # results that stayed failed after all retries
+    retries: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    parse_failures: int = 0  # replies the role's parser could not read (fallback used)
+
+
+@dataclass
+class _Batch:
+    role: str
+    params: dict[str, Any]
+    usage: RoleUsage
+    results: list[LLMResult | None] = field(default_factory=list)
+
+
+class LLMClient:
+    """Batched, cached, rate-limited, retrying access to one large LM (see the module docstring)."""
+
+    def __init__(self, config: LLMConfig | None = None) -> None:
+        self.config = config or LLMConfig()
+        if self.config.model.startswith("local/"):
+            register_local_provider()
+        self.cache = ReplyCache(self.config.cache_path) if self.config.cache_path else None
+        self._usage: dict[str, RoleUsage] = defaultdict(RoleUsage)
+        self._secret_vars = (self.config.api_key_env,) if self.config.api_key_env else ()
+        self._retry_on_empty = (
+            self.config.retry_on_empty
+            if self.config.retry_on_empty is not None
+            else not self.config.model.startswith("local/")
+        )
+        self._lease = self.config.timeout * (self.config.max_retries + 1) + self.config.backoff_max
+
+    # ---- public API ----------------------------------------------------------------------
+
+    def complete(
+        self,
+        requests: Sequence[LLMRequest],
+        role: str = "default",
+        sampling: SamplingParams | None = None,
+    ) -> list[LLMResult]:
+        """Answer a batch of requests (blocking); results come in request order."""
+        return run_sync(self.acomplete(requests, role, sampling))
+
+    async def acomplete(
+        self,
+        requests: Sequence[LLMRequest],
+        role: str = "default",
+        sampling: SamplingParams | None = None,
+    ) -> list[LLMResult]:
+        """Answer a batch of requests concurrently; results come in request order."""
+        params = {**(sampling or self.config.sampling).to_params(), **self.config.extra_params}
+        batch = _Batch(role, params, self._usage[role], [None] * len(requests))
+        semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        limits = (
+            RateLimiter(self.config.requests_per_minute)
+            if self.config.requests_per_minute
+            else None,
+            RateLimiter(self.config.tokens_per_minute) if self.config.tokens_per_minute else None,
+        )
+        # The same request twice in one batch is sent once; the copies share its result.
+        first_of: dict[str, int] = {}
+        copies: list[tuple[int, int]] = []
+        jobs = []
+        for i, request in enumerate(requests):
+            messages = [dict(m) for m in request.messages]
+            key = cache_key(self.config.model, messages, params, request.sample_index)
+            if key in first_of:
+                copies.append((i, first_of[key]))
+                continue
+            first_of[key] = i
+            jobs.append(self._one(batch, i, key, messages, semaphore, limits))
+        await asyncio.gather(*jobs)
+        for i, original in copies:
+            result = batch.results[original]
+            batch.results[i] = dataclasses.replace(result, cached=result.ok)
+            if result.ok:
+                batch.usage.replies += 1
+                batch.usage.cache_hits += 1
+            else:
+                batch.usage.failures += 1
+        return list(batch.results)
+
+    def usage(self, prefix: str = "llm") -> dict[str, float]:
+        """Counters per role and in total, as flat ``{prefix}/{role}/{counter}`` numbers for loggers."""
+        out: dict[str, float] = {}
+        total = RoleUsage()
+        for role, usage in sorted(self._usage.items()):
+            for f in fields(RoleUsage):
+                value = getattr(usage, f.name)
+                out[f"{prefix}/{role}/{f.name}"] = value
+                setattr(total, f.name, getattr(total, f.name) + value)
+        for f in fields(RoleUsage):
+            out[f"{prefix}/total/{f.name}"] = getattr(total, f.name)
+        return out
+
+    def role_usage(self, role: str) -> RoleUsage:
+        return self._usage[role]
+
+    def count_parse_failure(self, role: str, n: int = 1) -> None:
+        """Roles call this when a reply could not be parsed and a fallback was used."""
+        self._usage[role].parse_failures += n
+
+    # ---- one request -----------------------------------------------------------------------
+
+    async def _one(self, batch: _Batch, index: int, key: str, messages, semaphore, limits) -> None:
+        result = await self._from_cache_or_claim(key, batch)
+        if result is None:
+            try:
+                result = await self._send(batch, messages, semaphore, limits)
+            finally:
+                if self.cache is not None and (result is None or not result.ok):
+                    self.cache.release(key)
+            if result.ok and self.cache is not None:
+                self.cache.put(
+                    key,
+                    self.config.model,
+                    CachedReply(
+                        result.text, result.prompt_tokens, result.completion_tokens, result.cost
+                    ),
+                )
+        usage = batch.usage
+        if result.ok:
+            usage.replies += 1
+        else:
+            usage.failures += 1
+        batch.results[index] = result
+
+    async def _from_cache_or_claim(self, key: str, batch: _Batch) -> LLMResult | None:
+        """A cached result, or None once this process holds the claim to send the key."""
+        if self.cache is None:
+            return None
+        while True:
+            state = self.cache.claim(key, self._lease)
+            if state == "claimed":
+                return None
+            if state == "done":
+                reply = self.cache.get(key)
+                if reply is not None:
+                    batch.usage.cache_hits += 1
+                    return LLMResult(
+                        reply.text,
+                        cached=True,
+                        prompt_tokens=reply.prompt_tokens,
+                        completion_tokens=reply.completion_tokens,
+                        cost=0.0,
+                    )
+            await asyncio.sleep(_CLAIM_POLL_SECONDS)  # another process is sending it
+
+    async def _send(self, batch: _Batch, messages, semaphore, limits) -> LLMResult:
+        cfg = self.config
+        request_limit, token_limit = limits
+        reserved = _estimate_tokens(messages) + int(batch.params.get("max_tokens", 0))
+        last_error = "no attempt made"
+        for attempt in range(cfg.max_retries + 1):
+            if attempt:
+                batch.usage.retries += 1
+            async with semaphore:
+                if request_limit:
+                    await request_limit.acquire(1)
+                if token_limit:
+                    await token_limit.acquire(reserved)
+                batch.usage.requests += 1
+                retry_after = None
+                try:
+                    # A hard stop in case a provider ignores its own timeout.
+                    response = await _with_timeout(
+                        self._call(messages, batch.params), cfg.timeout * 1.5
+                    )
+                    result = self._read_response(response)
+                    if token_limit:
+                        token_limit.refund(
+                            max(reserved - result.prompt_tokens - result.completion_tokens, 0)
+                        )
+                    result.attempts = attempt + 1
+                    batch.usage.prompt_tokens += result.prompt_tokens
+                    batch.usage.completion_tokens += result.completion_tokens
+                    batch.usage.cost += result.cost
+                    return result
+                except _FATAL as err:
+                    raise LLMConfigurationError(self._describe(err)) from None
+                except _PERMANENT as err:
+                    return LLMResult(None, error=self._describe(err), attempts=attempt + 1)
+                except (Exception, asyncio.TimeoutError) as err:  # transient: retry
+                    last_error = self._describe(err)
+                    retry_after = retry_after_seconds(err)
+                    log.debug("large-LM call failed (attempt %d): %s", attempt + 1, last_error)
+            if attempt < cfg.max_retries:
+                await asyncio.sleep(
+                    backoff_delay(attempt, cfg.backoff_base, cfg.backoff_max, retry_after)
+                )
+        log.warning("large-LM call failed after %d attempts: %s", cfg.max_retries + 1, last_error)
+        return LLMResult(None, error=last_error, attempts=cfg.max_retries + 1)
+
+    async def _call(self, messages: list[dict[str, str]], params: dict[str, Any]):
+        cfg = self.config
+        kwargs: dict[str, Any] = {
+            "model": cfg.model,
+            "messages": messages,
+            "timeout": cfg.timeout,
+            "num_retries": 0,  # retries are ours: jittered, Retry-After aware, counted
+            **params,
+        }
+        if cfg.api_base:
+            kwargs["api_base"] = cfg.api_base
+        if cfg.api_key_env:
+            kwargs["api_key"] = os.environ.get(cfg.api_key_env)
+        elif (
+            cfg.api_base
+            and cfg.model.startswith(_OPENAI_COMPATIBLE)
+            and not os.environ.get("OPENAI_API_KEY")
+        ):
+            # A vLLM or other self-hosted server takes any key, but the OpenAI SDK sends none
+            # at all without one (vLLM's documented placeholder).
+            kwargs["api_key"] = "EMPTY"
+        return await litellm.acompletion(**kwargs)
+
+    def _read_response(self, response: Any) -> LLMResult:
+        try:
+            text = response.choices[0].message.content
+        except (AttributeError, IndexError, KeyError, TypeError) as err:
+            raise ValueError(f"unreadable reply: {err}") from None
+        if text is None and not self._retry_on_empty:
+            text = ""
+        if text is None or (self._retry_on_empty and not text.strip()):
+            raise EmptyReplyError("the reply has no text")
+        usage = getattr(response, "usage", None)
+        hidden = getattr(response, "_hidden_params", None) or {}
+        cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
+        return LLMResult(
+            text,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=float(cost or 0.0),
+        )
+
+    def _describe(self, err: BaseException) -> str:
+        message = str(err) or type(err).__name__
+        return redact(f"{type(err).__name__}: {message}"[:500], self._secret_vars)
+
+
+async def _with_timeout(coro: Coroutine[Any, Any, T], seconds: float) -> T:
+    if sys.version_info >= (3, 11):  # asyncio.timeout needs no extra task per call
+        async with asyncio.timeout(seconds):
+            return await coro
+    return await asyncio.wait_for(coro, seconds)
+
+
+def _estimate_tokens(messages: list[dict[str, str]]) -> int:
+    """A cheap upper-ish estimate (4 characters a token) for the token-rate limiter."""
+    return sum(len(m.get("content") or "") for m in messages) // 4 + 4 * len(messages)
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, also when an event loop is already running
+    in this thread (notebooks): then it runs on a fresh loop in a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as err:  # handed to the caller below
+            box["error"] = err
+
+    thread = threading.Thread(target=target, name="lmcot-llm", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+__all__ = [
+    "EmptyReplyError",
+    "LLMClient",
+    "LLMConfigurationError",
+    "LLMRequest",
+    "LLMResult",
+    "RoleUsage",
+    "run_sync",
+]

@@ -1,0 +1,108 @@
+"""Configuration of the large-LM client: where the model is, how to sample, how hard to push it.
+
+API keys are never part of a configuration: litellm reads each provider's own variable
+(``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ...), and ``api_key_env`` names another variable
+when a server wants one of its own. Configs are saved beside logs; keys must not be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Parameters that carry credentials: refused in ``extra_params`` so they never reach a saved
+# config, a cache key or a log line.
+_SECRET_PARAMS = frozenset(
+    {
+        "api_key",
+        "azure_ad_token",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "vertex_credentials",
+    }
+)
+
+DEFAULT_LOCAL_MODEL = "local/smollm2"
+
+
+@dataclass
+class SamplingParams:
+    """How the large LM samples.
+
+    Args:
+        temperature: 0 for greedy decoding.
+        top_p: nucleus sampling mass; ``None`` leaves the provider's default.
+        max_tokens: most tokens the large LM may write per call.
+        stop: strings that end the completion.
+        seed: a seed for providers that take one (``None``: none sent).
+    """
+
+    temperature: float = 0.0
+    top_p: float | None = None
+    max_tokens: int = 256
+    stop: list[str] | None = None
+    seed: int | None = None
+
+    def to_params(self) -> dict[str, Any]:
+        """The litellm keyword arguments, leaving out those not set."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class LLMConfig:
+    """Where the large LM is and how the client talks to it.
+
+    Args:
+        model: any litellm model string (``openai/gpt-4o-mini``, ``anthropic/...``,
+            ``hosted_vllm/<name>``, ``ollama/...``) or ``local/<hub id | folder |
+            folder#file.gguf | smollm2>`` for a transformers model run in this process.
+        api_base: the server's base URL (a vLLM or other OpenAI-compatible server).
+        api_key_env: name of an environment variable holding the key, for servers whose key
+            is not in the provider's usual variable. The key itself never goes in a config.
+        sampling: default sampling parameters (each role may override them).
+        extra_params: further litellm keyword arguments (e.g. ``{"reasoning_effort": "low"}``);
+            credentials are refused here.
+        timeout: seconds one call may take before it counts as failed and is retried.
+        max_concurrency: most calls in flight at once (per process).
+        requests_per_minute: client-side request rate limit; ``None`` for none.
+        tokens_per_minute: client-side token rate limit (prompt estimate + max_tokens);
+            ``None`` for none.
+        max_retries: retries of a call after a 429, a 5xx, a timeout, a dropped connection,
+            an unreadable or an empty reply; then the call is a counted failure.
+        backoff_base: first retry delay in seconds; doubles each retry, with full jitter.
+        backoff_max: longest retry delay in seconds (a longer Retry-After still wins).
+        retry_on_empty: treat an empty reply as a transient fault and retry it; ``None``
+            (default) does so for servers but not for ``local/`` models, whose greedy
+            replies would come back empty again.
+        cache_path: SQLite file of cached replies, shared safely by several processes;
+            ``None`` to disable caching.
+    """
+
+    model: str = DEFAULT_LOCAL_MODEL
+    api_base: str | None = None
+    api_key_env: str | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    extra_params: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 120.0
+    max_concurrency: int = 16
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    max_retries: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    retry_on_empty: bool | None = None
+    cache_path: str | None = ".lmcot_cache/llm.sqlite"
+
+    def __post_init__(self) -> None:
+        secret = _SECRET_PARAMS & set(self.extra_params)
+        if secret:
+            raise ValueError(
+                f"LLMConfig.extra_params may not hold credentials ({sorted(secret)}): put the key "
+                "in an environment variable (the provider's own, or one named by api_key_env)"
+            )
+        if self.max_concurrency < 1:
+            raise ValueError(
+                f"LLMConfig.max_concurrency must be at least 1, got {self.max_concurrency}"
+            )
+        if self.timeout <= 0:
+            raise ValueError(f"LLMConfig.timeout must be positive, got {self.timeout}")

@@ -1,0 +1,244 @@
+"""An OpenAI-compatible chat-completions server for tests and benchmarks, with faults on demand.
+
+It answers ``POST /v1/chat/completions`` with a deterministic reply (by default
+``"Answer: <last user message>"``, or what a ``responder`` returns) after a fixed latency, and
+can inject, per request and with given probabilities (seeded):
+
+- ``error500``: HTTP 500 (its body echoes the Authorization header, as careless servers do, to
+  prove the client never lets a key through);
+- ``rate429``: HTTP 429 with ``Retry-After``;
+- ``slow``: the reply comes after ``slow_seconds`` (longer than a client's timeout);
+- ``malformed``: HTTP 200 with a body that is not JSON;
+- ``empty``: HTTP 200 with empty content;
+- ``drop``: the connection is closed without a reply.
+
+``first_attempt_fault`` makes every prompt's first request fail with the given fault (and
+its retries succeed); a prompt containing ``ALWAYS_FAIL`` always gets a 500.
+
+``GET /stats`` reports what it saw: requests in total and per prompt, faults by kind. Run it
+in a thread (``FakeLLMServer().start()``) or as a process:
+``python -m lm_guided_cot.testing.fake_llm --latency 0.1`` (prints the port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+FAULTS = ("error500", "rate429", "slow", "malformed", "empty", "drop")
+ALWAYS_FAIL = "ALWAYS_FAIL"  # a prompt containing this always gets a 500
+
+
+def prompt_key(messages: list[dict[str, Any]]) -> str:
+    """How the server tells requests apart: a hash of the messages."""
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def echo_responder(messages: list[dict[str, Any]]) -> str:
+    last = next((m for m in reversed(messages) if m.get("role") == "user"), messages[-1])
+    return f"Answer: {last.get('content', '')}"
+
+
+class FakeLLMServer:
+    """See the module docstring. ``fault_rates`` maps fault names to probabilities."""
+
+    def __init__(
+        self,
+        responder: Callable[[list[dict[str, Any]]], str] = echo_responder,
+        latency: float = 0.0,
+        fault_rates: dict[str, float] | None = None,
+        slow_seconds: float = 2.0,
+        retry_after: float = 0.05,
+        first_attempt_fault: str | None = None,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        unknown = (set(fault_rates or {}) | {first_attempt_fault} - {None}) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {FAULTS}")
+        self.responder = responder
+        self.latency = latency
+        self.fault_rates = dict(fault_rates or {})
+        self.slow_seconds = slow_seconds
+        self.retry_after = retry_after
+        self.first_attempt_fault = first_attempt_fault
+        self.authorizations: Counter[str] = Counter()  # Authorization headers seen
+        self.rng = random.Random(seed)
+        self.host, self.port = host, port
+        self.requests = 0
+        self.per_prompt: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()  # 200 replies with content, per prompt
+        self.faults: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/chat/completions", self._chat)
+        app.router.add_get("/stats", self._stats)
+        return app
+
+    async def start_async(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    def start(self) -> FakeLLMServer:
+        """Serve from a background thread; returns once the port is bound."""
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self.start_async())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="fake-llm", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the fake LLM server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": self.requests,
+                "per_prompt": dict(self.per_prompt),
+                "answered": dict(self.answered),
+                "faults": dict(self.faults),
+            }
+
+    # ---- handlers ----------------------------------------------------------------------------
+
+    def _pick_fault(self, messages: list[dict[str, Any]]) -> str | None:
+        if any(ALWAYS_FAIL in str(m.get("content", "")) for m in messages):
+            return "error500"
+        if self.first_attempt_fault and self.per_prompt[prompt_key(messages)] == 1:
+            return self.first_attempt_fault
+        draw = self.rng.random()
+        for name in FAULTS:
+            rate = self.fault_rates.get(name, 0.0)
+            if draw < rate:
+                return name
+            draw -= rate
+        return None
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        messages = body.get("messages", [])
+        key = prompt_key(messages)
+        with self.lock:
+            self.requests += 1
+            self.per_prompt[key] += 1
+            self.authorizations[request.headers.get("Authorization", "")] += 1
+            fault = self._pick_fault(messages)
+            if fault:
+                self.faults[fault] += 1
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if fault == "error500":
+            auth = request.headers.get("Authorization", "")
+            return web.json_response(
+                {"error": {"message": f"internal error (auth was {auth})"}}, status=500
+            )
+        if fault == "rate429":
+            return web.json_response(
+                {"error": {"message": "rate limited"}},
+                status=429,
+                headers={"Retry-After": str(self.retry_after)},
+            )
+        if fault == "drop":
+            request.transport.close()
+            return web.Response(status=500)
+        if fault == "malformed":
+            return web.Response(
+                text='{"choices": [ this is not json', content_type="application/json"
+            )
+        if fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        content = "" if fault == "empty" else self.responder(messages)
+        if content:
+            with self.lock:
+                self.answered[key] += 1
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        completion_tokens = len(content.split())
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{key}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        )
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--faults", type=json.loads, default={}, help='e.g. {"error500": 0.1}')
+    args = parser.parse_args()
+    server = FakeLLMServer(latency=args.latency, fault_rates=args.faults, port=args.port)
+
+    async def serve() -> None:
+        await server.start_async()
+        print(server.port, flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -332,7 +332,8 @@ class LLMClient:
 
     def _describe(self, err: BaseException) -> str:
         message = str(err) or type(err).__name__
-        return redact(f"{type(err).__name__}: {message}"[:500], self._secret_vars)
+        # Redact before cutting, so no partial key survives at the cut.
+        return redact(f"{type(err).__name__}: {message}", self._secret_vars)[:500]
 
 
 async def _with_timeout(coro: Coroutine[Any, Any, T], seconds: float) -> T:

@@ -106,8 +106,7 @@ class Reader:
         failures = 0
         for result in results:
             parsed = parse_answer(result.text)
-            if not parsed.ok:
-                failures += 1
+            failures += result.ok and not parsed.ok  # a failed call is counted as a failure already
             answer = parsed.answer if parsed.ok or self.config.fallback == "first_line" else ""
             outputs.append(ReaderOutput(answer, result.text, parsed.ok, result.error))
         self.client.count_parse_failure(self.role, failures)
@@ -248,7 +247,7 @@ class Teacher:
             group = []
             for result in results[i * samples : (i + 1) * samples]:
                 parsed = parse_rationale_and_answer(result.text)
-                failures += not parsed.ok
+                failures += result.ok and not parsed.ok
                 group.append(
                     TeacherOutput(
                         parsed.rationale, parsed.answer, result.text, parsed.ok, result.error
@@ -363,7 +362,7 @@ class Judge:
         failures = 0
         for result in results:
             parsed = parse_aspect_scores(result.text, names, cfg.scale_min, cfg.scale_max)
-            failures += not parsed.ok
+            failures += result.ok and not parsed.ok
             scores = {n: (v if v is not None else self.fallback) for n, v in parsed.scores.items()}
             outputs.append(JudgeOutput(scores, parsed.ok, result.text, result.error))
         self.client.count_parse_failure(self.role, failures)

@@ -125,6 +125,9 @@ class LLMClient:
             if self.config.retry_on_empty is not None
             else not self.config.model.startswith("local/")
         )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+        self._limits: tuple | None = None
         self._lease = self.config.timeout * (self.config.max_retries + 1) + self.config.backoff_max
 
     # ---- public API ----------------------------------------------------------------------
@@ -135,8 +138,31 @@ class LLMClient:
         role: str = "default",
         sampling: SamplingParams | None = None,
     ) -> list[LLMResult]:
-        """Answer a batch of requests (blocking); results come in request order."""
-        return run_sync(self.acomplete(requests, role, sampling))
+        """Answer a batch of requests (blocking); results come in request order.
+
+        Runs on the client's own event loop (a background thread that lives as long as the
+        client), so HTTP connections and rate limits carry over from one batch to the next.
+        """
+        loop = self._background_loop()
+        return asyncio.run_coroutine_threadsafe(self.acomplete(requests, role, sampling), loop).result()
+
+    def _background_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="lmcot-llm-client", daemon=True)
+                thread.start()
+                self._loop = loop
+            return self._loop
+
+    def close(self) -> None:
+        """Stop the background event loop and close the cache connection."""
+        with self._loop_lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
+        if self.cache is not None:
+            self.cache.close()
 
     async def acomplete(
         self,
@@ -166,7 +192,16 @@ class LLMClient:
                 continue
             first_of[key] = i
             jobs.append(self._one(batch, i, key, messages, semaphore, limits))
-        await asyncio.gather(*jobs)
+        tasks = [asyncio.ensure_future(job) for job in jobs]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # A configuration error (or a cancelled caller) ends the batch: stop the rest
+            # instead of letting them go on sending on the client's long-lived loop.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         for i, original in copies:
             result = batch.results[original]
             batch.results[i] = dataclasses.replace(result, cached=result.ok)
@@ -348,29 +383,6 @@ def _estimate_tokens(messages: list[dict[str, str]]) -> int:
     return sum(len(m.get("content") or "") for m in messages) // 4 + 4 * len(messages)
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, also when an event loop is already running
-    in this thread (notebooks): then it runs on a fresh loop in a helper thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as err:  # handed to the caller below
-            box["error"] = err
-
-    thread = threading.Thread(target=target, name="lmcot-llm", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 __all__ = [
     "EmptyReplyError",
     "LLMClient",
@@ -378,5 +390,4 @@ __all__ = [
     "LLMRequest",
     "LLMResult",
     "RoleUsage",
-    "run_sync",
 ]

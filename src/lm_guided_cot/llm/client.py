@@ -144,13 +144,17 @@ class LLMClient:
         client), so HTTP connections and rate limits carry over from one batch to the next.
         """
         loop = self._background_loop()
-        return asyncio.run_coroutine_threadsafe(self.acomplete(requests, role, sampling), loop).result()
+        return asyncio.run_coroutine_threadsafe(
+            self.acomplete(requests, role, sampling), loop
+        ).result()
 
     def _background_loop(self) -> asyncio.AbstractEventLoop:
         with self._loop_lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="lmcot-llm-client", daemon=True)
+                thread = threading.Thread(
+                    target=loop.run_forever, name="lmcot-llm-client", daemon=True
+                )
                 thread.start()
                 self._loop = loop
             return self._loop

@@ -33,3 +33,44 @@ def write_jsonl(path: Path, records: list) -> Path:
 def write_json(path: Path, records) -> Path:
     path.write_text(json.dumps(records, indent=1), encoding="utf-8")
     return path
+
+
+def write_rationales(
+    folder: Path, split: str, rows: list[tuple[str, str]], extra_unkept: int = 0
+) -> Path:
+    """A teacher-rationale file as build_rationales writes it: (id, rationale) rows, all kept,
+    plus ``extra_unkept`` rejected rows that must be ignored."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        {
+            "id": rid,
+            "sample": 0,
+            "rationale": text,
+            "teacher_answer": "x",
+            "correct": True,
+            "score": 1.0,
+            "kept": True,
+        }
+        for rid, text in rows
+    ]
+    lines += [
+        {
+            "id": rows[0][0],
+            "sample": k + 1,
+            "rationale": "WRONG",
+            "teacher_answer": "y",
+            "correct": False,
+            "score": 0.0,
+            "kept": False,
+        }
+        for k in range(extra_unkept)
+    ]
+    path = folder / f"{split}.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def synthetic_rationale(record) -> str:
+    """A rationale a small model can learn from the prompt: the gold titles, then the answer."""
+    titles = " and ".join(record.gold_titles[:2])
+    return f"See {titles}. Answer: {record.answer}"

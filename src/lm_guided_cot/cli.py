@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from lightning import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from lm_guided_cot.commands import COMMANDS
@@ -25,7 +26,25 @@ _DESCRIPTION = (
 
 
 class LmcotCLI(LightningCLI):
-    """LightningCLI with the project's defaults; stage modules add their argument links."""
+    """LightningCLI with the project's defaults: the data's tokenizer is the small LM's."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("model.init_args.model", "data.init_args.tokenizer")
+
+
+def build_cli(args: list[str] | None, run: bool = True) -> LmcotCLI:
+    """The LightningCLI of ``lmcot`` (``run=False``: parse and instantiate only)."""
+    return LmcotCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [RichProgressBar()]},
+        parser_kwargs={"description": _DESCRIPTION} if run else {},
+        run=run,
+        args=args,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,15 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] in COMMANDS:
         COMMANDS[args[0]](args[1:])
         return
-    LmcotCLI(
-        LightningModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": _DESCRIPTION},
-        args=argv,  # None: LightningCLI reads sys.argv itself
-    )
+    build_cli(argv)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":

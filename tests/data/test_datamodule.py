@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lm_guided_cot.data.datamodule import (
-    HotpotQADataModule,
-    TwoWikiMultiHopQADataModule,
-    resolve_data_path,
-)
+from lm_guided_cot.data.datamodule import HotpotQADataModule, TwoWikiMultiHopQADataModule
 from lm_guided_cot.data.prompts import PromptConfig
 from lm_guided_cot.data.records import TWOWIKI
+from lm_guided_cot.paths import expand_path
 
 
 def _hotpot(shared_data, tokenizer_dir, cache, **kwargs):
@@ -90,12 +87,10 @@ def test_twowiki_module_reads_the_official_json(shared_data, tokenizer_dir, data
 
 def test_data_path_expands_lmcot_data(monkeypatch):
     monkeypatch.setenv("LMCOT_DATA", "/data/here")
-    assert (
-        resolve_data_path("$LMCOT_DATA/hotpotqa/train.jsonl") == "/data/here/hotpotqa/train.jsonl"
-    )
+    assert expand_path("$LMCOT_DATA/hotpotqa/train.jsonl") == "/data/here/hotpotqa/train.jsonl"
     monkeypatch.delenv("LMCOT_DATA")
     expected = str(Path.cwd().parent / "shared" / "data" / "x.json")
-    assert resolve_data_path("${LMCOT_DATA}/x.json") == expected
+    assert expand_path("${LMCOT_DATA}/x.json") == expected
 
 
 @pytest.mark.slow

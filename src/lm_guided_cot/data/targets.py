@@ -1,0 +1,30 @@
+"""Rationale targets as token ids: EOS appended, right-padded with -100 (ignored by losses)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+
+
+def encode_targets(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_tokens: int | None = None
+) -> torch.Tensor:
+    """Right-padded target ids with EOS appended, ``-100`` on padding; cut to ``max_tokens``."""
+    rows = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if max_tokens is not None:
+            ids = ids[: max_tokens - 1]
+        rows.append([*ids, tokenizer.eos_token_id])
+    return pad_labels(rows)
+
+
+def pad_labels(rows: list[list[int]]) -> torch.Tensor:
+    """Rows of ids as one right-padded tensor (-100 padding)."""
+    width = max((len(r) for r in rows), default=0)
+    out = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out

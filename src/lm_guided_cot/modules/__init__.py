@@ -1,0 +1,5 @@
+"""LightningModules: thin orchestration of the stages."""
+
+from lm_guided_cot.modules.distill import DistillationModule
+
+__all__ = ["DistillationModule"]

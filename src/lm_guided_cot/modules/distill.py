@@ -1,0 +1,223 @@
+"""Stage 1, rationale distillation: fine-tune the small LM on the large LM's kept rationales.
+
+What it supports
+- Small LMs that are seq2seq (``AutoModelForSeq2SeqLM``, e.g. FLAN-T5) or causal
+  (``AutoModelForCausalLM``, e.g. SmolLM2): hub ids, local folders, ``folder#file.gguf``,
+  ``smollm2``. The loss is cross-entropy on the rationale tokens only (for a causal model
+  the prompt is context, never a target).
+- AdamW with linear or cosine decay after a linear warmup, stepped every optimizer step.
+  Gradient clipping, accumulation and precision (``bf16-mixed`` where the hardware has it)
+  are the Trainer's: set them under ``trainer:``.
+- Validation: the loss on the kept teacher rationales of the validation split every epoch;
+  every ``eval_every_n_epochs`` epochs also rationales generated for *all* validation
+  questions, the large LM's answers with them (reader role) scored by official EM/F1, and a
+  TensorBoard text table of examples. ``lmcot test`` does the same on the test split.
+- Export: at the end of ``fit`` the small LM and tokenizer are written with
+  ``save_pretrained`` to ``export_dir`` (default ``<log dir>/export``); stage 2 and the
+  evaluation take that folder.
+
+Batch size: ``data.batch_size`` rationales per device per step; the effective batch is that
+times devices times ``trainer.accumulate_grad_batches``. Resume: ``lmcot fit --ckpt_path``
+restores weights, optimizer, scheduler and loop state from a Lightning checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from transformers import get_scheduler
+
+from lm_guided_cot.llm.client import LLMClient
+from lm_guided_cot.llm.config import LLMConfig
+from lm_guided_cot.llm.roles import Reader, ReaderConfig
+from lm_guided_cot.metrics import AnswerScores
+from lm_guided_cot.modules.reporting import export_pretrained, log_text_table
+from lm_guided_cot.policy import GenerationConfig, SmallLM
+
+
+class DistillationModule(L.LightningModule):
+    """Stage 1 (see the module docstring).
+
+    Args:
+        model: the small LM: a hub id, a folder, ``folder#file.gguf`` or ``smollm2``.
+        learning_rate: peak AdamW learning rate.
+        weight_decay: AdamW weight decay (not applied to biases and norms).
+        warmup_steps: optimizer steps of linear warmup.
+        scheduler: decay after warmup: ``linear`` or ``cosine`` to 0, or ``constant``.
+        generation: how rationales are generated for evaluation.
+        eval_every_n_epochs: generate and ask the reader every N validation epochs (0: never).
+        reader_llm: the large LM that answers with the generated rationales (the reader
+            role); ``None`` skips answer metrics and only logs rationales.
+        reader: the reader's prompt and parsing.
+        num_logged_examples: rows of the TensorBoard text table per evaluation.
+        export_dir: where ``fit`` writes the ``save_pretrained`` folder (default
+            ``<log dir>/export``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        learning_rate: float = 5e-5,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        scheduler: Literal["linear", "cosine", "constant"] = "linear",
+        generation: GenerationConfig = GenerationConfig(),  # noqa: B008 (a plain dataclass, copied)
+        eval_every_n_epochs: int = 1,
+        reader_llm: LLMConfig | None = None,
+        reader: ReaderConfig = ReaderConfig(),  # noqa: B008 (a plain dataclass, copied)
+        num_logged_examples: int = 8,
+        export_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model_spec = model
+        self.generation = dataclasses.replace(generation)
+        self.reader_config = dataclasses.replace(reader)
+        # Objects are kept as given: under LightningCLI, hparams hold their config dicts.
+        self.reader_llm = reader_llm
+        self.policy: SmallLM | None = None
+        self._client: LLMClient | None = None
+        self._generated: list[tuple[int, str]] = []
+        self.answer_scores = AnswerScores()
+
+    # ---- model -------------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        # Loaded here, not in __init__, so that the CLI can parse a config without loading
+        # weights and so that sharded strategies can build the model in their own context.
+        if self.policy is None:
+            self.policy = SmallLM.from_pretrained(self.model_spec)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, param in self.policy.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.hparams.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.hparams.learning_rate,
+        )
+        name = {"constant": "constant_with_warmup"}.get(
+            self.hparams.scheduler, self.hparams.scheduler
+        )
+        scheduler = get_scheduler(
+            name,
+            optimizer,
+            num_warmup_steps=self.hparams.warmup_steps,
+            num_training_steps=max(int(self.trainer.estimated_stepping_batches), 1),
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    # ---- training ---------------------------------------------------------------------------
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.policy.sft_loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
+        return loss
+
+    # ---- evaluation ---------------------------------------------------------------------------
+
+    def _is_eval_epoch(self) -> bool:
+        every = self.hparams.eval_every_n_epochs
+        if self.trainer.sanity_checking or every <= 0:
+            return False
+        # after every N-th epoch, and always after the last one
+        return (self.current_epoch + 1) % every == 0 or self.current_epoch + 1 == self.trainer.max_epochs
+
+    def validation_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if "labels" in batch:
+            loss = self.policy.sft_loss(batch)
+            self.log(
+                "val/loss",
+                loss,
+                prog_bar=True,
+                sync_dist=True,
+                add_dataloader_idx=False,
+                batch_size=batch["labels"].shape[0],
+            )
+        elif self._is_eval_epoch():
+            self._generate(batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._generate(batch)
+
+    def _generate(self, batch: dict[str, torch.Tensor]) -> None:
+        ids = self.policy.generate(batch["input_ids"], batch["attention_mask"], self.generation)
+        self._generated.extend(zip(batch["index"].tolist(), self.policy.decode(ids)))
+
+    def on_validation_epoch_end(self) -> None:
+        self._evaluate("validation", "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluate("test", "test")
+
+    def _evaluate(self, split: str, prefix: str) -> None:
+        generated, self._generated = self._generated, []
+        if not generated and not self.trainer.sanity_checking and prefix == "test":
+            raise RuntimeError("the test split produced no batches")
+        if not generated:
+            return
+        datamodule = self.trainer.datamodule
+        records = [datamodule.record(split, index) for index, _ in generated]
+        rationales = [text for _, text in generated]
+        lengths = torch.tensor([len(r.split()) for r in rationales], dtype=torch.float32)
+        self.log(f"{prefix}/rationale_words", lengths.mean(), sync_dist=True)
+        answers: list[str] = [""] * len(records)
+        if self.reader_llm is not None:
+            client = self._reader_client()
+            outputs = Reader(client, self.reader_config).answer(records, rationales)
+            answers = [o.answer for o in outputs]
+            self.answer_scores.update(answers, [r.gold_answers for r in records])
+            scores = self.answer_scores.compute()
+            self.answer_scores.reset()
+            self.log(f"{prefix}/answer_em", scores["em"].float())
+            self.log(f"{prefix}/answer_f1", scores["f1"].float(), prog_bar=True)
+            usage = client.usage()
+            for key in (
+                "llm/total/requests",
+                "llm/total/cost",
+                "llm/total/cache_hits",
+                "llm/total/failures",
+            ):
+                self.log(key, float(usage[key]), reduce_fx="sum", sync_dist=True)
+        if self.global_rank == 0:
+            n = self.hparams.num_logged_examples
+            log_text_table(
+                self,
+                f"{prefix}/examples",
+                ["question", "rationale", "answer", "gold"],
+                [
+                    (r.question, x, a, r.answer)
+                    for r, x, a in zip(records[:n], rationales[:n], answers[:n])
+                ],
+            )
+
+    def _reader_client(self) -> LLMClient:
+        if self._client is None:
+            self._client = LLMClient(self.reader_llm)
+        return self._client
+
+    # ---- export ------------------------------------------------------------------------------
+
+    def export_dir(self) -> str:
+        if self.hparams.export_dir:
+            return os.path.expandvars(os.path.expanduser(self.hparams.export_dir))
+        return os.path.join(self.trainer.log_dir or self.trainer.default_root_dir, "export")
+
+    def on_fit_end(self) -> None:
+        if self.trainer.is_global_zero:
+            folder = export_pretrained(self.policy, self.export_dir())
+            print(f"exported the small LM to {folder}")

@@ -1,0 +1,55 @@
+"""What the stage modules share: rationale evaluation with the reader, TensorBoard text tables,
+and exporting the small LM as a ``save_pretrained`` folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from lm_guided_cot.policy import SmallLM
+
+
+def log_text_table(
+    module: Any, tag: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """A Markdown table in TensorBoard's Text tab (other loggers are left alone)."""
+    logger = module.logger
+    if not isinstance(logger, TensorBoardLogger) or not rows:
+        return
+
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    logger.experiment.add_text(tag, "\n".join(lines), global_step=module.global_step)
+
+
+def export_pretrained(policy: SmallLM, folder: str | os.PathLike) -> Path:
+    """Write the small LM and its tokenizer to ``folder`` whole or not at all.
+
+    They are saved to a temporary folder beside it and renamed into place, so a crash never
+    leaves a half-written export that ``from_pretrained`` would half-load.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    try:
+        policy.save_pretrained(str(tmp))
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder

@@ -1,0 +1,189 @@
+"""The small LM behind one interface, whether it is seq2seq (T5) or causal (Llama, SmolLM2).
+
+Batches hold the prompt left-padded (``input_ids``, ``attention_mask``) and the rationale
+right-padded (``labels``, -100 on padding). For a seq2seq model the rationale is the decoder
+target; for a causal model the two are laid end to end,
+
+    [pad pad p1 p2 p3 | r1 r2 r3 eos pad]
+
+so the rationale tokens are always the last ``T`` positions and their logits come from
+``logits_to_keep = T + 1`` (no logits are computed for the prompt). Position ids count only
+real tokens, so left padding does not shift them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets
+from lm_guided_cot.model_specs import load_model, load_tokenizer
+
+
+@dataclass
+class GenerationConfig:
+    """How the small LM writes rationales.
+
+    Args:
+        max_new_tokens: longest rationale in tokens.
+        do_sample: sample (True) or decode greedily / with beams (False).
+        temperature: sampling temperature.
+        top_p: nucleus sampling mass.
+        top_k: top-k sampling (0 for off).
+        num_beams: beam search width when not sampling.
+        repetition_penalty: 1.0 for none.
+    """
+
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    num_beams: int = 1
+    repetition_penalty: float = 1.0
+
+    def to_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            "num_beams": self.num_beams,
+            "repetition_penalty": self.repetition_penalty,
+        }
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+
+class SmallLM(nn.Module):
+    """A seq2seq or causal LM with its tokenizer: rationale log-probs, loss and generation."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.is_seq2seq = bool(model.config.is_encoder_decoder)
+
+    @classmethod
+    def from_pretrained(cls, spec: str, dtype: torch.dtype | None = None) -> SmallLM:
+        """Load from a hub id, a folder, ``folder#file.gguf`` or ``smollm2``."""
+        return cls(load_model(spec, dtype), load_tokenizer(spec, "left"))
+
+    # ---- scoring ---------------------------------------------------------------------------
+
+    def _forward_target_logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, Any]:
+        """Logits predicting each rationale position: ``[B, T, V]``, and the model output."""
+        target_ids = labels.clamp(min=0)
+        target_mask = (labels != IGNORE_INDEX).long()
+        if self.is_seq2seq:
+            decoder_input_ids = self.model._shift_right(target_ids)
+            output = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=torch.cat(
+                    [torch.ones_like(target_mask[:, :1]), target_mask[:, :-1]], dim=1
+                ),
+                **kwargs,
+            )
+            return output.logits, output
+        sequence = torch.cat([input_ids, target_ids], dim=1)
+        mask = torch.cat([attention_mask, target_mask], dim=1)
+        position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        steps = labels.shape[1]
+        output = self.model(
+            input_ids=sequence,
+            attention_mask=mask,
+            position_ids=position_ids,
+            logits_to_keep=steps + 1,
+            **kwargs,
+        )
+        # Position t's logits predict token t+1: keep those predicting the T rationale tokens.
+        return output.logits[:, :-1], output
+
+    def token_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """Log-probability of each rationale token, ``[B, T]`` (0 where ``labels`` is -100)."""
+        logits, _ = self._forward_target_logits(input_ids, attention_mask, labels)
+        return gather_logprobs(logits.float(), labels)
+
+    def sft_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean cross-entropy over the rationale tokens of a batch."""
+        logits, _ = self._forward_target_logits(
+            batch["input_ids"], batch["attention_mask"], batch["labels"]
+        )
+        return F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]),
+            batch["labels"].reshape(-1),
+            ignore_index=IGNORE_INDEX,
+        )
+
+    # ---- generation ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        config: GenerationConfig | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """Rationale token ids ``[B, T]``, right-padded with -100 after the first EOS."""
+        config = config or GenerationConfig()
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            **config.to_kwargs(),
+            **kwargs,
+        )
+        new = output[:, 1:] if self.is_seq2seq else output[:, input_ids.shape[1] :]
+        return mask_after_eos(new, self.tokenizer.eos_token_id)
+
+    def decode(self, labels: torch.Tensor) -> list[str]:
+        """Texts of rationale ids (``-100`` and special tokens dropped)."""
+        return [
+            self.tokenizer.decode(
+                [t for t in row.tolist() if t != IGNORE_INDEX], skip_special_tokens=True
+            ).strip()
+            for row in labels
+        ]
+
+    def encode_targets(self, texts: list[str], max_tokens: int | None = None) -> torch.Tensor:
+        """Rationale texts as right-padded ``labels`` (EOS appended, -100 padding)."""
+        return encode_targets(self.tokenizer, texts, max_tokens)
+
+    def save_pretrained(self, folder: str) -> None:
+        """Write model and tokenizer so that ``AutoModelFor*.from_pretrained(folder)`` loads them."""
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+
+
+def gather_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``log softmax(logits)[labels]`` per position, 0 where labels are -100."""
+    mask = labels != IGNORE_INDEX
+    logprobs = (
+        torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    )
+    return logprobs * mask
+
+
+def mask_after_eos(ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """Keep tokens up to and including the first EOS; -100 after it (and for pad past the end)."""
+    is_eos = ids == eos_token_id
+    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first EOS
+    return ids.masked_fill(after, IGNORE_INDEX)

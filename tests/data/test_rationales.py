@@ -1,0 +1,186 @@
+"""The teacher-rationale builder: keep rules, faults, summaries, atomic files."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from lm_guided_cot.data.rationales import (
+    RationaleConfig,
+    build_rationales,
+    judge_answer,
+    read_kept,
+    select_kept,
+)
+from lm_guided_cot.data.records import Paragraph, QARecord
+from lm_guided_cot.llm.config import LLMConfig, SamplingParams
+from lm_guided_cot.llm.roles import TeacherConfig
+from lm_guided_cot.testing.fake_llm import FakeLLMServer
+
+# question -> the teacher's answers to its 1st and 2nd request
+SCRIPT = {
+    "Q-exact": ["Paris", "the Paris."],
+    "Q-partial": ["New York City", "New York"],  # F1 0.8 then exact
+    "Q-wrong": ["Lyon", "Marseille"],
+    "Q-inclusion": ["It is Berlin, Germany", "Germany"],
+    "Q-unparseable": [None, None],  # no answer marker at all
+}
+GOLD = {
+    "Q-exact": "Paris",
+    "Q-partial": "New York",
+    "Q-wrong": "Paris",
+    "Q-inclusion": "Berlin",
+    "Q-unparseable": "Rome",
+}
+
+
+def _records() -> list[QARecord]:
+    return [
+        QARecord(id=q, question=q, answer=GOLD[q], paragraphs=(Paragraph("T", ("Some text.",)),))
+        for q in SCRIPT
+    ]
+
+
+def _responder():
+    seen: Counter[str] = Counter()
+
+    def respond(messages):
+        question = messages[-1]["content"].rsplit("Question: ", 1)[1]
+        k = seen[question]
+        seen[question] += 1
+        answer = SCRIPT[question][k % 2]
+        if answer is None:
+            return "I would rather not say."
+        return f"Reasoning about {question} (sample {k}). So the answer is: {answer}"
+
+    return respond
+
+
+def _config(server, tmp_path, **overrides) -> RationaleConfig:
+    llm = LLMConfig(
+        model="openai/teacher",
+        api_base=server.base_url,
+        cache_path=str(tmp_path / "cache.sqlite"),
+        max_concurrency=1,
+        timeout=1.0,
+        backoff_base=0.01,
+        backoff_max=0.02,
+        max_retries=8,
+    )
+    values = dict(
+        dir=str(tmp_path / "rationales"),
+        llm=llm,
+        samples=2,
+        teacher=TeacherConfig(sampling=SamplingParams(temperature=0.8)),
+    )
+    values.update(overrides)
+    return RationaleConfig(**values)
+
+
+def _kept(path) -> set[tuple[str, int]]:
+    return {(row["id"], row["sample"]) for row in read_kept(path)}
+
+
+@pytest.mark.parametrize(
+    ("rule", "keep", "expected"),
+    [
+        ("exact_match", "all", {("Q-exact", 0), ("Q-exact", 1), ("Q-partial", 1)}),
+        # "It is Berlin, Germany" has F1 0.4 against "Berlin": under the 0.5 threshold
+        ("f1", "all", {("Q-exact", 0), ("Q-exact", 1), ("Q-partial", 0), ("Q-partial", 1)}),
+        ("f1", "best", {("Q-exact", 0), ("Q-partial", 1)}),
+        (
+            "inclusion",
+            "all",
+            {
+                ("Q-exact", 0),
+                ("Q-exact", 1),
+                ("Q-partial", 0),
+                ("Q-partial", 1),
+                ("Q-inclusion", 0),
+            },
+        ),
+    ],
+)
+def test_kept_set_follows_the_rule_exactly(tmp_path, rule, keep, expected):
+    with FakeLLMServer(responder=_responder()) as server:
+        config = _config(server, tmp_path, rule=rule, keep=keep, threshold=0.5)
+        summary = build_rationales(_records(), config, "train")
+    assert _kept(config.path("train")) == expected
+    rows = [json.loads(line) for line in config.path("train").read_text().splitlines()]
+    assert len(rows) == 10 and {r["id"] for r in rows} == set(SCRIPT)
+    assert summary["asked"] == 10 and summary["answered"] == 10 and summary["failed"] == 0
+    assert summary["parse_failures"] == 2  # Q-unparseable, both samples
+    assert summary["kept"] == len(expected)
+    assert summary["questions_with_kept"] == len({q for q, _ in expected})
+    assert summary["kept_fraction"] == pytest.approx(len(expected) / 10)
+    assert json.loads(config.summary_path("train").read_text()) == summary
+    first = rows[0]
+    assert first["teacher_model"] == "openai/teacher" and first["sampling"]["temperature"] == 0.8
+    assert len(first["prompt_template_hash"]) == 12
+    assert (
+        first["rationale"].startswith("Reasoning about Q-exact")
+        and "answer is" not in first["rationale"]
+    )
+
+
+def test_faults_do_not_change_what_is_kept(tmp_path):
+    # 30% of requests fail in mixed ways; retries hide that from the result
+    faults = {"error500": 0.1, "rate429": 0.05, "malformed": 0.05, "empty": 0.05, "drop": 0.05}
+    with FakeLLMServer(
+        responder=_responder(), fault_rates=faults, seed=4
+    ) as server:  # seed 4: faults early
+        config = _config(server, tmp_path, samples=1, rule="f1")
+        summary = build_rationales(_records(), config, "train")
+        assert sum(server.stats()["faults"].values()) > 0
+    assert _kept(config.path("train")) == {("Q-exact", 0), ("Q-partial", 0)}
+    assert summary["answered"] == 5 and summary["failed"] == 0
+    assert summary["requests_sent"] == server.stats()["requests"]
+
+
+def test_summary_counts_failed_calls(tmp_path):
+    with FakeLLMServer(responder=_responder()) as server:
+        config = _config(server, tmp_path, samples=1)
+        config.llm.max_retries = 0
+        records = [
+            *_records(),
+            QARecord(
+                id="boom", question="ALWAYS_FAIL", answer="x", paragraphs=(Paragraph("T", ("t",)),)
+            ),
+        ]
+        summary = build_rationales(records, config, "train")
+    assert summary["asked"] == 6 and summary["failed"] == 1 and summary["answered"] == 5
+    assert summary["asked"] == summary["answered"] + summary["failed"]
+    failed = [
+        json.loads(line) for line in config.path("train").read_text().splitlines() if "boom" in line
+    ]
+    assert failed[0]["error"] and not failed[0]["kept"]
+
+
+def test_rebuild_is_served_from_the_cache(tmp_path):
+    with FakeLLMServer(responder=_responder()) as server:
+        config = _config(server, tmp_path)
+        build_rationales(_records(), config, "train")
+        first = config.path("train").read_text()
+        sent = server.stats()["requests"]
+        build_rationales(_records(), config, "train")
+        assert server.stats()["requests"] == sent
+    assert config.path("train").read_text() == first
+
+
+def test_keep_rules_by_hand():
+    assert judge_answer("the Paris", ["Paris"], "exact_match", 0.5) == (True, 1.0)
+    assert judge_answer("New York City", ["New York"], "f1", 0.8) == (True, pytest.approx(0.8))
+    assert judge_answer("New York City", ["New York"], "f1", 0.81)[0] is False
+    assert judge_answer("in Berlin", ["Munich", "Berlin"], "inclusion", 0.5) == (True, 1.0)
+    assert select_kept([True, True, False], [0.5, 0.9, 1.0], "best") == [False, True, False]
+    assert select_kept([True, True], [0.9, 0.9], "best") == [True, False]
+    assert select_kept([False, False], [0.0, 0.0], "best") == [False, False]
+
+
+def test_bad_rationale_file_names_file_line_and_field(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"id": "a", "rationale": "r", "kept": true}\n{"id": "b", "kept": true}\n')
+    with pytest.raises(ValueError, match=r"train\.jsonl: line 2: field 'rationale'"):
+        read_kept(path)

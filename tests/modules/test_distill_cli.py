@@ -21,8 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _answers(shared_data: Path) -> dict[str, str]:
-    rows = [json.loads(line) for line in (shared_data / "hotpotqa/train.jsonl").read_text().splitlines()]
-    rows += [json.loads(line) for line in (shared_data / "hotpotqa/validation.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (shared_data / "hotpotqa/train.jsonl").read_text().splitlines()
+    ]
+    rows += [
+        json.loads(line)
+        for line in (shared_data / "hotpotqa/validation.jsonl").read_text().splitlines()
+    ]
     return {r["question"]: r["answer"] for r in rows}
 
 
@@ -42,16 +47,33 @@ def _responder(answers: dict[str, str]):
 
 
 def _config(tmp_path: Path, shared_data: Path, model_dir: Path, url: str) -> Path:
-    llm = {"model": "openai/fake-large", "api_base": url, "cache_path": str(tmp_path / "llm.sqlite"),
-           "timeout": 5, "backoff_base": 0.01, "backoff_max": 0.02}
+    llm = {
+        "model": "openai/fake-large",
+        "api_base": url,
+        "cache_path": str(tmp_path / "llm.sqlite"),
+        "timeout": 5,
+        "backoff_base": 0.01,
+        "backoff_max": 0.02,
+    }
     config = {
         "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "max_epochs": 2, "default_root_dir": str(tmp_path / "runs"),
-                    "log_every_n_steps": 1, "num_sanity_val_steps": 0, "enable_model_summary": False},
+        "trainer": {
+            "accelerator": "cpu",
+            "max_epochs": 2,
+            "default_root_dir": str(tmp_path / "runs"),
+            "log_every_n_steps": 1,
+            "num_sanity_val_steps": 0,
+            "enable_model_summary": False,
+        },
         "model": {
             "class_path": "lm_guided_cot.modules.DistillationModule",
-            "init_args": {"model": str(model_dir), "learning_rate": 1e-3, "generation": {"max_new_tokens": 12},
-                          "eval_every_n_epochs": 1, "reader_llm": llm},
+            "init_args": {
+                "model": str(model_dir),
+                "learning_rate": 1e-3,
+                "generation": {"max_new_tokens": 12},
+                "eval_every_n_epochs": 1,
+                "reader_llm": llm,
+            },
         },
         "data": {
             "class_path": "lm_guided_cot.data.HotpotQADataModule",
@@ -59,9 +81,17 @@ def _config(tmp_path: Path, shared_data: Path, model_dir: Path, url: str) -> Pat
                 "train": str(shared_data / "hotpotqa/train.jsonl"),
                 "validation": str(shared_data / "hotpotqa/validation.jsonl"),
                 "test": str(shared_data / "hotpotqa/validation.jsonl"),
-                "max_examples": 12, "max_eval_examples": 6, "batch_size": 4, "eval_batch_size": 6,
-                "prompt": {"max_tokens": 128}, "cache_dir": str(tmp_path / "hf"),
-                "rationales": {"dir": str(tmp_path / "rationales"), "llm": llm, "rule": "exact_match"},
+                "max_examples": 12,
+                "max_eval_examples": 6,
+                "batch_size": 4,
+                "eval_batch_size": 6,
+                "prompt": {"max_tokens": 128},
+                "cache_dir": str(tmp_path / "hf"),
+                "rationales": {
+                    "dir": str(tmp_path / "rationales"),
+                    "llm": llm,
+                    "rule": "exact_match",
+                },
             },
         },
     }
@@ -71,8 +101,14 @@ def _config(tmp_path: Path, shared_data: Path, model_dir: Path, url: str) -> Pat
 
 
 def _lmcot(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lm_guided_cot.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "lm_guided_cot.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 @pytest.mark.slow
@@ -113,15 +149,27 @@ def test_fit_then_test_end_to_end(tmp_path, shared_data, tiny_causal_dir):
 
 
 @pytest.mark.slow
-def test_rationales_command_killed_and_rerun_sends_nothing_twice(tmp_path, shared_data, tiny_causal_dir):
+def test_rationales_command_killed_and_rerun_sends_nothing_twice(
+    tmp_path, shared_data, tiny_causal_dir
+):
     answers = _answers(shared_data)
     with FakeLLMServer(responder=_responder(answers), latency=0.1) as server:
         config = _config(tmp_path, shared_data, tiny_causal_dir, server.base_url)
-        override = ["--data.init_args.max_examples", "60", "--data.init_args.max_eval_examples", "4",
-                    "--data.init_args.rationales.llm.max_concurrency", "2"]
+        override = [
+            "--data.init_args.max_examples",
+            "60",
+            "--data.init_args.max_eval_examples",
+            "4",
+            "--data.init_args.rationales.llm.max_concurrency",
+            "2",
+        ]
         log = (tmp_path / "first.log").open("w")
-        proc = subprocess.Popen([sys.executable, "-m", "lm_guided_cot.cli", "rationales", "-c", str(config), *override],
-                                cwd=REPO, stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lm_guided_cot.cli", "rationales", "-c", str(config), *override],
+            cwd=REPO,
+            stdout=log,
+            stderr=log,
+        )
         cache = tmp_path / "llm.sqlite"
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and _cached(cache) < 20:
@@ -136,7 +184,7 @@ def test_rationales_command_killed_and_rerun_sends_nothing_twice(tmp_path, share
         rerun = _lmcot("rationales", "-c", str(config), *override)
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         stats = server.stats()
-    summaries = json.loads(rerun.stdout[rerun.stdout.index("{"):])
+    summaries = json.loads(rerun.stdout[rerun.stdout.index("{") :])
     assert summaries["train"]["asked"] == 60 and summaries["validation"]["asked"] == 4
     assert summaries["train"]["cache_hits"] == answered
     assert stats["requests"] - sent_before == 64 - answered  # only what had no answer

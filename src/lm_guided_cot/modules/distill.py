@@ -133,7 +133,9 @@ class DistillationModule(L.LightningModule):
         if self.trainer.sanity_checking or every <= 0:
             return False
         # after every N-th epoch, and always after the last one
-        return (self.current_epoch + 1) % every == 0 or self.current_epoch + 1 == self.trainer.max_epochs
+        return (
+            self.current_epoch + 1
+        ) % every == 0 or self.current_epoch + 1 == self.trainer.max_epochs
 
     def validation_step(
         self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0

@@ -74,3 +74,22 @@ def synthetic_rationale(record) -> str:
     """A rationale a small model can learn from the prompt: the gold titles, then the answer."""
     titles = " and ".join(record.gold_titles[:2])
     return f"See {titles}. Answer: {record.answer}"
+
+
+class VowelShareReward:
+    """A deterministic scripted reward a tiny model can learn quickly: the share of vowels in
+    the rationale. (Rewards that need the right answer are too sparse for a tiny model to
+    find within a test's budget; the answer rewards are tested on their own.)"""
+
+    name = "vowels"
+
+    def __call__(self, records, rationales):
+        import torch
+
+        from lm_guided_cot.rewards.base import RewardOutput
+
+        share = torch.tensor([sum(c in "aeiou" for c in t) / max(len(t), 1) for t in rationales])
+        return RewardOutput(share, {self.name: share})
+
+    def usage(self):
+        return {}

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets
 from lm_guided_cot.model_specs import load_model, load_tokenizer
+from lm_guided_cot.rl.core import entropy_from_logits
 
 
 @dataclass
@@ -59,6 +60,34 @@ class GenerationConfig:
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         return kwargs
+
+
+class ValueHead(nn.Module):
+    """A scalar value per position from the small LM's last hidden states (shares its backbone)."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(hidden_size, 1)
+        nn.init.normal_(self.linear.weight, std=1.0 / (hidden_size + 1))
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.linear(hidden.to(self.linear.weight.dtype)).squeeze(-1)
+
+
+@dataclass
+class RationaleForward:
+    """What one forward pass over given rationales yields, each ``[B, T]``."""
+
+    logprobs: torch.Tensor
+    values: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None
+
+
+def hidden_size(model: PreTrainedModel) -> int:
+    """Width of the last hidden states (``d_model`` for T5, ``hidden_size`` for the rest)."""
+    config = model.config
+    return int(getattr(config, "hidden_size", None) or config.d_model)
 
 
 class SmallLM(nn.Module):
@@ -117,8 +146,38 @@ class SmallLM(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:
         """Log-probability of each rationale token, ``[B, T]`` (0 where ``labels`` is -100)."""
-        logits, _ = self._forward_target_logits(input_ids, attention_mask, labels)
-        return gather_logprobs(logits.float(), labels)
+        return self.rationale_forward(input_ids, attention_mask, labels).logprobs
+
+    def rationale_forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        value_head: ValueHead | None = None,
+        with_entropy: bool = False,
+    ) -> RationaleForward:
+        """Per-token log-probs of the rationale, and values / entropies when asked: all ``[B, T]``.
+
+        The value of position t reads the hidden state that predicts rationale token t
+        (last decoder layer for seq2seq, the response slice for causal models).
+        """
+        want_hidden = value_head is not None
+        logits, output = self._forward_target_logits(
+            input_ids, attention_mask, labels, output_hidden_states=want_hidden
+        )
+        logits = logits.float()
+        logprobs = gather_logprobs(logits, labels)
+        values = entropy = None
+        if want_hidden:
+            if self.is_seq2seq:
+                hidden = output.decoder_hidden_states[-1]
+            else:
+                steps = labels.shape[1]
+                hidden = output.hidden_states[-1][:, -(steps + 1) : -1]
+            values = value_head(hidden).float() * (labels != IGNORE_INDEX)
+        if with_entropy:
+            entropy = entropy_from_logits(logits)
+        return RationaleForward(logprobs, values, entropy)
 
     def sft_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy over the rationale tokens of a batch."""

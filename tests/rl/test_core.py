@@ -42,7 +42,9 @@ def _gae_reference(rewards, values, length, gamma, lam):
 def test_gae_matches_the_reference_loop_with_uneven_lengths(gamma, lam):
     advantages, returns = generalized_advantages(REWARDS, VALUES, MASK, gamma, lam)
     for row, length in enumerate([4, 2]):
-        expected_adv, expected_ret = _gae_reference(REWARDS[row].tolist(), VALUES[row].tolist(), length, gamma, lam)
+        expected_adv, expected_ret = _gae_reference(
+            REWARDS[row].tolist(), VALUES[row].tolist(), length, gamma, lam
+        )
         assert advantages[row, :length].tolist() == pytest.approx(expected_adv, abs=1e-6)
         assert returns[row, :length].tolist() == pytest.approx(expected_ret, abs=1e-6)
         assert advantages[row, length:].abs().sum() == 0 and returns[row, length:].abs().sum() == 0
@@ -170,4 +172,6 @@ def test_leave_one_out_and_explained_variance():
     mask = torch.ones(1, 4)
     targets = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     assert explained_variance(targets, targets, mask).item() == pytest.approx(1.0)
-    assert explained_variance(torch.full_like(targets, 2.5), targets, mask).item() == pytest.approx(0.0)
+    assert explained_variance(torch.full_like(targets, 2.5), targets, mask).item() == pytest.approx(
+        0.0
+    )

@@ -17,14 +17,13 @@ validation question, so generation metrics are not limited to the ones the teach
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, ClassVar, Literal
 
 import datasets
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 from transformers import PreTrainedTokenizerBase
 
 from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
@@ -32,10 +31,31 @@ from lm_guided_cot.data.rationales import RationaleConfig, build_rationales, rea
 from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets, pad_labels
+from lm_guided_cot.hparams import as_dataclass, as_plain
 from lm_guided_cot.model_specs import load_tokenizer
 from lm_guided_cot.paths import expand_path
 
 Split = Literal["train", "validation", "test"]
+
+
+class EpochSeededRandomSampler(RandomSampler):
+    """A shuffle that depends only on (seed, epoch), so a resumed run replays the same order.
+
+    Lightning calls ``set_epoch`` at every epoch start; under DDP it swaps in a
+    ``DistributedSampler`` instead (shuffled, seeded by ``seed_everything``).
+    """
+
+    def __init__(self, data_source, seed: int) -> None:
+        super().__init__(data_source, generator=torch.Generator())
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator.manual_seed(self.seed + self.epoch)
+        yield from super().__iter__()
 
 
 class MultiHopQADataModule(L.LightningDataModule):
@@ -89,10 +109,13 @@ class MultiHopQADataModule(L.LightningDataModule):
         max_target_tokens: int = 256,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        prompt = as_dataclass(PromptConfig, prompt)
+        rationales = as_dataclass(RationaleConfig, rationales) if rationales is not None else None
+        self.save_hyperparameters(ignore=["prompt", "rationales"])
+        self.hparams.update(prompt=as_plain(prompt), rationales=as_plain(rationales))
         self.tokenizer_name = tokenizer
         self.paths: dict[str, str | None] = {"train": train, "validation": validation, "test": test}
-        self.prompt_config = dataclasses.replace(prompt)
+        self.prompt_config = prompt
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -270,12 +293,14 @@ class MultiHopQADataModule(L.LightningDataModule):
         return batch
 
     def _loader(self, split: Split, shuffle: bool, targets: bool = False) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        dataset = self.targets(split) if targets else self.tokenized(split)
         return DataLoader(
-            self.targets(split) if targets else self.tokenized(split),
+            dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
-            generator=generator,
+            sampler=EpochSeededRandomSampler(dataset, self.seed) if shuffle else None,
+            # Its own generator: making an iterator draws a seed, and it must not come from
+            # the global RNG, which rollouts sample from (a resumed run would drift by one).
+            generator=torch.Generator().manual_seed(self.seed),
             num_workers=self.num_workers,
             collate_fn=functools.partial(self.collate_targets, split) if targets else self.collate,
             persistent_workers=self.num_workers > 0,

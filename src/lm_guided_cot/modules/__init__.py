@@ -1,5 +1,7 @@
 """LightningModules: thin orchestration of the stages."""
 
 from lm_guided_cot.modules.distill import DistillationModule
+from lm_guided_cot.modules.ppo import PPOModule
+from lm_guided_cot.modules.ppo_config import PPOConfig
 
-__all__ = ["DistillationModule"]
+__all__ = ["DistillationModule", "PPOConfig", "PPOModule"]

@@ -23,7 +23,6 @@ restores weights, optimizer, scheduler and loop state from a Lightning checkpoin
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ import lightning as L
 import torch
 from transformers import get_scheduler
 
+from lm_guided_cot.hparams import as_dataclass, as_plain
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Reader, ReaderConfig
@@ -73,12 +73,16 @@ class DistillationModule(L.LightningModule):
         export_dir: str | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.model_spec = model
-        self.generation = dataclasses.replace(generation)
-        self.reader_config = dataclasses.replace(reader)
-        # Objects are kept as given: under LightningCLI, hparams hold their config dicts.
-        self.reader_llm = reader_llm
+        self.generation = as_dataclass(GenerationConfig, generation)
+        self.reader_config = as_dataclass(ReaderConfig, reader)
+        self.reader_llm = as_dataclass(LLMConfig, reader_llm) if reader_llm is not None else None
+        self.save_hyperparameters(ignore=["generation", "reader", "reader_llm"])
+        self.hparams.update(
+            generation=as_plain(self.generation),
+            reader=as_plain(self.reader_config),
+            reader_llm=as_plain(self.reader_llm),
+        )
         self.policy: SmallLM | None = None
         self._client: LLMClient | None = None
         self._generated: list[tuple[int, str]] = []

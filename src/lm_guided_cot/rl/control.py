@@ -84,4 +84,8 @@ class RunningMoments:
         return {"mean": self.mean, "var": self.var, "count": self.count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mean, self.var, self.count = float(state["mean"]), float(state["var"]), int(state["count"])
+        self.mean, self.var, self.count = (
+            float(state["mean"]),
+            float(state["var"]),
+            int(state["count"]),
+        )

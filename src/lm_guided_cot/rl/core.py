@@ -30,7 +30,9 @@ def masked_var(values: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) 
     return variance
 
 
-def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+def masked_whiten(
+    values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8
+) -> torch.Tensor:
     """Scale masked values to unit variance (and zero mean unless ``shift_mean=False``)."""
     mean, variance = masked_mean(values, mask), masked_var(values, mask)
     whitened = (values - mean) * torch.rsqrt(variance + eps)
@@ -40,7 +42,11 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = T
 
 
 def generalized_advantages(
-    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    gamma: float = 1.0,
+    lam: float = 0.95,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """GAE (Schulman et al. 2016) per token; returns ``(advantages, returns)``.
 
@@ -62,7 +68,9 @@ def generalized_advantages(
     return advantages, returns
 
 
-def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
+def kl_penalty(
+    logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1"
+) -> torch.Tensor:
     """Per-token KL(policy || reference) estimate from log-probs of the sampled tokens.
 
     ``k1``: ``log p - log q`` (unbiased, can be negative per token); ``k3``:
@@ -76,7 +84,9 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: st
     raise ValueError(f"unknown KL estimator {estimator!r}; use 'k1' or 'k3'")
 
 
-def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float) -> torch.Tensor:
+def token_rewards(
+    scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> torch.Tensor:
     """Per-token rewards: ``-kl_coef * KL`` on every token, the sequence score on the last one."""
     rewards = -kl_coef * kl * mask
     last = mask.long().sum(dim=1).clamp(min=1) - 1
@@ -126,7 +136,9 @@ def clipped_value_loss(
     """``0.5 * mean(max((V - R)^2, (V_clipped - R)^2))``; no clipping when ``clip_range`` is None."""
     unclipped = (values - returns) ** 2
     if clip_range is None:
-        return ValueLossOutput(0.5 * masked_mean(unclipped, mask), torch.zeros((), device=values.device))
+        return ValueLossOutput(
+            0.5 * masked_mean(unclipped, mask), torch.zeros((), device=values.device)
+        )
     clipped_values = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
     clipped = (clipped_values - returns) ** 2
     loss = 0.5 * masked_mean(torch.maximum(unclipped, clipped), mask)
@@ -135,7 +147,9 @@ def clipped_value_loss(
     return ValueLossOutput(loss, clipfrac)
 
 
-def explained_variance(predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def explained_variance(
+    predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """``1 - Var(targets - predictions) / Var(targets)`` over real tokens (nan when Var is 0)."""
     var_targets = masked_var(targets, mask, unbiased=False)
     var_residual = masked_var(targets - predictions, mask, unbiased=False)

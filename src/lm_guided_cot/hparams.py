@@ -1,0 +1,52 @@
+"""Hyperparameters that survive a checkpoint: dataclass arguments are stored as plain dicts.
+
+Lightning checkpoints load with ``torch.load(weights_only=True)``, which refuses arbitrary
+classes; and LightningCLI hands modules plain dicts anyway. So modules save dataclass
+arguments with ``as_plain`` and accept either form through ``as_dataclass``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def as_plain(value: Any) -> Any:
+    """A dataclass (nested ones too) as a dict; anything else unchanged."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def as_dataclass(cls: type[T], value: Any) -> T:
+    """``value`` as an instance of dataclass ``cls`` (a copy), from an instance or a dict."""
+    if isinstance(value, cls):
+        return dataclasses.replace(value)
+    if not isinstance(value, dict):
+        raise TypeError(f"expected {cls.__name__} or a dict, got {type(value).__name__}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in value:
+            continue
+        item = value[field.name]
+        target = _dataclass_in(hints[field.name])
+        kwargs[field.name] = (
+            as_dataclass(target, item) if target and isinstance(item, dict) else item
+        )
+    return cls(**kwargs)
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass in a type hint such as ``X``, ``X | None`` or ``Optional[X]``."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if dataclasses.is_dataclass(arg):
+                return arg
+    return None

@@ -1,0 +1,477 @@
+"""Stage 2, rationale refinement with PPO, for seq2seq and causal small LMs.
+
+What it supports
+- A policy initialised from the stage-1 export (any spec ``SmallLM`` loads), a scalar value
+  head on its last decoder / response hidden states (one optimizer for both), and a frozen
+  reference (the distilled model by default) kept outside the module tree, the optimizer and
+  any DeepSpeed engine.
+- Rewards from YAML (``class_path``/``init_args``): answer F1 from the large LM, judge aspect
+  scores, marginal utility, weighted sums; all reward calls of a step run concurrently.
+- GAE advantages with a value loss, or the critic-free RLOO baseline over k samples; fixed or
+  adaptive KL coefficient; k1/k3 KL estimators; optional reward scaling and clipping.
+
+One ``training_step`` takes a batch of questions and does: sample rationales -> rewards ->
+reference log-probs -> KL-penalised rewards -> advantages -> ``ppo_epochs`` passes of
+minibatch updates (``manual_backward``, ``clip_gradients``). So ``trainer.global_step``
+counts *optimizer* steps: ``ceil(questions x k / minibatch_size) x ppo_epochs`` per batch --
+mind this when you set ``max_steps`` or a checkpoint cadence in steps (``max_epochs`` and
+``every_n_epochs`` count passes over the questions as usual).
+
+Batch size: ``data.batch_size`` questions per device per step, times ``samples_per_question``
+rationales. Resume: ``lmcot fit --ckpt_path`` restores policy, value head, optimizer, KL
+controller, reward statistics and the random state, so a resumed run continues the
+uninterrupted one exactly (on the same hardware, with deterministic rewards).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from lm_guided_cot.data.targets import IGNORE_INDEX
+from lm_guided_cot.hparams import as_dataclass, as_plain
+from lm_guided_cot.modules.ppo_config import PPOConfig
+from lm_guided_cot.modules.reporting import export_pretrained, log_text_table
+from lm_guided_cot.policy import GenerationConfig, SmallLM, ValueHead, hidden_size
+from lm_guided_cot.rewards.base import RewardFunction
+from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
+from lm_guided_cot.rl.core import (
+    clipped_policy_loss,
+    clipped_value_loss,
+    explained_variance,
+    generalized_advantages,
+    kl_penalty,
+    leave_one_out_advantages,
+    masked_mean,
+    masked_whiten,
+    token_rewards,
+)
+
+
+class PPOModule(L.LightningModule):
+    """Stage 2 (see the module docstring).
+
+    Args:
+        model: the policy's starting point, normally the stage-1 export folder.
+        reward: the reward (``class_path``/``init_args`` in YAML).
+        reference: the frozen KL reference (default: ``model``).
+        ppo: PPO settings.
+        learning_rate: AdamW learning rate (policy and value head).
+        weight_decay: AdamW weight decay.
+        eval_generation: how rationales are generated in validation and test (greedy default).
+        num_logged_examples: rows of the TensorBoard sample tables.
+        export_dir: where ``fit`` writes the policy's ``save_pretrained`` folder (default
+            ``<log dir>/export``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        reward: RewardFunction,
+        reference: str | None = None,
+        ppo: PPOConfig = PPOConfig(),  # noqa: B008 (a plain dataclass, copied)
+        learning_rate: float = 1e-5,
+        weight_decay: float = 0.0,
+        eval_generation: GenerationConfig = GenerationConfig(),  # noqa: B008 (copied)
+        num_logged_examples: int = 8,
+        export_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.ppo = as_dataclass(PPOConfig, ppo)
+        self.eval_generation = as_dataclass(GenerationConfig, eval_generation)
+        self.save_hyperparameters(ignore=["reward", "ppo", "eval_generation"])
+        self.hparams.update(ppo=as_plain(self.ppo), eval_generation=as_plain(self.eval_generation))
+        self.automatic_optimization = False
+        self.model_spec = model
+        self.reference_spec = reference or model
+        # Objects are kept as given: under LightningCLI, hparams hold their config dicts.
+        self.reward = reward
+        self.policy: SmallLM | None = None
+        self.value_head: ValueHead | None = None
+        self.kl_controller = (
+            AdaptiveKLController(self.ppo.init_kl_coef, self.ppo.target_kl, self.ppo.kl_horizon)
+            if self.ppo.target_kl is not None
+            else FixedKLController(self.ppo.init_kl_coef)
+        )
+        self.reward_stats = RunningMoments()
+        self._eval_rows: list[tuple[Any, ...]] = []
+
+    # ---- model -------------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        if self.policy is not None:
+            return
+        self.policy = SmallLM.from_pretrained(self.model_spec)
+        self.value_head = ValueHead(hidden_size(self.policy.model))
+        reference = SmallLM.from_pretrained(self.reference_spec).requires_grad_(False).eval()
+        # Outside the module tree: not in state_dict, the optimizer or a DeepSpeed engine.
+        object.__setattr__(self, "_reference", reference)
+
+    @property
+    def reference(self) -> SmallLM:
+        ref = self.__dict__["_reference"]
+        if next(ref.parameters()).device != self.device:
+            ref.to(self.device)
+        return ref
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.AdamW(
+            params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
+
+    # ---- rollout -------------------------------------------------------------------------------
+
+    def _records(self, split: str, index: torch.Tensor) -> list:
+        datamodule = self.trainer.datamodule
+        return [datamodule.record(split, i) for i in index.tolist()]
+
+    def _scores(self, raw: torch.Tensor) -> torch.Tensor:
+        cfg = self.ppo
+        scores = raw
+        if cfg.reward_scaling != "none":
+            self.reward_stats.update(_gather_floats(self, raw))
+            std = max(self.reward_stats.std, 1e-6)
+            shift = self.reward_stats.mean if cfg.reward_scaling == "running_zscore" else 0.0
+            scores = (raw - shift) / std
+        if cfg.reward_clip is not None:
+            scores = scores.clamp(-cfg.reward_clip, cfg.reward_clip)
+        return scores
+
+    @torch.no_grad()
+    def rollout(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Sample rationales for a batch of questions and score everything PPO needs."""
+        cfg = self.ppo
+        k = cfg.samples_per_question
+        input_ids = batch["input_ids"].repeat_interleave(k, dim=0)
+        attention_mask = batch["attention_mask"].repeat_interleave(k, dim=0)
+        index = batch["index"].repeat_interleave(k, dim=0)
+        self.policy.model.eval()  # no dropout: rollout and update log-probs must agree
+        labels = self.policy.generate(input_ids, attention_mask, cfg.rollout)
+        labels = _nonempty(labels, self.policy.tokenizer.eos_token_id)
+        mask = (labels != IGNORE_INDEX).float()
+        texts = self.policy.decode(labels)
+        records = self._records("train", index)
+        reward = self.reward(records, texts)
+        raw_scores = reward.total.to(self.device)
+        scores = self._scores(raw_scores)
+
+        current = self.policy.rationale_forward(input_ids, attention_mask, labels, self.value_head)
+        ref_logprobs = self.reference.token_logprobs(input_ids, attention_mask, labels)
+        kl = kl_penalty(current.logprobs, ref_logprobs, cfg.kl_estimator) * mask
+        beta = self.kl_controller.value
+        if cfg.advantage == "gae":
+            rewards = token_rewards(scores, kl, mask, beta)
+            advantages, returns = generalized_advantages(
+                rewards, current.values, mask, cfg.gamma, cfg.lam
+            )
+        else:
+            sequence = scores - beta * kl.sum(dim=1)
+            advantages = leave_one_out_advantages(sequence, k)[:, None] * mask
+            returns = torch.zeros_like(advantages)
+        if cfg.whiten_advantages:
+            advantages = masked_whiten(advantages, mask)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+            "mask": mask,
+            "logprobs": current.logprobs,
+            "values": current.values,
+            "advantages": advantages,
+            "returns": returns,
+            "kl": kl,
+            "raw_scores": raw_scores,
+            "reward": reward,
+            "texts": texts,
+            "records": records,
+        }
+
+    # ---- training ----------------------------------------------------------------------------
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        cfg = self.ppo
+        roll = self.rollout(batch)
+        optimizer = self.optimizers()
+        n = roll["labels"].shape[0]
+        stats: dict[str, list[torch.Tensor]] = {
+            k: []
+            for k in (
+                "policy_loss",
+                "value_loss",
+                "clipfrac",
+                "approx_kl",
+                "vf_clipfrac",
+                "entropy",
+            )
+        }
+        for _ in range(cfg.ppo_epochs):
+            order = torch.randperm(n, device=self.device)
+            for start in range(0, n, cfg.minibatch_size):
+                mb = order[start : start + cfg.minibatch_size]
+                mask = roll["mask"][mb]
+                out = self.policy.rationale_forward(
+                    roll["input_ids"][mb],
+                    roll["attention_mask"][mb],
+                    roll["labels"][mb],
+                    self.value_head if cfg.advantage == "gae" else None,
+                    with_entropy=True,
+                )
+                policy = clipped_policy_loss(
+                    out.logprobs, roll["logprobs"][mb], roll["advantages"][mb], mask, cfg.clip_range
+                )
+                loss = policy.loss
+                entropy = masked_mean(out.entropy, mask)
+                if cfg.entropy_coef:
+                    loss = loss - cfg.entropy_coef * entropy
+                if cfg.advantage == "gae":
+                    value = clipped_value_loss(
+                        out.values,
+                        roll["values"][mb],
+                        roll["returns"][mb],
+                        mask,
+                        cfg.clip_range_value,
+                    )
+                    loss = loss + cfg.vf_coef * value.loss
+                    stats["value_loss"].append(value.loss.detach())
+                    stats["vf_clipfrac"].append(value.clipfrac.detach())
+                optimizer.zero_grad()
+                self.manual_backward(loss)
+                if cfg.max_grad_norm is not None:
+                    self.clip_gradients(
+                        optimizer,
+                        gradient_clip_val=cfg.max_grad_norm,
+                        gradient_clip_algorithm="norm",
+                    )
+                optimizer.step()
+                stats["policy_loss"].append(policy.loss.detach())
+                stats["clipfrac"].append(policy.clipfrac.detach())
+                stats["approx_kl"].append(policy.approx_kl.detach())
+                stats["entropy"].append(entropy.detach())
+
+        mask = roll["mask"]
+        sequence_kl = roll["kl"].sum(dim=1).mean()
+        self.kl_controller.update(
+            _mean_across_ranks(self, sequence_kl), n * self.trainer.world_size
+        )
+        self._log_step(roll, stats, sequence_kl)
+
+    def _log_step(
+        self, roll: dict[str, Any], stats: dict[str, list[torch.Tensor]], sequence_kl: torch.Tensor
+    ) -> None:
+        mask = roll["mask"]
+        n = mask.shape[0]
+        log = {
+            "reward/total_mean": roll["raw_scores"].float().mean(),
+            "reward/total_std": roll["raw_scores"].float().std() if n > 1 else torch.zeros(()),
+            "kl/mean": sequence_kl,
+            "kl/coef": torch.tensor(self.kl_controller.value),
+            "rationale/length": mask.sum(dim=1).mean(),
+            "rationale/eos_rate": _eos_rate(roll["labels"], self.policy.tokenizer.eos_token_id),
+        }
+        for name, values in roll["reward"].components.items():
+            values = values.float()
+            log[f"reward/{name}_mean"] = values.mean()
+            log[f"reward/{name}_std"] = values.std() if n > 1 else torch.zeros(())
+        for name, values in stats.items():
+            if values:
+                log[f"ppo/{name}"] = torch.stack(values).mean()
+        if self.ppo.advantage == "gae":
+            log["ppo/explained_variance"] = explained_variance(
+                roll["values"], roll["returns"], mask
+            )
+        log = {k: v.detach().float().to(self.device) for k, v in log.items()}
+        self.log_dict(log, on_step=True, on_epoch=False, sync_dist=True, batch_size=n)
+        self.log(
+            "reward",
+            log["reward/total_mean"],
+            prog_bar=True,
+            on_step=True,
+            logger=False,
+            batch_size=n,
+        )
+        for key, value in {**roll["reward"].logs, **_llm_usage(self.reward.usage())}.items():
+            self.log(
+                key,
+                float(value),
+                on_step=True,
+                on_epoch=False,
+                reduce_fx="sum",
+                sync_dist=True,
+                batch_size=n,
+            )
+        if self.global_rank == 0 and self.hparams.num_logged_examples:
+            k = self.hparams.num_logged_examples
+            log_text_table(
+                self,
+                "train/samples",
+                ["question", "rationale", "reward", "gold"],
+                [
+                    (r.question, t, f"{s:.3f}", r.answer)
+                    for r, t, s in zip(
+                        roll["records"][:k], roll["texts"][:k], roll["raw_scores"][:k].tolist()
+                    )
+                ],
+            )
+
+    # ---- evaluation ----------------------------------------------------------------------------
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate_batch(batch, "validation", "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate_batch(batch, "test", "test")
+
+    @torch.no_grad()
+    def _evaluate_batch(self, batch: dict[str, torch.Tensor], split: str, prefix: str) -> None:
+        labels = self.policy.generate(
+            batch["input_ids"], batch["attention_mask"], self.eval_generation
+        )
+        texts = self.policy.decode(labels)
+        records = self._records(split, batch["index"])
+        reward = self.reward(records, texts)
+        n = len(texts)
+        self.log(
+            f"{prefix}/reward",
+            reward.total.float().mean().to(self.device),
+            sync_dist=True,
+            batch_size=n,
+        )
+        for name, values in reward.components.items():
+            self.log(
+                f"{prefix}/reward/{name}",
+                values.float().mean().to(self.device),
+                sync_dist=True,
+                batch_size=n,
+            )
+        self._eval_rows.extend(
+            zip(
+                [r.question for r in records],
+                texts,
+                reward.total.tolist(),
+                [r.answer for r in records],
+            )
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        self._flush_eval_rows("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._flush_eval_rows("test")
+
+    def _flush_eval_rows(self, prefix: str) -> None:
+        rows, self._eval_rows = self._eval_rows, []
+        if self.global_rank == 0 and not self.trainer.sanity_checking:
+            k = self.hparams.num_logged_examples
+            log_text_table(
+                self, f"{prefix}/samples", ["question", "rationale", "reward", "gold"], rows[:k]
+            )
+
+    # ---- checkpoints and export --------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["kl_controller"] = self.kl_controller.state_dict()
+        checkpoint["reward_stats"] = self.reward_stats.state_dict()
+        checkpoint["rng"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate(),
+            "numpy": _numpy_state_to_plain(np.random.get_state()),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.kl_controller.load_state_dict(checkpoint["kl_controller"])
+        self.reward_stats.load_state_dict(checkpoint["reward_stats"])
+        self._pending_rng = checkpoint.get("rng")
+
+    def on_train_start(self) -> None:
+        # Restored here, after Lightning's own seeding, so sampling continues where it stopped.
+        rng = getattr(self, "_pending_rng", None)
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            if rng["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+            random.setstate(_as_tuples(rng["python"]))
+            np.random.set_state(_numpy_state_from_plain(rng["numpy"]))
+            self._pending_rng = None
+
+    def export_dir(self) -> str:
+        if self.hparams.export_dir:
+            return os.path.expandvars(os.path.expanduser(self.hparams.export_dir))
+        return os.path.join(self.trainer.log_dir or self.trainer.default_root_dir, "export")
+
+    def on_fit_end(self) -> None:
+        if self.trainer.is_global_zero:
+            folder = export_pretrained(self.policy, self.export_dir())
+            print(f"exported the PPO policy to {folder}")
+
+
+# Checkpoints load with torch.load(weights_only=True): RNG states are kept as tensors and
+# plain numbers, not numpy objects.
+def _numpy_state_to_plain(state: tuple) -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = state
+    return {
+        "name": name,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached": float(cached),
+    }
+
+
+def _numpy_state_from_plain(state: dict[str, Any]) -> tuple:
+    keys = state["keys"].numpy().astype(np.uint32)
+    return (state["name"], keys, state["pos"], state["has_gauss"], state["cached"])
+
+
+def _as_tuples(value: Any) -> Any:
+    """``random.setstate`` wants tuples where a checkpoint round trip may give lists."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def _nonempty(labels: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """Give a rationale that ended at once (width 0) one EOS token, so every row has a last token."""
+    if labels.shape[1] == 0:
+        return torch.full(
+            (labels.shape[0], 1), eos_token_id, dtype=labels.dtype, device=labels.device
+        )
+    return labels
+
+
+def _eos_rate(labels: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    return (labels == eos_token_id).any(dim=1).float().mean()
+
+
+def _llm_usage(usage: dict[str, float]) -> dict[str, float]:
+    """The large-LM counters worth a chart, with a cache hit rate."""
+    out = {
+        k: v
+        for k, v in usage.items()
+        if k.startswith("llm/total/") and not k.endswith("parse_failures")
+    }
+    requests = usage.get("llm/total/requests", 0.0)
+    hits = usage.get("llm/total/cache_hits", 0.0)
+    if requests or hits:
+        out["llm/total/cache_hit_rate"] = hits / (requests + hits)
+    return out
+
+
+def _mean_across_ranks(module: L.LightningModule, value: torch.Tensor) -> float:
+    return (
+        float(module.all_gather(value.detach()).float().mean())
+        if module.trainer.world_size > 1
+        else float(value)
+    )
+
+
+def _gather_floats(module: L.LightningModule, values: torch.Tensor) -> list[float]:
+    """Scores of every rank (so running statistics agree across ranks)."""
+    if module.trainer.world_size > 1:
+        values = module.all_gather(values.detach()).reshape(-1)
+    return [float(v) for v in values.tolist() if math.isfinite(v)]

@@ -1,0 +1,65 @@
+"""Rationale-oriented reward: a judge LLM scores quality aspects; the reward is their weighted mean.
+
+Scores are mapped from the judge's scale to [0, 1] so that they combine with answer F1 on the
+same footing; each aspect is also reported on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.llm.client import LLMClient
+from lm_guided_cot.llm.config import LLMConfig
+from lm_guided_cot.llm.roles import Judge, JudgeConfig
+from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
+
+
+class AspectReward(RewardFunction):
+    """The judge's aspect scores, rescaled to [0, 1] and averaged with weights.
+
+    Args:
+        llm: the judge (the large LM by default).
+        judge: aspects, scale, fallback score and prompt.
+        weights: weight per aspect name (missing aspects weigh 1; 0 leaves one out).
+    """
+
+    name = "aspects"
+
+    def __init__(
+        self,
+        llm: LLMConfig | None = None,
+        judge: JudgeConfig | None = None,
+        weights: dict[str, float] | None = None,
+    ) -> None:
+        self.client = LLMClient(llm or LLMConfig())
+        self.judge = Judge(self.client, judge)
+        names = [a.name for a in self.judge.config.aspects]
+        unknown = set(weights or {}) - set(names)
+        if unknown:
+            raise ValueError(f"weights for unknown aspects {sorted(unknown)}; aspects are {names}")
+        self.weights = {n: float((weights or {}).get(n, 1.0)) for n in names}
+        if sum(self.weights.values()) <= 0:
+            raise ValueError("the aspect weights must not all be 0")
+
+    def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
+        check_lengths(records, rationales)
+        low, high = self.judge.config.scale_min, self.judge.config.scale_max
+        outputs = self.judge.score(records, rationales)
+        per_aspect = {
+            n: [(o.scores[n] - low) / (high - low) for o in outputs] for n in self.weights
+        }
+        weight_sum = sum(self.weights.values())
+        total = [
+            sum(self.weights[n] * per_aspect[n][i] for n in self.weights) / weight_sum
+            for i in range(len(outputs))
+        ]
+        components = {f"{self.name}/{n}": as_tensor(v) for n, v in per_aspect.items()}
+        components[self.name] = as_tensor(total)
+        unparsed = sum(not o.parsed for o in outputs)
+        return RewardOutput(
+            as_tensor(total), components, {f"{self.name}/unparsed": float(unparsed)}
+        )
+
+    def usage(self) -> dict[str, float]:
+        return self.client.usage()

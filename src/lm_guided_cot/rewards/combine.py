@@ -1,0 +1,45 @@
+"""A weighted sum of rewards, each part logged under its own name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, check_lengths, merge_usage
+
+
+class WeightedSum(RewardFunction):
+    """``sum_i weight_i * reward_i``; components of every part are kept for the logs.
+
+    Args:
+        rewards: the parts (any reward classes, from YAML with class_path/init_args).
+        weights: one weight per part (default: all 1).
+    """
+
+    name = "total"
+
+    def __init__(self, rewards: list[RewardFunction], weights: list[float] | None = None) -> None:
+        if not rewards:
+            raise ValueError("WeightedSum needs at least one reward")
+        weights = weights if weights is not None else [1.0] * len(rewards)
+        if len(weights) != len(rewards):
+            raise ValueError(f"{len(rewards)} rewards but {len(weights)} weights")
+        self.rewards = rewards
+        self.weights = [float(w) for w in weights]
+
+    def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
+        check_lengths(records, rationales)
+        total = torch.zeros(len(records))
+        components: dict[str, torch.Tensor] = {}
+        logs: dict[str, float] = {}
+        for reward, weight in zip(self.rewards, self.weights):
+            out = reward(records, rationales)
+            total = total + weight * out.total
+            components.update(out.components)
+            logs.update(out.logs)
+        return RewardOutput(total, components, logs)
+
+    def usage(self) -> dict[str, float]:
+        return merge_usage(self.rewards)

@@ -113,3 +113,28 @@ def test_smollm2_answers_a_real_question_through_the_client(tmp_path):
     assert "paris" in output.answer.lower()
     usage = client.role_usage("reader")
     assert usage.requests == 1 and usage.prompt_tokens > 20 and usage.completion_tokens > 0
+
+
+def test_a_cancelled_request_does_not_stop_the_worker(tiny_causal_dir):
+    import time
+
+    engine = get_engine(f"local/{tiny_causal_dir}")
+    original = engine.generate
+
+    def slow(batch, params):
+        time.sleep(0.3)
+        return original(batch, params)
+
+    engine.generate = slow
+    try:
+        messages = [{"role": "user", "content": "x"}]
+        busy = engine.submit(messages, GenerationParams(max_tokens=2))
+        time.sleep(0.1)  # the worker is now generating for `busy`
+        dropped = engine.submit(messages, GenerationParams(max_tokens=2))
+        assert dropped.cancel()  # a caller that timed out
+        after = engine.submit(messages, GenerationParams(max_tokens=2))
+        assert busy.result(timeout=60).completion_tokens <= 2
+        assert after.result(timeout=60).completion_tokens <= 2
+        assert dropped.cancelled()
+    finally:
+        engine.generate = original

@@ -62,7 +62,8 @@ class LLMConfig:
         sampling: default sampling parameters (each role may override them).
         extra_params: further litellm keyword arguments (e.g. ``{"reasoning_effort": "low"}``);
             credentials are refused here.
-        timeout: seconds one call may take before it counts as failed and is retried.
+        timeout: seconds one call may take before it counts as failed and is retried. For
+            ``local/`` models the wait behind other batches counts too: on a CPU, allow minutes.
         max_concurrency: most calls in flight at once (per process).
         requests_per_minute: client-side request rate limit; ``None`` for none.
         tokens_per_minute: client-side token rate limit (prompt estimate + max_tokens);

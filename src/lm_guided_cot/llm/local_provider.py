@@ -109,13 +109,15 @@ class LocalEngine:
                     pending.append(self._queue.get(timeout=max(deadline - time.monotonic(), 0.0)))
                 except queue.Empty:
                     break
+            # A caller that timed out has cancelled its future: skip its work.
+            pending = [item for item in pending if item[2].set_running_or_notify_cancel()]
             groups: dict[GenerationParams, list] = {}
             for item in pending:
                 groups.setdefault(item[1], []).append(item)
             for params, items in groups.items():
                 try:
                     outputs = self.generate([m for m, _, _ in items], params)
-                except Exception as err:  # handed to every waiting caller
+                except Exception as err:  # handed to every waiting caller; the worker lives on
                     for _, _, future in items:
                         future.set_exception(err)
                     continue

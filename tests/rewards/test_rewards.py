@@ -1,0 +1,128 @@
+"""Rewards: answer F1 from the reader, marginal utility, judge aspects, sums, failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lm_guided_cot.data.records import Paragraph, QARecord
+from lm_guided_cot.llm.config import LLMConfig
+from lm_guided_cot.llm.roles import Aspect, JudgeConfig
+from lm_guided_cot.rewards import (
+    AnswerMentionReward,
+    AnswerReward,
+    AspectReward,
+    MarginalUtilityReward,
+    WeightedSum,
+)
+from lm_guided_cot.testing.fake_llm import FakeLLMServer
+
+
+def _record(rid: str, answer: str) -> QARecord:
+    return QARecord(
+        id=rid,
+        question=f"question {rid}?",
+        answer=answer,
+        paragraphs=(Paragraph("T", ("Some text.",)),),
+    )
+
+
+RECORDS = [_record("a", "New York"), _record("b", "Paris"), _record("c", "1922")]
+
+
+def _reader(messages):
+    """Answers with whatever follows 'USE:' in the rationale, or 'Lyon' without one."""
+    user = messages[-1]["content"]
+    if "Reasoning: " in user:
+        rationale = user.split("Reasoning: ", 1)[1].split("\n", 1)[0]
+        if "USE:" in rationale:
+            return f"Answer: {rationale.split('USE:', 1)[1].strip()}"
+    if "question c?" in user:
+        return "Answer: 1922"  # the reader knows c without help
+    return "Answer: Lyon"
+
+
+def _llm(server, tmp_path, **kw) -> LLMConfig:
+    return LLMConfig(
+        model="openai/fake",
+        api_base=server.base_url,
+        cache_path=str(tmp_path / "c.sqlite"),
+        timeout=2,
+        backoff_base=0.01,
+        backoff_max=0.02,
+        **kw,
+    )
+
+
+def test_answer_reward_is_the_readers_f1(tmp_path):
+    with FakeLLMServer(responder=_reader) as server:
+        reward = AnswerReward(llm=_llm(server, tmp_path))
+        out = reward(RECORDS, ["USE: New York City", "USE: Paris", "no hint"])
+    assert out.total.tolist() == pytest.approx([0.8, 1.0, 1.0])
+    assert torch.equal(out.components["answer"], out.total)
+    assert reward.usage()["llm/reader/requests"] == 3
+
+
+def test_marginal_utility_subtracts_the_no_rationale_score(tmp_path):
+    with FakeLLMServer(responder=_reader) as server:
+        reward = MarginalUtilityReward(llm=_llm(server, tmp_path))
+        out = reward(RECORDS, ["USE: New York", "USE: Lyon", "USE: 1921"])
+        # a second call reuses the cached answers without a rationale
+        sent = server.stats()["requests"]
+        reward(RECORDS, ["USE: New York", "USE: Lyon", "USE: 1921"])
+        assert server.stats()["requests"] == sent
+    # with: 1, 0, 0;  without: 0 (Lyon), 0 (Lyon), 1 (the reader knows c)
+    assert out.total.tolist() == pytest.approx([1.0, 0.0, -1.0])
+    assert out.components["marginal_utility/without"].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_failed_reader_calls_get_the_fallback_and_are_counted(tmp_path):
+    with FakeLLMServer(responder=_reader) as server:
+        reward = AnswerReward(llm=_llm(server, tmp_path, max_retries=0), fallback=-1.0)
+        out = reward(RECORDS[:2], ["USE: New York ALWAYS_FAIL", "USE: Paris"])
+    assert out.total.tolist() == [-1.0, 1.0]
+    assert out.logs["answer/failed_calls"] == 1.0
+
+
+def test_aspect_reward_rescales_and_weights(tmp_path):
+    aspects = [Aspect("factuality", "true"), Aspect("fluency", "well written")]
+
+    def judge(messages):
+        return json.dumps({"factuality": 5, "fluency": 1})
+
+    with FakeLLMServer(responder=judge) as server:
+        reward = AspectReward(
+            llm=_llm(server, tmp_path),
+            judge=JudgeConfig(aspects=aspects),
+            weights={"factuality": 3.0, "fluency": 1.0},
+        )
+        out = reward(RECORDS[:1], ["some rationale"])
+    assert out.components["aspects/factuality"].tolist() == [1.0]
+    assert out.components["aspects/fluency"].tolist() == [0.0]
+    assert out.total.tolist() == pytest.approx([0.75])
+    with pytest.raises(ValueError, match="unknown aspects"):
+        AspectReward(
+            llm=LLMConfig(cache_path=None),
+            judge=JudgeConfig(aspects=aspects),
+            weights={"style": 1.0},
+        )
+
+
+def test_weighted_sum_keeps_every_component():
+    mention = AnswerMentionReward()
+    total = WeightedSum([mention, AnswerMentionReward(metric="em")], weights=[0.5, 2.0])
+    out = total(RECORDS, ["it is New York", "maybe Paris?", "nothing"])
+    assert out.total.tolist() == pytest.approx([2.5, 2.5, 0.0])
+    assert "answer_mention" in out.components
+    with pytest.raises(ValueError):
+        WeightedSum([mention], weights=[1.0, 2.0])
+
+
+def test_answer_mention_reward_by_hand():
+    reward = AnswerMentionReward()
+    out = reward(RECORDS, ["The answer: new york.", "Parisian food", "In 1922 it ended"])
+    assert out.total.tolist() == [1.0, 0.0, 1.0]  # "Parisian" is not the word "Paris"
+    with pytest.raises(ValueError, match="3 records but 2 rationales"):
+        reward(RECORDS, ["a", "b"])

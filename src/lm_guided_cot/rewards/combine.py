@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -34,8 +35,10 @@ class WeightedSum(RewardFunction):
         total = torch.zeros(len(records))
         components: dict[str, torch.Tensor] = {}
         logs: dict[str, float] = {}
-        for reward, weight in zip(self.rewards, self.weights):
-            out = reward(records, rationales)
+        # The parts wait on the large LM: ask them all at once (each client has its own loop).
+        with ThreadPoolExecutor(max_workers=len(self.rewards), thread_name_prefix="lmcot-reward") as pool:
+            outputs = list(pool.map(lambda reward: reward(records, rationales), self.rewards))
+        for out, weight in zip(outputs, self.weights):
             total = total + weight * out.total
             components.update(out.components)
             logs.update(out.logs)

@@ -93,3 +93,19 @@ class VowelShareReward:
 
     def usage(self):
         return {}
+
+
+def fake_llm_config(server, tmp_path: Path, **overrides):
+    """An LLMConfig for the fake server: short timeouts and backoff, a cache in tmp_path."""
+    from lm_guided_cot.llm.config import LLMConfig
+
+    values = dict(
+        model="openai/fake-model",
+        api_base=server.base_url,
+        cache_path=str(tmp_path / "cache.sqlite"),
+        timeout=2.0,
+        backoff_base=0.01,
+        backoff_max=0.02,
+    )
+    values.update(overrides)
+    return LLMConfig(**values)

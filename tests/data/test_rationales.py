@@ -15,9 +15,10 @@ from lm_guided_cot.data.rationales import (
     select_kept,
 )
 from lm_guided_cot.data.records import Paragraph, QARecord
-from lm_guided_cot.llm.config import LLMConfig, SamplingParams
+from lm_guided_cot.llm.config import SamplingParams
 from lm_guided_cot.llm.roles import TeacherConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
+from tests.helpers import fake_llm_config
 
 # question -> the teacher's answers to its 1st and 2nd request
 SCRIPT = {
@@ -59,15 +60,8 @@ def _responder():
 
 
 def _config(server, tmp_path, **overrides) -> RationaleConfig:
-    llm = LLMConfig(
-        model="openai/teacher",
-        api_base=server.base_url,
-        cache_path=str(tmp_path / "cache.sqlite"),
-        max_concurrency=1,
-        timeout=1.0,
-        backoff_base=0.01,
-        backoff_max=0.02,
-        max_retries=8,
+    llm = fake_llm_config(
+        server, tmp_path, model="openai/teacher", max_concurrency=1, timeout=1.0, max_retries=8
     )
     values = dict(
         dir=str(tmp_path / "rationales"),

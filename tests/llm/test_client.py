@@ -20,6 +20,7 @@ from lm_guided_cot.llm.client import LLMClient, LLMConfigurationError, LLMReques
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.limits import RateLimiter, backoff_delay
 from lm_guided_cot.testing.fake_llm import ALWAYS_FAIL, FakeLLMServer, prompt_key
+from tests.helpers import fake_llm_config
 
 WORKER = Path(__file__).with_name("client_worker.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -40,18 +41,9 @@ def _requests(n: int, fail: set[int] = frozenset()) -> list[LLMRequest]:
 
 
 def _config(server: FakeLLMServer, tmp_path: Path, **overrides) -> LLMConfig:
-    values = dict(
-        model="openai/fake-model",
-        api_base=server.base_url,
-        cache_path=str(tmp_path / "cache.sqlite"),
-        timeout=0.5,
-        max_retries=6,
-        backoff_base=0.01,
-        backoff_max=0.05,
-        max_concurrency=32,
+    return fake_llm_config(
+        server, tmp_path, **{"timeout": 0.5, "max_retries": 6, "max_concurrency": 32, **overrides}
     )
-    values.update(overrides)
-    return LLMConfig(**values)
 
 
 def _worker(server, cache, n, concurrency, out, *extra, env=None):

@@ -8,7 +8,7 @@ import pytest
 
 from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.llm.client import LLMClient
-from lm_guided_cot.llm.config import LLMConfig, SamplingParams
+from lm_guided_cot.llm.config import SamplingParams
 from lm_guided_cot.llm.roles import (
     DEFAULT_ASPECTS,
     Judge,
@@ -19,6 +19,7 @@ from lm_guided_cot.llm.roles import (
     load_demonstrations,
 )
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
+from tests.helpers import fake_llm_config
 
 RECORD = QARecord(
     id="r1",
@@ -33,16 +34,7 @@ RECORD = QARecord(
 
 
 def _client(server, tmp_path) -> LLMClient:
-    return LLMClient(
-        LLMConfig(
-            model="openai/fake",
-            api_base=server.base_url,
-            cache_path=str(tmp_path / "c.sqlite"),
-            timeout=2,
-            backoff_base=0.01,
-            backoff_max=0.02,
-        )
-    )
+    return LLMClient(fake_llm_config(server, tmp_path))
 
 
 def test_reader_with_and_without_rationale(tmp_path):

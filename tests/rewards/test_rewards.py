@@ -18,6 +18,7 @@ from lm_guided_cot.rewards import (
     WeightedSum,
 )
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
+from tests.helpers import fake_llm_config
 
 
 def _record(rid: str, answer: str) -> QARecord:
@@ -44,21 +45,9 @@ def _reader(messages):
     return "Answer: Lyon"
 
 
-def _llm(server, tmp_path, **kw) -> LLMConfig:
-    return LLMConfig(
-        model="openai/fake",
-        api_base=server.base_url,
-        cache_path=str(tmp_path / "c.sqlite"),
-        timeout=2,
-        backoff_base=0.01,
-        backoff_max=0.02,
-        **kw,
-    )
-
-
 def test_answer_reward_is_the_readers_f1(tmp_path):
     with FakeLLMServer(responder=_reader) as server:
-        reward = AnswerReward(llm=_llm(server, tmp_path))
+        reward = AnswerReward(llm=fake_llm_config(server, tmp_path))
         out = reward(RECORDS, ["USE: New York City", "USE: Paris", "no hint"])
     assert out.total.tolist() == pytest.approx([0.8, 1.0, 1.0])
     assert torch.equal(out.components["answer"], out.total)
@@ -67,7 +56,7 @@ def test_answer_reward_is_the_readers_f1(tmp_path):
 
 def test_marginal_utility_subtracts_the_no_rationale_score(tmp_path):
     with FakeLLMServer(responder=_reader) as server:
-        reward = MarginalUtilityReward(llm=_llm(server, tmp_path))
+        reward = MarginalUtilityReward(llm=fake_llm_config(server, tmp_path))
         out = reward(RECORDS, ["USE: New York", "USE: Lyon", "USE: 1921"])
         # a second call reuses the cached answers without a rationale
         sent = server.stats()["requests"]
@@ -80,7 +69,7 @@ def test_marginal_utility_subtracts_the_no_rationale_score(tmp_path):
 
 def test_failed_reader_calls_get_the_fallback_and_are_counted(tmp_path):
     with FakeLLMServer(responder=_reader) as server:
-        reward = AnswerReward(llm=_llm(server, tmp_path, max_retries=0), fallback=-1.0)
+        reward = AnswerReward(llm=fake_llm_config(server, tmp_path, max_retries=0), fallback=-1.0)
         out = reward(RECORDS[:2], ["USE: New York ALWAYS_FAIL", "USE: Paris"])
     assert out.total.tolist() == [-1.0, 1.0]
     assert out.logs["answer/failed_calls"] == 1.0
@@ -94,7 +83,7 @@ def test_aspect_reward_rescales_and_weights(tmp_path):
 
     with FakeLLMServer(responder=judge) as server:
         reward = AspectReward(
-            llm=_llm(server, tmp_path),
+            llm=fake_llm_config(server, tmp_path),
             judge=JudgeConfig(aspects=aspects),
             weights={"factuality": 3.0, "fluency": 1.0},
         )

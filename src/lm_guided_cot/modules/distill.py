@@ -23,7 +23,6 @@ restores weights, optimizer, scheduler and loop state from a Lightning checkpoin
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 import lightning as L
@@ -35,7 +34,7 @@ from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Reader, ReaderConfig
 from lm_guided_cot.metrics import AnswerScores
-from lm_guided_cot.modules.reporting import export_pretrained, log_text_table
+from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.policy import GenerationConfig, SmallLM
 
 
@@ -218,12 +217,5 @@ class DistillationModule(L.LightningModule):
 
     # ---- export ------------------------------------------------------------------------------
 
-    def export_dir(self) -> str:
-        if self.hparams.export_dir:
-            return os.path.expandvars(os.path.expanduser(self.hparams.export_dir))
-        return os.path.join(self.trainer.log_dir or self.trainer.default_root_dir, "export")
-
     def on_fit_end(self) -> None:
-        if self.trainer.is_global_zero:
-            folder = export_pretrained(self.policy, self.export_dir())
-            print(f"exported the small LM to {folder}")
+        export_at_fit_end(self, "the small LM")

@@ -26,7 +26,6 @@ uninterrupted one exactly (on the same hardware, with deterministic rewards).
 from __future__ import annotations
 
 import math
-import os
 import random
 from typing import Any
 
@@ -37,7 +36,7 @@ import torch
 from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.hparams import as_dataclass, as_plain
 from lm_guided_cot.modules.ppo_config import PPOConfig
-from lm_guided_cot.modules.reporting import export_pretrained, log_text_table
+from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.policy import GenerationConfig, SmallLM, ValueHead, hidden_size
 from lm_guided_cot.rewards.base import RewardFunction
 from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
@@ -401,15 +400,8 @@ class PPOModule(L.LightningModule):
             np.random.set_state(_numpy_state_from_plain(rng["numpy"]))
             self._pending_rng = None
 
-    def export_dir(self) -> str:
-        if self.hparams.export_dir:
-            return os.path.expandvars(os.path.expanduser(self.hparams.export_dir))
-        return os.path.join(self.trainer.log_dir or self.trainer.default_root_dir, "export")
-
     def on_fit_end(self) -> None:
-        if self.trainer.is_global_zero:
-            folder = export_pretrained(self.policy, self.export_dir())
-            print(f"exported the PPO policy to {folder}")
+        export_at_fit_end(self, "the PPO policy")
 
 
 # Checkpoints load with torch.load(weights_only=True): RNG states are kept as tensors and

@@ -53,3 +53,18 @@ def export_pretrained(policy: SmallLM, folder: str | os.PathLike) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def export_dir(module: Any, configured: str | None) -> str:
+    """Where a stage writes its export: ``configured`` (``~``/``$VARS`` expanded) or ``<log dir>/export``."""
+    if configured:
+        return os.path.expandvars(os.path.expanduser(configured))
+    trainer = module.trainer
+    return os.path.join(trainer.log_dir or trainer.default_root_dir, "export")
+
+
+def export_at_fit_end(module: Any, what: str) -> None:
+    """Rank 0 exports the module's policy (``what`` names it in the message)."""
+    if module.trainer.is_global_zero:
+        folder = export_pretrained(module.policy, export_dir(module, module.hparams.export_dir))
+        print(f"exported {what} to {folder}")

@@ -36,7 +36,9 @@ class WeightedSum(RewardFunction):
         components: dict[str, torch.Tensor] = {}
         logs: dict[str, float] = {}
         # The parts wait on the large LM: ask them all at once (each client has its own loop).
-        with ThreadPoolExecutor(max_workers=len(self.rewards), thread_name_prefix="lmcot-reward") as pool:
+        with ThreadPoolExecutor(
+            max_workers=len(self.rewards), thread_name_prefix="lmcot-reward"
+        ) as pool:
             outputs = list(pool.map(lambda reward: reward(records, rationales), self.rewards))
         for out, weight in zip(outputs, self.weights):
             total = total + weight * out.total

@@ -94,6 +94,9 @@ class DistillationModule(L.LightningModule):
         # weights and so that sharded strategies can build the model in their own context.
         if self.policy is None:
             self.policy = SmallLM.from_pretrained(self.model_spec)
+            # from_pretrained returns eval mode; Lightning keeps a submodule's mode as found,
+            # and fine-tuning wants the model's own dropout.
+            self.policy.model.train()
 
     def configure_optimizers(self) -> dict[str, Any]:
         decay, no_decay = [], []

@@ -107,6 +107,7 @@ class PPOModule(L.LightningModule):
         if self.policy is not None:
             return
         self.policy = SmallLM.from_pretrained(self.model_spec)
+        self.policy.model.train()  # Lightning's mode; each rollout switches dropout off (see rollout)
         self.value_head = ValueHead(hidden_size(self.policy.model))
         reference = SmallLM.from_pretrained(self.reference_spec).requires_grad_(False).eval()
         # Outside the module tree: not in state_dict, the optimizer or a DeepSpeed engine.

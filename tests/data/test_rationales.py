@@ -133,6 +133,16 @@ def test_faults_do_not_change_what_is_kept(tmp_path):
     assert summary["requests_sent"] == server.stats()["requests"]
 
 
+def test_a_right_answer_without_reasoning_is_not_kept(tmp_path):
+    def bare(messages):
+        return "So the answer is: Paris"
+
+    with FakeLLMServer(responder=bare) as server:
+        config = _config(server, tmp_path, samples=1)
+        summary = build_rationales(_records()[:1], config, "train")
+    assert summary["correct"] == 1 and summary["empty_rationales"] == 1 and summary["kept"] == 0
+
+
 def test_summary_counts_failed_calls(tmp_path):
     with FakeLLMServer(responder=_responder()) as server:
         config = _config(server, tmp_path, samples=1)

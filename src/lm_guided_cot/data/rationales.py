@@ -47,7 +47,7 @@ class RationaleConfig:
             ``threshold``) or ``inclusion`` (the gold answer occurs in the teacher's answer).
         threshold: the F1 a teacher answer needs under ``rule: f1``.
         keep: ``all`` correct samples, or only the ``best`` one per question (highest score,
-            first on ties).
+            first on ties). A correct answer with an empty rationale is never kept.
         chunk_size: questions per batch sent to the teacher (progress is logged per chunk).
     """
 
@@ -133,6 +133,7 @@ def build_rationales(
         "failed": 0,
         "parse_failures": 0,
         "correct": 0,
+        "empty_rationales": 0,
         "kept": 0,
         "questions_with_kept": 0,
     }
@@ -145,7 +146,9 @@ def build_rationales(
                 judge_answer(s.answer, record.gold_answers, config.rule, config.threshold)
                 for s in samples
             ]
-            kept = select_kept([c for c, _ in judged], [s for _, s in judged], config.keep)
+            # A right answer with no reasoning before it teaches the small LM nothing.
+            usable = [c and bool(s.rationale.strip()) for (c, _), s in zip(judged, samples)]
+            kept = select_kept(usable, [score for _, score in judged], config.keep)
             summary["questions"] += 1
             summary["questions_with_kept"] += any(kept)
             for j, (sample, (correct, score), keep) in enumerate(zip(samples, judged, kept)):
@@ -154,6 +157,7 @@ def build_rationales(
                 summary["failed"] += sample.error is not None
                 summary["parse_failures"] += sample.error is None and not sample.parsed
                 summary["correct"] += correct
+                summary["empty_rationales"] += correct and not sample.rationale.strip()
                 summary["kept"] += keep
                 rows.append(
                     {

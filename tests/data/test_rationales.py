@@ -186,5 +186,5 @@ def test_keep_rules_by_hand():
 def test_bad_rationale_file_names_file_line_and_field(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text('{"id": "a", "rationale": "r", "kept": true}\n{"id": "b", "kept": true}\n')
-    with pytest.raises(ValueError, match=r"train\.jsonl: line 2: field 'rationale'"):
+    with pytest.raises(ValueError, match=r"train\.jsonl: record 1 \(line 2\): field 'rationale'"):
         read_kept(path)

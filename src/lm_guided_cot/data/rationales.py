@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from lm_guided_cot.data.errors import DataFormatError
+from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
@@ -210,23 +212,13 @@ def build_rationales(
 
 def read_kept(path: str | Path) -> list[dict[str, Any]]:
     """The kept rows of a rationale file, in file order; a bad line names file, line and field."""
-    path = Path(path)
     kept = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {line_no}: not valid JSON ({err.msg})") from None
-            for name, kind in (("id", str), ("rationale", str), ("kept", bool)):
-                if not isinstance(row.get(name), kind):
-                    raise ValueError(
-                        f"{path}: line {line_no}: field '{name}': expected {kind.__name__}"
-                    )
-            if row["kept"]:
-                kept.append(row)
+    for index, line, row in iter_json_records(path):
+        for name, kind in (("id", str), ("rationale", str), ("kept", bool)):
+            if not isinstance(row, dict) or not isinstance(row.get(name), kind):
+                raise DataFormatError(str(path), index, name, f"expected {kind.__name__}", line)
+        if row["kept"]:
+            kept.append(row)
     return kept
 
 

@@ -12,11 +12,12 @@ counted per role, and counts the replies its parser could not read (a fallback i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lm_guided_cot.data.errors import DataFormatError
+from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.prompts import format_context
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.client import LLMClient, LLMRequest
@@ -132,27 +133,25 @@ def load_demonstrations(path: str | Path, limit: int | None = None) -> list[Demo
     supporting_paragraphs[{title, supporting_snippet}]``."""
     demos = []
     path = Path(expand_path(str(path)))
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-                demos.append(
-                    Demonstration(
-                        question=raw["question"],
-                        rationale=raw["rationale"],
-                        answer=raw["answer"],
-                        paragraphs=[
-                            (p["title"], p.get("supporting_snippet") or p.get("text", ""))
-                            for p in raw.get("supporting_paragraphs", [])
-                        ],
-                    )
+    for index, line, raw in iter_json_records(path):
+        try:
+            demos.append(
+                Demonstration(
+                    question=raw["question"],
+                    rationale=raw["rationale"],
+                    answer=raw["answer"],
+                    paragraphs=[
+                        (p["title"], p.get("supporting_snippet") or p.get("text", ""))
+                        for p in raw.get("supporting_paragraphs", [])
+                    ],
                 )
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise ValueError(f"{path}: line {line_no}: not a demonstration ({err!r})") from None
-            if limit is not None and len(demos) >= limit:
-                break
+            )
+        except (KeyError, TypeError, AttributeError) as err:
+            raise DataFormatError(
+                str(path), index, None, f"not a demonstration ({err!r})", line
+            ) from None
+        if limit is not None and len(demos) >= limit:
+            break
     return demos
 
 

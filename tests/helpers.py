@@ -25,6 +25,14 @@ def hotpot_record(rid: str = "q1", n_paragraphs: int = 3, **overrides) -> dict:
     return record
 
 
+def qa_record(rid: str = "q1", **overrides):
+    """``hotpot_record`` as the typed ``QARecord`` the stages work with."""
+    from lm_guided_cot.data.records import HOTPOTQA, QARecord
+    from lm_guided_cot.data.schema import record_to_row
+
+    return QARecord.from_row(record_to_row(hotpot_record(rid, **overrides), HOTPOTQA, "mem", 0))
+
+
 def write_jsonl(path: Path, records: list) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path

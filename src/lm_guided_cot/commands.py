@@ -99,8 +99,45 @@ def rationales(argv: list[str]) -> None:
     print(json.dumps(summaries, indent=2))
 
 
+def evaluation_parser():
+    """The parser of ``lmcot evaluate``: the ``evaluate`` signature plus ``-c/--config``."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from lm_guided_cot.evaluation.runner import evaluate as run_evaluation
+
+    parser = ArgumentParser(
+        prog="lmcot evaluate",
+        description=run_evaluation.__doc__.split("\n\n")[0],
+        exit_on_error=True,
+    )
+    parser.add_argument(
+        "-c", "--config", action=ActionConfigFile, help="a YAML config (repeatable)"
+    )
+    parser.add_function_arguments(run_evaluation, fail_untyped=True)
+    return parser
+
+
+def evaluate(argv: list[str]) -> None:
+    """Compare standard, CoT, LM-guided and self-consistency settings (lmcot evaluate -c CONFIG)."""
+    from lm_guided_cot.evaluation.runner import evaluate as run_evaluation
+
+    parser = evaluation_parser()
+    config = parser.instantiate_classes(parser.parse_args(argv))
+    config.pop("config", None)
+    run_evaluation(**config)
+
+
+def demo(argv: list[str]) -> None:
+    """Run the quickstart: teacher, distillation, PPO and the comparison table on the CPU."""
+    from lm_guided_cot.demo import run_demo
+
+    auto_cli(run_demo, args=argv, prog="lmcot demo")
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "score": score,
     "ask": ask,
     "rationales": rationales,
+    "evaluate": evaluate,
+    "demo": demo,
 }

@@ -78,6 +78,12 @@ def answer_inclusion(prediction: str, gold: str) -> float:
     return float(f" {ref} " in f" {normalize_answer(prediction)} ")
 
 
+def best_inclusion(prediction: str, golds: str | Sequence[str]) -> float:
+    """Answer inclusion against a gold answer or any of its accepted aliases."""
+    golds = [golds] if isinstance(golds, str) else golds
+    return max((answer_inclusion(prediction, gold) for gold in golds), default=0.0)
+
+
 def score_answer(prediction: str, golds: str | Sequence[str]) -> AnswerScore:
     """Score one prediction against a gold answer or a list of accepted answers (2Wiki aliases)."""
     if isinstance(golds, str):

@@ -62,7 +62,8 @@ class MultiHopQADataModule(L.LightningDataModule):
     """Train/validation/test splits of a multi-hop QA benchmark as tokenised prompt batches.
 
     Args:
-        tokenizer: the small LM's tokenizer: a hub id or a local folder.
+        tokenizer: the small LM's tokenizer: a hub id or a local folder (``lmcot fit`` links
+            it to ``model.init_args.model``; ``lmcot evaluate`` sets one per checkpoint).
         train: training split: a ``.json``/``.jsonl`` file, a dataset folder or a hub id.
             ``$LMCOT_DATA`` is expanded (default ``../shared/data``).
         validation: validation split, same forms.
@@ -89,7 +90,7 @@ class MultiHopQADataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        tokenizer: str,
+        tokenizer: str | None = None,
         train: str | None = None,
         validation: str | None = None,
         test: str | None = None,
@@ -140,6 +141,10 @@ class MultiHopQADataModule(L.LightningDataModule):
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
         if self._tokenizer is None:
+            if self.tokenizer_name is None:
+                raise ValueError(
+                    f"{type(self).__name__}: no tokenizer configured (data.init_args.tokenizer)"
+                )
             self._tokenizer = load_tokenizer(self.tokenizer_name, self.padding_side)
         return self._tokenizer
 
@@ -205,8 +210,8 @@ class MultiHopQADataModule(L.LightningDataModule):
             "predict": ("test",),
         }.get(stage or "", ("train", "validation", "test"))
         for split in wanted:
-            if self.paths[split] is not None and split not in self._records:
-                self._load(split)
+            if self.paths[split] is not None:
+                self.tokenized(split)
             if split in self.rationale_splits():
                 self.targets(split)  # fail early when the rationale file is missing or empty
 
@@ -227,7 +232,6 @@ class MultiHopQADataModule(L.LightningDataModule):
             records = records.select(range(min(limit, len(records))))
         self.skipped[split] = result.skipped
         self._records[split] = records
-        self._tokenized[split] = self._tokenize(records)
 
     def _tokenize(self, records: datasets.Dataset) -> datasets.Dataset:
         builder = PromptBuilder(self.prompt_config, self.tokenizer)
@@ -270,7 +274,8 @@ class MultiHopQADataModule(L.LightningDataModule):
 
     def tokenized(self, split: Split) -> datasets.Dataset:
         """The tokenised prompts of a split (``input_ids``, ``attention_mask``, ``index``)."""
-        self.records(split)
+        if split not in self._tokenized:
+            self._tokenized[split] = self._tokenize(self.records(split))
         return self._tokenized[split]
 
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -305,6 +310,23 @@ class MultiHopQADataModule(L.LightningDataModule):
             collate_fn=functools.partial(self.collate_targets, split) if targets else self.collate,
             persistent_workers=self.num_workers > 0,
         )
+
+    def eval_dataloader(self, split: Split, batch_size: int | None = None) -> DataLoader:
+        """Prompt batches of every question of ``split``, in order (for evaluation outside a
+        Trainer)."""
+        loader = self._loader(split, shuffle=False)
+        if batch_size is None:
+            return loader
+        return DataLoader(loader.dataset, batch_size=batch_size, collate_fn=self.collate)
+
+    def with_tokenizer(self, tokenizer: str) -> MultiHopQADataModule:
+        """The same splits and prompt settings, written for another small LM's tokenizer.
+
+        Records already read are shared (they do not depend on the tokenizer)."""
+        clone = type(self)(**{**self.hparams, "tokenizer": tokenizer})
+        clone._records = dict(self._records)
+        clone.skipped = dict(self.skipped)
+        return clone
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True, targets="train" in self.rationale_splits())

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,10 +21,11 @@ from typing import Any, Literal
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.files import write_atomically
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Teacher, TeacherConfig
-from lm_guided_cot.metrics import answer_inclusion, score_answer
+from lm_guided_cot.metrics import best_inclusion, score_answer
 from lm_guided_cot.paths import expand_path
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ def judge_answer(
         score = score_answer(answer, golds).f1
         return score >= threshold, score
     if rule == "inclusion":
-        score = max(answer_inclusion(answer, gold) for gold in golds)
+        score = best_inclusion(answer, golds)
         return score == 1.0, score
     raise ValueError(f"unknown keep rule {rule!r}")
 
@@ -220,18 +219,3 @@ def read_kept(path: str | Path) -> list[dict[str, Any]]:
         if row["kept"]:
             kept.append(row)
     return kept
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a file whole or not at all: a temp file beside it, then an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

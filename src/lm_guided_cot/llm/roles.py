@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
@@ -28,9 +29,22 @@ from lm_guided_cot.paths import expand_path
 Messages = list[dict[str, str]]
 
 
-def record_context(record: QARecord, paragraph_template: str = "{title}: {text}") -> str:
-    """The record's full context for the large LM (it is not token-budgeted like the small LM's)."""
-    return format_context([(p.title, p.text) for p in record.paragraphs], paragraph_template)
+ContextSelection = Literal["all", "gold_only"]
+
+
+def record_context(
+    record: QARecord,
+    paragraph_template: str = "{title}: {text}",
+    context: ContextSelection = "all",
+) -> str:
+    """The record's context for the large LM (not token-budgeted like the small LM's).
+
+    ``gold_only`` keeps the paragraphs that hold a supporting fact: an oracle setting, for
+    ablations and for CPU demos where every prompt token costs time.
+    """
+    gold = set(record.gold_titles)
+    paragraphs = [p for p in record.paragraphs if context == "all" or p.title in gold]
+    return format_context([(p.title, p.text) for p in paragraphs], paragraph_template)
 
 
 def _messages(system: str, user: str) -> Messages:
@@ -53,6 +67,8 @@ class ReaderConfig:
         template: the user message without a rationale; ``{context}``, ``{question}``.
         template_with_rationale: the user message with one; adds ``{rationale}``.
         paragraph_template: one context paragraph; ``{title}``, ``{text}``.
+        context: ``all`` paragraphs (the benchmark's setting) or ``gold_only`` (oracle: those
+            holding a supporting fact).
         fallback: when no answer can be read: ``first_line`` of the reply, or ``empty``.
         sampling: overrides the client's sampling (``None``: the client's, greedy by default).
     """
@@ -64,6 +80,7 @@ class ReaderConfig:
         "Reply with 'Answer: <short answer>'."
     )
     paragraph_template: str = "{title}: {text}"
+    context: ContextSelection = "all"
     fallback: str = "first_line"
     sampling: SamplingParams | None = None
 
@@ -86,7 +103,7 @@ class Reader:
         self.config = config or ReaderConfig()
 
     def messages(self, record: QARecord, rationale: str | None = None) -> Messages:
-        context = record_context(record, self.config.paragraph_template)
+        context = record_context(record, self.config.paragraph_template, self.config.context)
         if rationale is None:
             user = self.config.template.format(context=context, question=record.question)
         else:
@@ -168,6 +185,8 @@ class TeacherConfig:
             (``None``: zero-shot chain of thought).
         num_demonstrations: how many of them to show (``None``: all).
         paragraph_template: one context paragraph; ``{title}``, ``{text}``.
+        context: ``all`` paragraphs (the benchmark's setting) or ``gold_only`` (oracle: those
+            holding a supporting fact).
         sampling: overrides the client's sampling (use temperature > 0 for several samples).
     """
 
@@ -180,6 +199,7 @@ class TeacherConfig:
     demonstrations: str | None = None
     num_demonstrations: int | None = None
     paragraph_template: str = "{title}: {text}"
+    context: ContextSelection = "all"
     sampling: SamplingParams | None = None
 
 
@@ -225,7 +245,7 @@ class Teacher:
                     ),
                 }
             )
-        context = record_context(record, cfg.paragraph_template)
+        context = record_context(record, cfg.paragraph_template, cfg.context)
         out.append(
             {
                 "role": "user",
@@ -296,6 +316,8 @@ class JudgeConfig:
         template: the user message; ``{context}``, ``{question}``, ``{rationale}``,
             ``{aspects}`` (one line each), ``{scale_min}``, ``{scale_max}``, ``{keys}``.
         paragraph_template: one context paragraph; ``{title}``, ``{text}``.
+        context: ``all`` paragraphs (the benchmark's setting) or ``gold_only`` (oracle: those
+            holding a supporting fact).
         sampling: overrides the client's sampling.
     """
 
@@ -310,6 +332,7 @@ class JudgeConfig:
         "Reply with one JSON object and nothing else, with the keys {keys}."
     )
     paragraph_template: str = "{title}: {text}"
+    context: ContextSelection = "all"
     sampling: SamplingParams | None = None
 
 
@@ -341,7 +364,7 @@ class Judge:
         cfg = self.config
         names = [a.name for a in cfg.aspects]
         user = cfg.template.format(
-            context=record_context(record, cfg.paragraph_template),
+            context=record_context(record, cfg.paragraph_template, cfg.context),
             question=record.question,
             rationale=rationale,
             aspects="\n".join(f"- {a.name}: {a.description}" for a in cfg.aspects),

@@ -11,7 +11,11 @@ What it supports
 - Validation: the loss on the kept teacher rationales of the validation split every epoch;
   every ``eval_every_n_epochs`` epochs also rationales generated for *all* validation
   questions, the large LM's answers with them (reader role) scored by official EM/F1, and a
-  TensorBoard text table of examples. ``lmcot test`` does the same on the test split.
+  TensorBoard text table of examples. ``lmcot test`` does the same on the test split (for
+  a fit checkpoint with ``--ckpt_path``, or an exported folder as ``--model.init_args.model``)
+  and writes ``<log dir>/test/examples/lm_guided.jsonl`` (question, rationale, answer, gold,
+  scores) and ``<log dir>/test/predictions/lm_guided.json`` (the official layout).
+  ``lmcot evaluate`` puts several checkpoints beside the prompting baselines.
 - Export: at the end of ``fit`` the small LM and tokenizer are written with
   ``save_pretrained`` to ``export_dir`` (default ``<log dir>/export``); stage 2 and the
   evaluation take that folder.
@@ -23,18 +27,21 @@ restores weights, optimizer, scheduler and loop state from a Lightning checkpoin
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
 from transformers import get_scheduler
 
+from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.evaluation.results import ExampleResult, SettingResult, write_setting_files
 from lm_guided_cot.hparams import as_dataclass, as_plain
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Reader, ReaderConfig
-from lm_guided_cot.metrics import AnswerScores
-from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
+from lm_guided_cot.metrics import AnswerScores, best_inclusion
+from lm_guided_cot.modules.reporting import export_at_fit_end, gather_objects, log_text_table
 from lm_guided_cot.policy import GenerationConfig, SmallLM
 
 
@@ -193,6 +200,14 @@ class DistillationModule(L.LightningModule):
             self.answer_scores.reset()
             self.log(f"{prefix}/answer_em", scores["em"].float())
             self.log(f"{prefix}/answer_f1", scores["f1"].float(), prog_bar=True)
+            inclusion = [best_inclusion(a, r.gold_answers) for a, r in zip(answers, records)]
+            self.log(
+                f"{prefix}/answer_inclusion",
+                torch.tensor(inclusion, dtype=torch.float32).mean(),
+                sync_dist=True,
+            )
+            if prefix == "test":
+                self._write_test_files(records, rationales, answers)
             usage = client.usage()
             for key in (
                 "llm/total/requests",
@@ -212,6 +227,21 @@ class DistillationModule(L.LightningModule):
                     for r, x, a in zip(records[:n], rationales[:n], answers[:n])
                 ],
             )
+
+    def _write_test_files(
+        self, records: list[QARecord], rationales: list[str], answers: list[str]
+    ) -> None:
+        """Per-question JSON lines and an official prediction file, like ``lmcot evaluate``'s."""
+        examples = [
+            ExampleResult.scored(r, a, rationales=[x], answers=[a])
+            for r, x, a in zip(records, rationales, answers)
+        ]
+        examples = gather_objects(examples)  # every rank's shard, for rank 0 to write
+        if self.global_rank == 0:
+            folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "test"
+            result = SettingResult("lm_guided", examples, seconds=0.0)
+            for path in write_setting_files(folder, result).values():
+                print(f"wrote {path}")
 
     def _reader_client(self) -> LLMClient:
         if self._client is None:

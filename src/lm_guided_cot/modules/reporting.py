@@ -31,6 +31,17 @@ def log_text_table(
     logger.experiment.add_text(tag, "\n".join(lines), global_step=module.global_step)
 
 
+def gather_objects(items: list[Any]) -> list[Any]:
+    """Every rank's ``items`` concatenated in rank order (``items`` itself in one process)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    gathered: list[list[Any]] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]
+
+
 def export_pretrained(policy: SmallLM, folder: str | os.PathLike) -> Path:
     """Write the small LM and its tokenizer to ``folder`` whole or not at all.
 

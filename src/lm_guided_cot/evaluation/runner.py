@@ -1,0 +1,330 @@
+"""``lmcot evaluate``: the paper's settings side by side on one split, with one large LM.
+
+What it does
+- Runs, on every question of the split (``data.init_args.max_eval_examples`` caps it):
+  standard prompting, CoT prompting, and each configured small-LM setting (LM-guided with
+  any number of checkpoints; self-consistency where ``samples > 1``).
+- Scores answers by the official rules (EM, F1, answer inclusion; 2Wiki aliases), has the
+  judge score every rationale on the configured aspects, and counts each setting's large-LM
+  calls, tokens, cost and wall time (the judge's calls are counted apart).
+- Compares settings with paired bootstrap intervals on the per-question EM/F1 differences.
+- Writes under ``output_dir``: ``results.md`` (the tables), ``results.csv``,
+  ``comparisons.csv``, ``summary.json`` (every number, plus each prediction file re-scored by
+  the official scorer), ``examples/<setting>.jsonl`` (question, rationales, answers, gold,
+  scores), ``predictions/<setting>.json`` (official layout) and ``tensorboard/``.
+
+Every large-LM reply is cached, so an interrupted evaluation resumes where it stopped: a
+rerun sends only what had no reply. Sampled rationales are seeded, so a rerun asks the same.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import torch
+from rich.console import Console
+
+from lm_guided_cot.data.datamodule import MultiHopQADataModule
+from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.evaluation.bootstrap import paired_bootstrap
+from lm_guided_cot.evaluation.results import (
+    ExampleResult,
+    SettingResult,
+    usage_delta,
+    write_setting_files,
+)
+from lm_guided_cot.evaluation.settings import (
+    SmallLMSetting,
+    cot_prompting,
+    generate_rationales,
+    judge_rationales,
+    lm_guided,
+    standard_prompting,
+)
+from lm_guided_cot.evaluation.table import (
+    COMPARISON_HEADER,
+    RESULT_HEADER,
+    Comparison,
+    comparison_rows,
+    csv_text,
+    markdown_table,
+    print_table,
+    result_rows,
+)
+from lm_guided_cot.files import write_atomically
+from lm_guided_cot.hparams import as_dataclass
+from lm_guided_cot.llm.client import LLMClient
+from lm_guided_cot.llm.config import LLMConfig
+from lm_guided_cot.llm.roles import Judge, JudgeConfig, Reader, ReaderConfig, Teacher, TeacherConfig
+from lm_guided_cot.metrics import GoldExample, read_prediction_file, score_predictions
+
+STANDARD = "standard prompting"
+COT = "CoT prompting"
+
+
+@dataclass
+class EvaluationReport:
+    """What ``evaluate`` returns: the rows, the paired comparisons and the files written."""
+
+    results: list[SettingResult]
+    comparisons: list[Comparison]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def result(self, name: str) -> SettingResult:
+        return next(r for r in self.results if r.name == name)
+
+
+def evaluate(
+    data: MultiHopQADataModule,
+    llm: LLMConfig,
+    small_lms: list[SmallLMSetting] | None = None,
+    standard: bool = True,
+    cot: bool = True,
+    reader: ReaderConfig = ReaderConfig(),  # noqa: B008 (a plain dataclass, never mutated)
+    cot_prompt: TeacherConfig = TeacherConfig(),  # noqa: B008
+    judge: JudgeConfig | None = JudgeConfig(),  # noqa: B008
+    judge_llm: LLMConfig | None = None,
+    split: Literal["validation", "test"] = "test",
+    baseline: str | None = None,
+    comparisons: list[list[str]] | None = None,
+    bootstrap_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    device: str = "auto",
+    output_dir: str = "runs/evaluation",
+    num_logged_examples: int = 8,
+    quiet: bool = False,
+) -> EvaluationReport:
+    """Compare standard prompting, CoT prompting and LM-guided settings on one split.
+
+    Args:
+        data: the benchmark's DataModule (e.g. ``-c configs/hotpotqa/data.yaml``); its
+            ``max_eval_examples`` caps the questions, its prompt settings write the small
+            LMs' inputs. Its tokenizer is set per small LM.
+        llm: the large LM, the same for every setting (e.g. ``--llm configs/llm/openai.yaml``).
+        small_lms: the LM-guided settings, each a named small-LM checkpoint (KD, KD+RL, ...);
+            one with ``samples > 1`` is self-consistency.
+        standard: include standard prompting (the large LM answers alone).
+        cot: include CoT prompting (the large LM writes its own rationale).
+        reader: how the large LM is asked to answer, with or without a rationale.
+        cot_prompt: how the large LM is asked for its own rationale (few-shot with
+            ``demonstrations``).
+        judge: the aspects the judge scores each rationale on (``null``: no aspect scores).
+        judge_llm: the judge's LLM (default: ``llm``).
+        split: the split to evaluate.
+        baseline: the setting every other one is compared with (default: the first row).
+        comparisons: explicit ``[setting, baseline]`` pairs instead of all-vs-``baseline``.
+        bootstrap_resamples: resamples of the paired bootstrap.
+        confidence: level of the bootstrap intervals.
+        seed: seed of the small LMs' sampling and of the bootstrap.
+        device: where the small LMs run: ``auto`` (CUDA when present), ``cpu``, ``cuda:0``...
+        output_dir: where tables, per-example files, predictions and TensorBoard logs go.
+        num_logged_examples: examples per setting in the TensorBoard text tab.
+        quiet: do not print progress and tables.
+    """
+    console = Console(quiet=quiet, log_path=False)
+    out = Path(output_dir)
+    small_lms = [as_dataclass(SmallLMSetting, s) for s in small_lms or []]
+    _check_names(standard, cot, small_lms)
+    torch_device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    )
+    records = [QARecord.from_row(row) for row in data.records(split)]
+    if not records:
+        raise ValueError(f"the {split} split has no questions")
+    console.rule(f"evaluation: {len(records)} {split} questions, large LM {llm.model}")
+
+    client = LLMClient(llm)
+    judge_client = LLMClient(judge_llm) if judge_llm is not None else client
+    judge_role = Judge(judge_client, judge) if judge is not None else None
+    results: list[SettingResult] = []
+    try:
+
+        def run(name: str, answer: Callable[[], list[ExampleResult]]) -> None:
+            console.log(f"[bold]{name}[/bold]: running")
+            start = time.perf_counter()
+            before = client.usage()
+            examples = answer()
+            usage = usage_delta(before, client.usage(), ("reader", "teacher"))
+            judge_before = judge_client.usage()
+            if judge_role is not None:
+                judge_rationales(records, examples, judge_role)
+            judge_usage = usage_delta(judge_before, judge_client.usage(), ("judge",))
+            result = SettingResult(name, examples, time.perf_counter() - start, usage, judge_usage)
+            results.append(result)
+            m = result.metrics()
+            console.log(
+                f"[bold]{name}[/bold]: EM {100 * m['answer_em']:.1f}  F1 {100 * m['answer_f1']:.1f}"
+                f"  ({result.seconds:.0f} s)"
+            )
+
+        answerer = Reader(client, reader)
+        if standard:
+            run(STANDARD, lambda: standard_prompting(records, answerer))
+        if cot:
+            run(COT, lambda: cot_prompting(records, Teacher(client, cot_prompt)))
+        for setting in small_lms:
+
+            def guided(setting: SmallLMSetting = setting) -> list[ExampleResult]:
+                rationales = generate_rationales(setting, data, split, torch_device, seed)
+                return lm_guided(records, rationales, answerer)
+
+            run(setting.name, guided)
+    finally:
+        client.close()
+        if judge_client is not client:
+            judge_client.close()
+
+    pairs = comparisons or [[r.name, baseline or results[0].name] for r in results]
+    compared = _compare(results, pairs, bootstrap_resamples, confidence, seed)
+    report = EvaluationReport(results, compared)
+    report.files = _write_outputs(report, out, data, split, llm, records, num_logged_examples)
+    print_table(
+        console,
+        f"{data.source} {split}, {len(records)} questions",
+        RESULT_HEADER,
+        result_rows(results),
+    )
+    if compared:
+        print_table(
+            console,
+            f"paired bootstrap, {100 * confidence:.0f}% intervals, percentage points",
+            COMPARISON_HEADER,
+            comparison_rows(compared),
+        )
+    console.print(f"results: {out / 'results.md'}   TensorBoard: tensorboard --logdir {out}")
+    return report
+
+
+def _check_names(standard: bool, cot: bool, small_lms: Sequence[SmallLMSetting]) -> None:
+    names = [STANDARD] * standard + [COT] * cot + [s.name for s in small_lms]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"setting names must be unique; repeated: {duplicates}")
+    if not names:
+        raise ValueError("nothing to evaluate: enable standard, cot or add small_lms")
+
+
+def _compare(
+    results: Sequence[SettingResult],
+    pairs: Sequence[Sequence[str]],
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> list[Comparison]:
+    by_name = {r.name: r for r in results}
+    compared = []
+    for pair in pairs:
+        if len(pair) != 2 or any(name not in by_name for name in pair):
+            raise ValueError(
+                f"comparison {list(pair)}: expected two of the settings {sorted(by_name)}"
+            )
+        setting, baseline = pair
+        if setting == baseline:
+            continue
+        for metric in ("em", "f1"):
+            difference = paired_bootstrap(
+                by_name[setting].column(metric),
+                by_name[baseline].column(metric),
+                resamples,
+                confidence,
+                seed,
+            )
+            compared.append(Comparison(setting, baseline, metric, difference))
+    return compared
+
+
+def _write_outputs(
+    report: EvaluationReport,
+    out: Path,
+    data: MultiHopQADataModule,
+    split: str,
+    llm: LLMConfig,
+    records: Sequence[QARecord],
+    num_logged_examples: int,
+) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    gold = [GoldExample(r.id, r.gold_answers) for r in records]
+    summary: dict[str, object] = {
+        "benchmark": data.source,
+        "split": split,
+        "questions": len(records),
+        "large_lm": llm.model,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": {},
+    }
+    for result in report.results:
+        written = write_setting_files(out, result)
+        files[f"{result.slug}/examples"] = written["examples"]
+        files[f"{result.slug}/predictions"] = written["predictions"]
+        summary["settings"][result.name] = {
+            "metrics": result.metrics(),
+            "official": score_predictions(read_prediction_file(written["predictions"]), gold),
+            "usage": result.usage,
+            "judge_usage": result.judge_usage,
+            "seconds": result.seconds,
+        }
+    summary["comparisons"] = [
+        {"setting": c.setting, "baseline": c.baseline, "metric": c.metric, **asdict(c.difference)}
+        for c in report.comparisons
+    ]
+    rows, compared = result_rows(report.results), comparison_rows(report.comparisons)
+    markdown = "\n\n".join(
+        [
+            f"# {data.source} {split}: {len(records)} questions, large LM `{llm.model}`",
+            markdown_table(RESULT_HEADER, rows),
+            "EM, F1 and inclusion in %; aspects: the judge's mean score; LLM calls, tokens and "
+            "cost: the large LM answering (the judge's are in summary.json).",
+            "## Paired bootstrap (difference in percentage points)",
+            markdown_table(COMPARISON_HEADER, compared) if compared else "(one setting only)",
+        ]
+    )
+    for name, text in (
+        ("results.md", markdown + "\n"),
+        ("results.csv", csv_text(RESULT_HEADER, rows)),
+        ("comparisons.csv", csv_text(COMPARISON_HEADER, compared)),
+        ("summary.json", json.dumps(summary, indent=2) + "\n"),
+    ):
+        write_atomically(out / name, text)
+        files[name] = out / name
+    _log_tensorboard(report, out / "tensorboard", markdown, num_logged_examples)
+    files["tensorboard"] = out / "tensorboard"
+    return files
+
+
+def _log_tensorboard(
+    report: EvaluationReport, folder: Path, markdown: str, num_logged_examples: int
+) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(folder)) as writer:
+        writer.add_text("eval/results", markdown)
+        for result in report.results:
+            for key, value in result.metrics().items():
+                writer.add_scalar(f"eval/{result.slug}/{key}", value, 0)
+            rows = [
+                "| question | rationale | answer | gold | F1 |",
+                "|---|---|---|---|---|",
+                *(
+                    "| "
+                    + " | ".join(
+                        str(v).replace("|", "\\|").replace("\n", " ")
+                        for v in (
+                            e.question,
+                            e.rationales[0] if e.rationales else "",
+                            e.answer,
+                            e.gold[0],
+                            f"{e.f1:.2f}",
+                        )
+                    )
+                    + " |"
+                    for e in result.examples[:num_logged_examples]
+                ),
+            ]
+            writer.add_text(f"eval/{result.slug}/examples", "\n".join(rows))

@@ -1,0 +1,159 @@
+"""The paper's evaluation settings, each a function from questions to ``ExampleResult``s.
+
+- standard prompting: the large LM answers from question + context;
+- CoT prompting: the large LM writes its own rationale, then its answer (one call);
+- LM-guided: a small-LM checkpoint writes the rationale, the large LM answers with it;
+- self-consistency: k sampled small-LM rationales, one answer each, majority vote.
+
+All large-LM calls go through the roles of ``lm_guided_cot.llm.roles`` (one client, cached,
+counted); the small LM runs here, in this process, on the configured device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from lm_guided_cot.data.datamodule import MultiHopQADataModule
+from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.evaluation.results import ExampleResult
+from lm_guided_cot.evaluation.voting import majority_vote
+from lm_guided_cot.hparams import as_dataclass
+from lm_guided_cot.llm.roles import Judge, Reader, Teacher
+from lm_guided_cot.policy import GenerationConfig, SmallLM
+
+
+@dataclass
+class SmallLMSetting:
+    """A setting in which a small LM writes the rationales the large LM answers with.
+
+    Args:
+        name: the row's name in the table, e.g. ``LM-guided (KD)``.
+        model: the small LM: the folder ``lmcot fit`` exports (``<log dir>/export``), a hub id,
+            ``folder#file.gguf`` or ``smollm2``.
+        generation: how it writes rationales (greedy by default, as in the LM-guided rows).
+        samples: rationales per question. Above 1 this is self-consistency: the large LM
+            answers with each, and the answer most of them agree on (after the official
+            normalisation; ties to the first) is final. Needs ``generation.do_sample: true``.
+        batch_size: questions per generation batch.
+    """
+
+    name: str
+    model: str
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    samples: int = 1
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        self.generation = as_dataclass(GenerationConfig, self.generation)
+        if self.samples < 1:
+            raise ValueError(f"setting {self.name!r}: samples must be at least 1")
+        if self.samples > 1 and not self.generation.do_sample:
+            raise ValueError(
+                f"setting {self.name!r}: {self.samples} samples per question need "
+                "generation.do_sample: true (greedy decoding would repeat one rationale)"
+            )
+
+
+def _errors(*errors: str | None) -> list[str]:
+    return [e for e in errors if e]
+
+
+def standard_prompting(records: Sequence[QARecord], reader: Reader) -> list[ExampleResult]:
+    """The large LM answers from question + context alone."""
+    outputs = reader.answer(records)
+    return [
+        ExampleResult.scored(r, o.answer, errors=_errors(o.error))
+        for r, o in zip(records, outputs, strict=True)
+    ]
+
+
+def cot_prompting(records: Sequence[QARecord], teacher: Teacher) -> list[ExampleResult]:
+    """The large LM writes its own rationale and answer in one reply (the teacher's prompt)."""
+    outputs = [group[0] for group in teacher.explain(records)]
+    return [
+        ExampleResult.scored(
+            r, o.answer, rationales=[o.rationale], answers=[o.answer], errors=_errors(o.error)
+        )
+        for r, o in zip(records, outputs, strict=True)
+    ]
+
+
+def lm_guided(
+    records: Sequence[QARecord], rationales: Sequence[Sequence[str]], reader: Reader
+) -> list[ExampleResult]:
+    """The large LM answers each question once per rationale; with several, the majority
+    of the normalised answers is final (``majority_vote``)."""
+    flat_records = [r for r, group in zip(records, rationales, strict=True) for _ in group]
+    flat_rationales = [x for group in rationales for x in group]
+    outputs = iter(reader.answer(flat_records, flat_rationales))
+    results = []
+    for record, group in zip(records, rationales):
+        answers = [next(outputs) for _ in group]
+        vote = majority_vote([o.answer for o in answers])
+        results.append(
+            ExampleResult.scored(
+                record,
+                vote.answer,
+                rationales=list(group),
+                answers=[o.answer for o in answers],
+                votes=vote.votes if len(group) > 1 else None,
+                errors=_errors(*(o.error for o in answers)),
+            )
+        )
+    return results
+
+
+def judge_rationales(
+    records: Sequence[QARecord], results: Sequence[ExampleResult], judge: Judge
+) -> None:
+    """Fill in each result's aspect scores: the judge's means over its rationales."""
+    pairs = [(r, x) for r, res in zip(records, results, strict=True) for x in res.rationales]
+    if not pairs:
+        return
+    scores = iter(judge.score([r for r, _ in pairs], [x for _, x in pairs]))
+    for result in results:
+        judged = [next(scores) for _ in result.rationales]
+        if judged:
+            result.aspects = {
+                name: sum(j.scores[name] for j in judged) / len(judged) for name in judged[0].scores
+            }
+            result.errors += _errors(*(j.error for j in judged))
+
+
+@torch.no_grad()
+def generate_rationales(
+    setting: SmallLMSetting,
+    data: MultiHopQADataModule,
+    split: str,
+    device: torch.device,
+    seed: int = 0,
+) -> list[list[str]]:
+    """``setting.samples`` rationales per question of ``split``, in the split's order.
+
+    Prompts are written and trimmed with the setting's own tokenizer (the data's prompt
+    settings), so each checkpoint sees the input it was trained on.
+    """
+    prompts = data.with_tokenizer(setting.model)
+    n = len(prompts.records(split))
+    policy = SmallLM.from_pretrained(setting.model).to(device).eval()
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(seed)  # sampled settings are reproducible and independent of order
+    rationales: list[list[str]] = [[] for _ in range(n)]
+    try:
+        for batch in prompts.eval_dataloader(split, batch_size=setting.batch_size):
+            k = setting.samples
+            labels = policy.generate(
+                batch["input_ids"].repeat_interleave(k, 0).to(device),
+                batch["attention_mask"].repeat_interleave(k, 0).to(device),
+                setting.generation,
+            )
+            texts = policy.decode(labels)
+            for index, text in zip(batch["index"].repeat_interleave(k).tolist(), texts):
+                rationales[index].append(text)
+    finally:
+        torch.set_rng_state(generator_state)
+        del policy
+    return rationales

@@ -1,0 +1,139 @@
+"""The comparison table and the paired differences, as rows for the terminal, Markdown and CSV.
+
+Each table is built once as ``(header, raw rows)``; Markdown and the terminal show rounded
+numbers, CSV keeps them whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from lm_guided_cot.evaluation.bootstrap import PairedDifference
+from lm_guided_cot.evaluation.results import SettingResult
+
+RESULT_HEADER = (
+    "setting",
+    "n",
+    "EM",
+    "F1",
+    "inclusion",
+    "aspects",
+    "LLM calls",
+    "cached",
+    "tokens",
+    "cost $",
+    "seconds",
+)
+COMPARISON_HEADER = ("setting", "vs", "metric", "difference", "ci low", "ci high", "p")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``setting`` minus ``baseline`` on one per-question metric."""
+
+    setting: str
+    baseline: str
+    metric: str
+    difference: PairedDifference
+
+
+def result_rows(results: Sequence[SettingResult]) -> list[tuple[Any, ...]]:
+    """One raw row per setting, in ``RESULT_HEADER`` order (aspects: ``None`` when unjudged)."""
+    rows = []
+    for result in results:
+        m = result.metrics()
+        usage = result.usage
+        rows.append(
+            (
+                result.name,
+                int(m["n"]),
+                m["answer_em"],
+                m["answer_f1"],
+                m["answer_inclusion"],
+                m.get("aspect/mean"),
+                int(usage.get("replies", 0) + usage.get("failures", 0)),
+                int(usage.get("cache_hits", 0)),
+                int(usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)),
+                usage.get("cost", 0.0),
+                result.seconds,
+            )
+        )
+    return rows
+
+
+def comparison_rows(comparisons: Sequence[Comparison]) -> list[tuple[Any, ...]]:
+    """One raw row per comparison, in ``COMPARISON_HEADER`` order."""
+    return [
+        (
+            c.setting,
+            c.baseline,
+            c.metric,
+            c.difference.mean,
+            c.difference.low,
+            c.difference.high,
+            c.difference.p_value,
+        )
+        for c in comparisons
+    ]
+
+
+def _fmt(value: Any, column: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if column in ("EM", "F1", "inclusion", "difference", "ci low", "ci high"):
+        return f"{100 * value:.1f}"  # percentage points, as the paper reports
+    if column == "aspects":
+        return f"{value:.2f}"
+    if column == "p":
+        return f"{value:.3f}"
+    if column == "cost $":
+        return f"{value:.4f}"
+    if column == "seconds":
+        return f"{value:.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def formatted(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[list[str]]:
+    """Rows as the strings the terminal and Markdown show."""
+    return [[_fmt(v, c) for v, c in zip(row, header)] for row in rows]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table of the formatted rows."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in formatted(header, rows)]
+    return "\n".join(lines)
+
+
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The raw rows as CSV (full precision, empty cells for missing values)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    return buffer.getvalue()
+
+
+def print_table(
+    console: Console, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """The formatted rows as a rich table in the terminal."""
+    table = Table(title=title, title_justify="left")
+    for i, column in enumerate(header):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in formatted(header, rows):
+        table.add_row(*row)
+    console.print(table)

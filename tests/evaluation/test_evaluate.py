@@ -1,0 +1,164 @@
+"""`lmcot evaluate` on the real HotpotQA sample with a tiny small LM and the test server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lm_guided_cot.commands import score_file
+from lm_guided_cot.evaluation.table import COMPARISON_HEADER, RESULT_HEADER
+from lm_guided_cot.evaluation.voting import majority_vote
+from lm_guided_cot.testing.fake_llm import FakeLLMServer
+
+REPO = Path(__file__).resolve().parents[2]
+N = 6
+SETTINGS = ["standard prompting", "CoT prompting", "LM-guided (tiny)", "SC (tiny, k=3)"]
+
+
+def _gold(shared_data: Path) -> dict[str, str]:
+    lines = (shared_data / "hotpotqa/validation.jsonl").read_text().splitlines()
+    return {r["question"]: r["answer"] for r in map(json.loads, lines)}
+
+
+def _responder(gold: dict[str, str]):
+    """Judge: 4 on every aspect. CoT: right. Reader alone: right on even-length questions.
+    Reader with a rationale: right when the rationale has an even length."""
+
+    def respond(messages):
+        system, user = messages[0]["content"], messages[-1]["content"]
+        if "grader" in system:
+            keys = user.rsplit("the keys ", 1)[1].rstrip(".").split(", ")
+            return json.dumps({k.strip('"'): 4 for k in keys})
+        question = user.split("Question: ", 1)[1].split("\n", 1)[0]
+        if "step by step" in system:
+            return f"The paragraphs say so. So the answer is: {gold[question]}"
+        if "Reasoning: " in user:
+            rationale = user.split("Reasoning: ", 1)[1].rsplit("\nReply with", 1)[0]
+            return f"Answer: {gold[question] if len(rationale) % 2 == 0 else 'nobody'}"
+        return f"Answer: {gold[question] if len(question) % 2 == 0 else 'nobody'}"
+
+    return respond
+
+
+@pytest.mark.slow
+def test_evaluate_table_predictions_and_official_scores(tmp_path, shared_data, tiny_causal_dir):
+    gold = _gold(shared_data)
+    out = tmp_path / "eval"
+    with FakeLLMServer(responder=_responder(gold)) as server:
+        config = {
+            "llm": {
+                "model": "openai/fake-large",
+                "api_base": server.base_url,
+                "cache_path": str(tmp_path / "llm.sqlite"),
+                "timeout": 5,
+            },
+            "small_lms": [
+                {
+                    "name": "LM-guided (tiny)",
+                    "model": str(tiny_causal_dir),
+                    "generation": {"max_new_tokens": 8},
+                },
+                {
+                    "name": "SC (tiny, k=3)",
+                    "model": str(tiny_causal_dir),
+                    "samples": 3,
+                    "generation": {"max_new_tokens": 8, "do_sample": True},
+                },
+            ],
+            "output_dir": str(out),
+            "bootstrap_resamples": 500,
+        }
+        data = {
+            "data": {
+                "class_path": "lm_guided_cot.data.HotpotQADataModule",
+                "init_args": {
+                    "test": str(shared_data / "hotpotqa/validation.jsonl"),
+                    "max_eval_examples": N,
+                    "prompt": {"max_tokens": 128},
+                    "cache_dir": str(tmp_path / "hf"),
+                },
+            }
+        }
+        (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
+        (tmp_path / "evaluate.yaml").write_text(yaml.safe_dump(config))
+        configs = ["-c", str(tmp_path / "data.yaml"), "-c", str(tmp_path / "evaluate.yaml")]
+        run = subprocess.run(
+            [sys.executable, "-m", "lm_guided_cot.cli", "evaluate", *configs],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=REPO,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        sent = server.stats()["requests"]
+
+    # the table: one row per setting, the documented columns, in the terminal and in files
+    for name in SETTINGS:
+        assert name in run.stdout
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == RESULT_HEADER
+    assert [r["setting"] for r in rows] == SETTINGS
+    assert all(int(r["n"]) == N for r in rows)
+    results = {r["setting"]: r for r in rows}
+    assert float(results["CoT prompting"]["EM"]) == 1.0  # the scripted CoT is always right
+    assert int(results["standard prompting"]["LLM calls"]) == N
+    assert int(results["SC (tiny, k=3)"]["LLM calls"]) >= N  # distinct rationales, one call each
+    assert results["standard prompting"]["aspects"] == ""  # no rationale, nothing to judge
+    assert float(results["LM-guided (tiny)"]["aspects"]) == 4.0
+    markdown = (out / "results.md").read_text()
+    assert "| setting | n | EM |" in markdown and "Paired bootstrap" in markdown
+    with (out / "comparisons.csv").open() as handle:
+        comparisons = list(csv.DictReader(handle))
+    assert tuple(comparisons[0]) == COMPARISON_HEADER
+    assert {(c["setting"], c["metric"]) for c in comparisons} == {
+        (s, m) for s in SETTINGS[1:] for m in ("em", "f1")
+    }
+    assert all(c["vs"] == "standard prompting" for c in comparisons)
+
+    summary = json.loads((out / "summary.json").read_text())
+    gold_file = shared_data / "hotpotqa/validation.jsonl"
+    for name, slug in zip(
+        SETTINGS, ["standard_prompting", "cot_prompting", "lm_guided_tiny", "sc_tiny_k_3"]
+    ):
+        examples = [
+            json.loads(x) for x in (out / f"examples/{slug}.jsonl").read_text().splitlines()
+        ]
+        predictions = json.loads((out / f"predictions/{slug}.json").read_text())["answer"]
+        # every question has a prediction, and the per-example lines say how it came about
+        assert len(examples) == N and set(predictions) == {e["id"] for e in examples}
+        assert all(predictions[e["id"]] == e["answer"] for e in examples)
+        expected_rationales = {"standard_prompting": 0, "sc_tiny_k_3": 3}.get(slug, 1)
+        assert all(len(e["rationales"]) == expected_rationales for e in examples)
+        if slug == "sc_tiny_k_3":
+            assert all(e["answer"] == majority_vote(e["answers"]).answer for e in examples)
+        # the official-format file, scored by the official rules over the same questions,
+        # equals the in-memory means
+        official = score_file(
+            str(out / f"predictions/{slug}.json"), str(gold_file), source="hotpotqa"
+        )
+        n_gold = sum(1 for _ in gold_file.open())
+        metrics = summary["settings"][name]["metrics"]
+        assert official["em"] * n_gold / N == pytest.approx(metrics["answer_em"])
+        assert official["f1"] * n_gold / N == pytest.approx(metrics["answer_f1"])
+        assert summary["settings"][name]["official"]["f1"] == pytest.approx(metrics["answer_f1"])
+        assert metrics["answer_em"] == pytest.approx(sum(e["em"] for e in examples) / N)
+
+    # judge calls are counted apart from the settings' own calls; together they are all sent
+    judged = sum(s["judge_usage"]["requests"] for s in summary["settings"].values())
+    answered = sum(s["usage"]["requests"] for s in summary["settings"].values())
+    assert judged > 0 and judged + answered == sent
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard")).Reload()
+    assert "eval/lm_guided_tiny/answer_f1" in events.Tags()["scalars"]
+    assert "eval/results/text_summary" in events.Tags()["tensors"]

@@ -12,8 +12,11 @@ demo reads ``hotpotqa/hotpot_qa`` (distractor) from the Hugging Face hub instead
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -46,6 +49,15 @@ def _data_overrides(console: Console) -> list[str]:
         *("--data.init_args.test", "null"),
         *("--data.init_args.hub_config", "distractor"),
     ]
+
+
+@contextlib.contextmanager
+def _argv(argv: list[str]) -> Iterator[None]:
+    saved, sys.argv = sys.argv, argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None:
@@ -88,7 +100,9 @@ def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None
         if args[0] == "evaluate":
             evaluate(args[1:])
         else:
-            build_cli(args)
+            # LightningCLI warns when sys.argv holds other arguments than the ones it is given
+            with _argv(["lmcot", *args]):
+                build_cli(args)
         console.print(f"{title}: {time.perf_counter() - stage_start:.0f} s")
     minutes = (time.perf_counter() - start) / 60
     console.rule("[bold]done")

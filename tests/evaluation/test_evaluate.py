@@ -150,6 +150,8 @@ def test_evaluate_table_predictions_and_official_scores(tmp_path, shared_data, t
         assert official["em"] * n_gold / N == pytest.approx(metrics["answer_em"])
         assert official["f1"] * n_gold / N == pytest.approx(metrics["answer_f1"])
         assert summary["settings"][name]["official"]["f1"] == pytest.approx(metrics["answer_f1"])
+        if expected_rationales:
+            assert metrics["aspect/mean"] == 4.0 and metrics["aspect/parsed"] == 1.0
         assert metrics["answer_em"] == pytest.approx(sum(e["em"] for e in examples) / N)
 
     # judge calls are counted apart from the settings' own calls; together they are all sent

@@ -134,6 +134,32 @@ def test_duplicates_in_a_batch_are_sent_once(tmp_path):
     assert [r.text for r in results[:5]] == [r.text for r in results[5:]]
 
 
+def test_progress_block_shows_each_request_finishing(tmp_path, monkeypatch):
+    from lm_guided_cot.llm import client as client_module
+
+    advanced = []
+
+    class Recorder:
+        def __init__(self, description, total):
+            advanced.append((description, total))
+
+        def advance(self, n=1):
+            advanced.append(n)
+
+        def close(self):
+            advanced.append("closed")
+
+    monkeypatch.setattr(client_module, "BatchProgress", Recorder)
+    with FakeLLMServer() as server:
+        client = LLMClient(_config(server, tmp_path, cache_path=None))
+        with client.progress("readers"):
+            results = client.complete(_requests(4) + _requests(2), role="reader")
+        client.complete(_requests(3), role="reader")  # outside the block: no bar
+    assert all(r.ok for r in results)
+    assert advanced[0] == ("readers", 6) and advanced[-1] == "closed"
+    assert sum(n for n in advanced[1:-1]) == 6  # 4 sent, 2 copies of them
+
+
 def test_sample_index_and_sampling_params_are_part_of_the_key(tmp_path):
     with FakeLLMServer() as server:
         client = LLMClient(_config(server, tmp_path))

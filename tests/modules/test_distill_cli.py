@@ -15,6 +15,7 @@ import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
+from lm_guided_cot.commands import score_file
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,6 +147,17 @@ def test_fit_then_test_end_to_end(tmp_path, shared_data, tiny_causal_dir):
         test = _lmcot("test", "-c", str(config), "--ckpt_path", str(checkpoint))
         assert test.returncode == 0, test.stderr[-3000:]
     assert "test/answer_em" in test.stdout and "1.0" in test.stdout  # the reader was always right
+    # per-question lines and an official prediction file, scored by the official rules
+    test_dir = tmp_path / "runs/lightning_logs/version_1/test"
+    examples = [json.loads(x) for x in (test_dir / "examples/lm_guided.jsonl").open()]
+    assert len(examples) == 6 and all(len(e["rationales"]) == 1 for e in examples)
+    official = score_file(
+        str(test_dir / "predictions/lm_guided.json"),
+        str(shared_data / "hotpotqa/validation.jsonl"),
+        source="hotpotqa",
+    )
+    n_gold = sum(1 for _ in (shared_data / "hotpotqa/validation.jsonl").open())
+    assert official["em"] * n_gold == pytest.approx(sum(e["em"] for e in examples)) == 6
 
 
 @pytest.mark.slow

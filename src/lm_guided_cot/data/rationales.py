@@ -103,6 +103,7 @@ def template_hash(teacher: Teacher, config: TeacherConfig) -> str:
             "template": config.template,
             "reply": config.reply_template,
             "paragraph": config.paragraph_template,
+            "context": config.context,
             "demos": [asdict(d) for d in teacher.demos],
         },
         sort_keys=True,
@@ -141,7 +142,8 @@ def build_rationales(
     chunk: list[QARecord] = []
 
     def flush() -> None:
-        outputs = teacher.explain(chunk, samples=config.samples)
+        with client.progress(f"teacher rationales, {split}"):
+            outputs = teacher.explain(chunk, samples=config.samples)
         for record, samples in zip(chunk, outputs):
             judged = [
                 judge_answer(s.answer, record.gold_answers, config.rule, config.threshold)

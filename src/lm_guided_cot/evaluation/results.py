@@ -35,6 +35,8 @@ class ExampleResult:
     ``rationales`` holds the rationale(s) the large LM answered with (none for standard
     prompting, the large LM's own for CoT, k for self-consistency); ``answers`` the answer
     given with each, and ``answer`` the final one (the vote's winner under self-consistency).
+    ``aspects`` are the judge's mean scores over the rationales; ``judge_unparsed`` counts the
+    judge replies that could not be read (their aspects are the judge's fallback score).
     """
 
     id: str
@@ -48,6 +50,7 @@ class ExampleResult:
     f1: float = 0.0
     inclusion: float = 0.0
     aspects: dict[str, float] = field(default_factory=dict)
+    judge_unparsed: int = 0
     errors: list[str] = field(default_factory=list)
 
     @classmethod
@@ -101,6 +104,9 @@ class SettingResult:
             for name in judged[0]:
                 out[f"aspect/{name}"] = sum(a[name] for a in judged) / len(judged)
             out["aspect/mean"] = sum(sum(a.values()) / len(a) for a in judged) / len(judged)
+            replies = sum(len(e.rationales) for e in self.examples if e.aspects)
+            unparsed = sum(e.judge_unparsed for e in self.examples)
+            out["aspect/parsed"] = 1 - unparsed / max(replies, 1)
         return out
 
     def column(self, metric: str) -> list[float]:

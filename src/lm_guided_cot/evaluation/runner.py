@@ -19,6 +19,7 @@ rerun sends only what had no reply. Sampled rationales are seeded, so a rerun as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -144,17 +145,23 @@ def evaluate(
     judge_client = LLMClient(judge_llm) if judge_llm is not None else client
     judge_role = Judge(judge_client, judge) if judge is not None else None
     results: list[SettingResult] = []
+
+    def progress(llm_client: LLMClient, text: str) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext() if quiet else llm_client.progress(text)
+
     try:
 
         def run(name: str, answer: Callable[[], list[ExampleResult]]) -> None:
             console.log(f"[bold]{name}[/bold]: running")
             start = time.perf_counter()
             before = client.usage()
-            examples = answer()
+            with progress(client, f"{name}: large LM"):
+                examples = answer()
             usage = usage_delta(before, client.usage(), ("reader", "teacher"))
             judge_before = judge_client.usage()
             if judge_role is not None:
-                judge_rationales(records, examples, judge_role)
+                with progress(judge_client, f"{name}: judge"):
+                    judge_rationales(records, examples, judge_role)
             judge_usage = usage_delta(judge_before, judge_client.usage(), ("judge",))
             result = SettingResult(name, examples, time.perf_counter() - start, usage, judge_usage)
             results.append(result)
@@ -163,6 +170,12 @@ def evaluate(
                 f"[bold]{name}[/bold]: EM {100 * m['answer_em']:.1f}  F1 {100 * m['answer_f1']:.1f}"
                 f"  ({result.seconds:.0f} s)"
             )
+            if m.get("aspect/parsed", 1.0) < 1.0:
+                console.log(
+                    f"[yellow]{name}: the judge's reply could not be read for "
+                    f"{100 * (1 - m['aspect/parsed']):.0f}% of the rationales; those count "
+                    f"with the fallback score {judge_role.fallback:g}"
+                )
 
         answerer = Reader(client, reader)
         if standard:
@@ -172,7 +185,9 @@ def evaluate(
         for setting in small_lms:
 
             def guided(setting: SmallLMSetting = setting) -> list[ExampleResult]:
-                rationales = generate_rationales(setting, data, split, torch_device, seed)
+                rationales = generate_rationales(
+                    setting, data, split, torch_device, seed, show_progress=not quiet
+                )
                 return lm_guided(records, rationales, answerer)
 
             run(setting.name, guided)
@@ -280,7 +295,8 @@ def _write_outputs(
             f"# {data.source} {split}: {len(records)} questions, large LM `{llm.model}`",
             markdown_table(RESULT_HEADER, rows),
             "EM, F1 and inclusion in %; aspects: the judge's mean score; LLM calls, tokens and "
-            "cost: the large LM answering (the judge's are in summary.json).",
+            "cost: the large LM answering (the judge's are in summary.json)."
+            + _unparsed_note(report.results),
             "## Paired bootstrap (difference in percentage points)",
             markdown_table(COMPARISON_HEADER, compared) if compared else "(one setting only)",
         ]
@@ -296,6 +312,17 @@ def _write_outputs(
     _log_tensorboard(report, out / "tensorboard", markdown, num_logged_examples)
     files["tensorboard"] = out / "tensorboard"
     return files
+
+
+def _unparsed_note(results: Sequence[SettingResult]) -> str:
+    rates = {r.name: r.metrics().get("aspect/parsed", 1.0) for r in results}
+    low = [f"{name} {100 * (1 - rate):.0f}%" for name, rate in rates.items() if rate < 1.0]
+    if not low:
+        return ""
+    return (
+        " Judge replies that could not be read (scored with the fallback, the middle of the "
+        "scale): " + ", ".join(low) + "."
+    )
 
 
 def _log_tensorboard(

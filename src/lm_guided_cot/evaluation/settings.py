@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+from rich.progress import track
 
 from lm_guided_cot.data.datamodule import MultiHopQADataModule
 from lm_guided_cot.data.records import QARecord
@@ -120,6 +121,7 @@ def judge_rationales(
             result.aspects = {
                 name: sum(j.scores[name] for j in judged) / len(judged) for name in judged[0].scores
             }
+            result.judge_unparsed = sum(not j.parsed for j in judged)
             result.errors += _errors(*(j.error for j in judged))
 
 
@@ -130,6 +132,7 @@ def generate_rationales(
     split: str,
     device: torch.device,
     seed: int = 0,
+    show_progress: bool = True,
 ) -> list[list[str]]:
     """``setting.samples`` rationales per question of ``split``, in the split's order.
 
@@ -143,7 +146,10 @@ def generate_rationales(
     torch.manual_seed(seed)  # sampled settings are reproducible and independent of order
     rationales: list[list[str]] = [[] for _ in range(n)]
     try:
-        for batch in prompts.eval_dataloader(split, batch_size=setting.batch_size):
+        batches = prompts.eval_dataloader(split, batch_size=setting.batch_size)
+        if show_progress:
+            batches = track(batches, f"{setting.name}: small LM writes rationales")
+        for batch in batches:
             k = setting.samples
             labels = policy.generate(
                 batch["input_ids"].repeat_interleave(k, 0).to(device),

@@ -18,13 +18,14 @@ would fail every call alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ from lm_guided_cot.llm.cache import CachedReply, ReplyCache, cache_key
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.limits import RateLimiter, backoff_delay, retry_after_seconds
 from lm_guided_cot.llm.local_provider import register_local_provider
+from lm_guided_cot.llm.progress import BatchProgress
 from lm_guided_cot.llm.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ class LLMClient:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
+        self._progress_description: str | None = None
         self._limits: tuple | None = None
         self._lease = self.config.timeout * (self.config.max_retries + 1) + self.config.backoff_max
 
@@ -158,6 +161,24 @@ class LLMClient:
                 thread.start()
                 self._loop = loop
             return self._loop
+
+    @contextlib.contextmanager
+    def progress(self, description: str) -> Iterator[None]:
+        """Show a progress bar for each batch sent inside this block.
+
+        For code outside a Trainer loop (teacher rationales, ``lmcot evaluate``): Lightning's
+        own progress bar owns the terminal inside ``fit``/``test``.
+        """
+        previous, self._progress_description = self._progress_description, description
+        try:
+            yield
+        finally:
+            self._progress_description = previous
+
+    def _progress_bar(self, total: int) -> BatchProgress | None:
+        if self._progress_description is None or total < 2:
+            return None
+        return BatchProgress(self._progress_description, total)
 
     def close(self) -> None:
         """Stop the background event loop and close the cache connection."""
@@ -197,6 +218,11 @@ class LLMClient:
             first_of[key] = i
             jobs.append(self._one(batch, i, key, messages, semaphore, limits))
         tasks = [asyncio.ensure_future(job) for job in jobs]
+        bar = self._progress_bar(len(requests))
+        if bar is not None:
+            bar.advance(len(copies))
+            for task in tasks:
+                task.add_done_callback(lambda _: bar.advance())
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -206,6 +232,9 @@ class LLMClient:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        finally:
+            if bar is not None:
+                bar.close()
         for i, original in copies:
             result = batch.results[original]
             batch.results[i] = dataclasses.replace(result, cached=result.ok)

@@ -18,6 +18,7 @@ STAGES = sorted(
     for p in (REPO / "configs" / folder).glob("*.yaml")
     if p.name not in ("data.yaml", "evaluate.yaml")
 )
+STRATEGIES = sorted(p.stem for p in (REPO / "configs/strategy").glob("*.yaml"))
 EVALUATIONS = sorted(f for f in BENCHMARKS if (REPO / "configs" / f / "evaluate.yaml").exists())
 
 
@@ -48,3 +49,33 @@ def test_evaluation_preset_resolves(folder, monkeypatch):
     }
     assert any(s.samples > 1 for s in init.small_lms)  # self-consistency
     assert init.judge is not None and init.output_dir.startswith("runs/")
+
+
+def test_every_strategy_preset_is_shipped():
+    assert set(STRATEGIES) == {
+        "ddp",
+        "deepspeed_stage_2",
+        "deepspeed_stage_2_offload",
+        "deepspeed_stage_3",
+        "deepspeed_stage_3_offload",
+    }
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("stage", ["distill.yaml", "ppo.yaml"])
+def test_strategy_preset_resolves_with_a_stage(strategy, stage, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    args = ["-c", "configs/hotpotqa/data.yaml", "-c", f"configs/hotpotqa/{stage}"]
+    args += ["-c", f"configs/strategy/{strategy}.yaml"]
+    with pytest.raises(SystemExit) as done:
+        build_cli(["fit", *args, "--print_config"])
+    assert done.value.code in (0, None)
+    trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    assert trainer["precision"] == "bf16-mixed"
+    if strategy == "ddp":
+        assert trainer["strategy"] == "ddp"
+    else:
+        assert trainer["strategy"]["class_path"].endswith("DeepSpeedStrategy")
+        assert trainer["strategy"]["init_args"]["stage"] == int(strategy.split("_")[2])
+        offload = trainer["strategy"]["init_args"]["offload_optimizer"]
+        assert offload == strategy.endswith("_offload")

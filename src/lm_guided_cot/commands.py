@@ -127,6 +127,14 @@ def evaluate(argv: list[str]) -> None:
     run_evaluation(**config)
 
 
+def export(argv: list[str]) -> None:
+    """Write a checkpoint's small LM (ZeRO folders too) as a save_pretrained folder."""
+    from lm_guided_cot.export import export_checkpoint
+
+    folder = auto_cli(export_checkpoint, args=argv, prog="lmcot export")
+    print(f"exported to {folder}")
+
+
 def demo(argv: list[str]) -> None:
     """Run the quickstart: teacher, distillation, PPO and the comparison table on the CPU."""
     from lm_guided_cot.demo import run_demo
@@ -139,5 +147,6 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "ask": ask,
     "rationales": rationales,
     "evaluate": evaluate,
+    "export": export,
     "demo": demo,
 }

@@ -179,16 +179,26 @@ class SmallLM(nn.Module):
             entropy = entropy_from_logits(logits)
         return RationaleForward(logprobs, values, entropy)
 
-    def sft_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean cross-entropy over the rationale tokens of a batch."""
+    def sft_loss(
+        self, batch: dict[str, torch.Tensor], count: torch.Tensor | float | None = None
+    ) -> torch.Tensor:
+        """Mean cross-entropy over the rationale tokens of a batch.
+
+        ``count`` replaces the batch's token count as the divisor (data-parallel training
+        passes the mean count over ranks, see ``rl.core.masked_mean``).
+        """
         logits, _ = self._forward_target_logits(
             batch["input_ids"], batch["attention_mask"], batch["labels"]
         )
-        return F.cross_entropy(
+        labels = batch["labels"].reshape(-1)
+        total = F.cross_entropy(
             logits.float().reshape(-1, logits.shape[-1]),
-            batch["labels"].reshape(-1),
+            labels,
             ignore_index=IGNORE_INDEX,
+            reduction="sum",
         )
+        divisor = (labels != IGNORE_INDEX).sum() if count is None else torch.as_tensor(count)
+        return total / divisor.to(total.dtype).clamp(min=1.0)
 
     # ---- generation ----------------------------------------------------------------------------
 

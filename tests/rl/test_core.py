@@ -175,3 +175,32 @@ def test_leave_one_out_and_explained_variance():
     assert explained_variance(torch.full_like(targets, 2.5), targets, mask).item() == pytest.approx(
         0.0
     )
+
+
+def test_rank_split_statistics_equal_the_whole_batch():
+    """Two "ranks" holding halves of a batch: with the mean token count as divisor, their
+    averaged losses are the whole batch's; with summed statistics, so is the whitening."""
+    torch.manual_seed(0)
+    values = torch.randn(6, 5)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]] * 2).float()
+    mask[4, 2:4] = 1  # uneven token counts between the halves
+    halves = [(values[:3], mask[:3]), (values[3:], mask[3:])]
+    mean_count = (mask[:3].sum() + mask[3:].sum()) / 2
+    averaged = sum(masked_mean(v, m, count=mean_count) for v, m in halves) / 2
+    assert averaged == pytest.approx(float(masked_mean(values, mask)), abs=1e-6)
+    naive = sum(masked_mean(v, m) for v, m in halves) / 2
+    assert naive != pytest.approx(float(masked_mean(values, mask)), abs=1e-3)
+
+    # an all_reduce that adds the other half's sums: whitening by the whole batch's statistics
+    def all_reduce_with(other_values, other_mask):
+        def reduce(tensor):
+            if tensor.ndim == 1:  # (sum, count)
+                return tensor + torch.stack([(other_values * other_mask).sum(), other_mask.sum()])
+            mean = (values * mask).sum() / mask.sum()
+            return tensor + (((other_values - mean) ** 2) * other_mask).sum()
+
+        return reduce
+
+    whole = masked_whiten(values, mask)
+    first = masked_whiten(values[:3], mask[:3], all_reduce=all_reduce_with(values[3:], mask[3:]))
+    assert torch.allclose(first, whole[:3], atol=1e-5)

@@ -32,16 +32,23 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from torchmetrics import MeanMetric
 from transformers import get_scheduler
 
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.evaluation.results import ExampleResult, SettingResult, write_setting_files
 from lm_guided_cot.hparams import as_dataclass, as_plain
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Reader, ReaderConfig
 from lm_guided_cot.metrics import AnswerScores, best_inclusion
-from lm_guided_cot.modules.reporting import export_at_fit_end, gather_objects, log_text_table
+from lm_guided_cot.modules.distributed import (
+    gather_objects,
+    generation_kwargs,
+    pretrained_loading,
+)
+from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.policy import GenerationConfig, SmallLM
 
 
@@ -93,6 +100,7 @@ class DistillationModule(L.LightningModule):
         self._client: LLMClient | None = None
         self._generated: list[tuple[int, str]] = []
         self.answer_scores = AnswerScores()
+        self.val_loss = MeanMetric()
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -100,7 +108,8 @@ class DistillationModule(L.LightningModule):
         # Loaded here, not in __init__, so that the CLI can parse a config without loading
         # weights and so that sharded strategies can build the model in their own context.
         if self.policy is None:
-            self.policy = SmallLM.from_pretrained(self.model_spec)
+            with pretrained_loading(self._trainer):
+                self.policy = SmallLM.from_pretrained(self.model_spec)
             # from_pretrained returns eval mode; Lightning keeps a submodule's mode as found,
             # and fine-tuning wants the model's own dropout.
             self.policy.model.train()
@@ -135,8 +144,19 @@ class DistillationModule(L.LightningModule):
     # ---- training ---------------------------------------------------------------------------
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.policy.sft_loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
+        # Divided by the mean token count over ranks: the ranks' averaged gradients are then
+        # those of one process over all their tokens (not a mean of per-rank means).
+        tokens = (batch["labels"] != IGNORE_INDEX).sum()
+        loss = self.policy.sft_loss(
+            batch, self.trainer.strategy.reduce(tokens.float(), reduce_op="mean")
+        )
+        self.log(
+            "train/loss",
+            loss,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=batch["labels"].shape[0],
+        )
         return loss
 
     # ---- evaluation ---------------------------------------------------------------------------
@@ -154,15 +174,10 @@ class DistillationModule(L.LightningModule):
         self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         if "labels" in batch:
-            loss = self.policy.sft_loss(batch)
-            self.log(
-                "val/loss",
-                loss,
-                prog_bar=True,
-                sync_dist=True,
-                add_dataloader_idx=False,
-                batch_size=batch["labels"].shape[0],
-            )
+            # a token-weighted mean over the epoch and the ranks, the same however it is split
+            tokens = (batch["labels"] != IGNORE_INDEX).sum()
+            self.val_loss.update(self.policy.sft_loss(batch), tokens)
+            self.log("val/loss", self.val_loss, prog_bar=True, add_dataloader_idx=False)
         elif self._is_eval_epoch():
             self._generate(batch)
 
@@ -170,8 +185,18 @@ class DistillationModule(L.LightningModule):
         self._generate(batch)
 
     def _generate(self, batch: dict[str, torch.Tensor]) -> None:
-        ids = self.policy.generate(batch["input_ids"], batch["attention_mask"], self.generation)
+        ids = self.policy.generate(
+            batch["input_ids"],
+            batch["attention_mask"],
+            self.generation,
+            **generation_kwargs(self.trainer),
+        )
         self._generated.extend(zip(batch["index"].tolist(), self.policy.decode(ids)))
+
+    def on_validation_epoch_start(self) -> None:
+        # Fresh states made in this loop's grad mode: after `validate` (inference mode), states
+        # left as inference tensors cannot be updated by fit's validation (no_grad).
+        self.val_loss.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._evaluate("validation", "val")

@@ -21,13 +21,20 @@ Batch size: ``data.batch_size`` questions per device per step, times ``samples_p
 rationales. Resume: ``lmcot fit --ckpt_path`` restores policy, value head, optimizer, KL
 controller, reward statistics and the random state, so a resumed run continues the
 uninterrupted one exactly (on the same hardware, with deterministic rewards).
+
+Several processes (DDP, DeepSpeed ZeRO 2/3; presets in configs/strategy/): each rank samples
+for its own shard of questions. Losses are divided by the mean token count over ranks and
+advantages whitened by statistics over all ranks, so the averaged gradients are those of one
+process over the whole batch; reward statistics, the KL controller and logged metrics are
+reduced over ranks. Large-LM calls go out from every rank through the shared cache, or from
+rank 0 (``llm_calls``). Under ZeRO 3, generation runs with ``synced_gpus``.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -35,10 +42,15 @@ import torch
 
 from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.hparams import as_dataclass, as_plain
+from lm_guided_cot.modules.distributed import (
+    generation_kwargs,
+    pretrained_loading,
+    rank_zero_reward,
+)
 from lm_guided_cot.modules.ppo_config import PPOConfig
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.policy import GenerationConfig, SmallLM, ValueHead, hidden_size
-from lm_guided_cot.rewards.base import RewardFunction
+from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
 from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
 from lm_guided_cot.rl.core import (
     clipped_policy_loss,
@@ -67,6 +79,10 @@ class PPOModule(L.LightningModule):
         num_logged_examples: rows of the TensorBoard sample tables.
         export_dir: where ``fit`` writes the policy's ``save_pretrained`` folder (default
             ``<log dir>/export``).
+        llm_calls: under several processes, ``every_rank`` asks the large LM about each rank's
+            own rationales (the shared cache sends a request two ranks share once), or
+            ``rank_zero`` gathers them on rank 0, which asks and scatters the scores back (see
+            ``lm_guided_cot.modules.distributed``).
     """
 
     def __init__(
@@ -80,6 +96,7 @@ class PPOModule(L.LightningModule):
         eval_generation: GenerationConfig = GenerationConfig(),  # noqa: B008 (copied)
         num_logged_examples: int = 8,
         export_dir: str | None = None,
+        llm_calls: Literal["every_rank", "rank_zero"] = "every_rank",
     ) -> None:
         super().__init__()
         self.ppo = as_dataclass(PPOConfig, ppo)
@@ -103,19 +120,33 @@ class PPOModule(L.LightningModule):
 
     # ---- model -------------------------------------------------------------------------------
 
+    def setup(self, stage: str) -> None:
+        # Loaded here, before configure_model: under ZeRO 3 that hook runs inside a context
+        # that shards every new parameter, and the frozen reference must stay whole.
+        self._load_reference()
+        # DeepSpeed clips inside its engine and ignores clip_gradients: hand it max_grad_norm.
+        config = getattr(self.trainer.strategy, "config", None)
+        if isinstance(config, dict) and self.ppo.max_grad_norm is not None:
+            config.setdefault("gradient_clipping", self.ppo.max_grad_norm)
+
     def configure_model(self) -> None:
         if self.policy is not None:
             return
-        self.policy = SmallLM.from_pretrained(self.model_spec)
+        with pretrained_loading(self._trainer):
+            self.policy = SmallLM.from_pretrained(self.model_spec)
         self.policy.model.train()  # Lightning's mode; each rollout switches dropout off (see rollout)
         self.value_head = ValueHead(hidden_size(self.policy.model))
-        reference = SmallLM.from_pretrained(self.reference_spec).requires_grad_(False).eval()
-        # Outside the module tree: not in state_dict, the optimizer or a DeepSpeed engine.
-        object.__setattr__(self, "_reference", reference)
+
+    def _load_reference(self) -> SmallLM:
+        if "_reference" not in self.__dict__:
+            reference = SmallLM.from_pretrained(self.reference_spec).requires_grad_(False).eval()
+            # Outside the module tree: not in state_dict, the optimizer or a DeepSpeed engine.
+            object.__setattr__(self, "_reference", reference)
+        return self.__dict__["_reference"]
 
     @property
     def reference(self) -> SmallLM:
-        ref = self.__dict__["_reference"]
+        ref = self._load_reference()
         if next(ref.parameters()).device != self.device:
             ref.to(self.device)
         return ref
@@ -131,6 +162,19 @@ class PPOModule(L.LightningModule):
     def _records(self, split: str, index: torch.Tensor) -> list:
         datamodule = self.trainer.datamodule
         return [datamodule.record(split, i) for i in index.tolist()]
+
+    def _reward(self, records: list, texts: list[str]) -> RewardOutput:
+        if self.hparams.llm_calls == "rank_zero":
+            return rank_zero_reward(self.reward, records, texts)
+        return self.reward(records, texts)
+
+    def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum")
+
+    def _token_count(self, mask: torch.Tensor) -> torch.Tensor:
+        """The mean token count over ranks: the divisor that makes the ranks' averaged loss
+        (and gradients) the mean over all their tokens."""
+        return self.trainer.strategy.reduce(mask.sum(), reduce_op="mean")
 
     def _scores(self, raw: torch.Tensor) -> torch.Tensor:
         cfg = self.ppo
@@ -153,12 +197,14 @@ class PPOModule(L.LightningModule):
         attention_mask = batch["attention_mask"].repeat_interleave(k, dim=0)
         index = batch["index"].repeat_interleave(k, dim=0)
         self.policy.model.eval()  # no dropout: rollout and update log-probs must agree
-        labels = self.policy.generate(input_ids, attention_mask, cfg.rollout)
+        labels = self.policy.generate(
+            input_ids, attention_mask, cfg.rollout, **generation_kwargs(self.trainer)
+        )
         labels = _nonempty(labels, self.policy.tokenizer.eos_token_id)
         mask = (labels != IGNORE_INDEX).float()
         texts = self.policy.decode(labels)
         records = self._records("train", index)
-        reward = self.reward(records, texts)
+        reward = self._reward(records, texts)
         raw_scores = reward.total.to(self.device)
         scores = self._scores(raw_scores)
 
@@ -176,7 +222,8 @@ class PPOModule(L.LightningModule):
             advantages = leave_one_out_advantages(sequence, k)[:, None] * mask
             returns = torch.zeros_like(advantages)
         if cfg.whiten_advantages:
-            advantages = masked_whiten(advantages, mask)
+            # by the statistics of every rank's tokens, as one process would over the batch
+            advantages = masked_whiten(advantages, mask, all_reduce=self._all_reduce)
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -216,6 +263,7 @@ class PPOModule(L.LightningModule):
             for start in range(0, n, cfg.minibatch_size):
                 mb = order[start : start + cfg.minibatch_size]
                 mask = roll["mask"][mb]
+                count = self._token_count(mask)
                 out = self.policy.rationale_forward(
                     roll["input_ids"][mb],
                     roll["attention_mask"][mb],
@@ -224,10 +272,15 @@ class PPOModule(L.LightningModule):
                     with_entropy=True,
                 )
                 policy = clipped_policy_loss(
-                    out.logprobs, roll["logprobs"][mb], roll["advantages"][mb], mask, cfg.clip_range
+                    out.logprobs,
+                    roll["logprobs"][mb],
+                    roll["advantages"][mb],
+                    mask,
+                    cfg.clip_range,
+                    count,
                 )
                 loss = policy.loss
-                entropy = masked_mean(out.entropy, mask)
+                entropy = masked_mean(out.entropy, mask, count=count)
                 if cfg.entropy_coef:
                     loss = loss - cfg.entropy_coef * entropy
                 if cfg.advantage == "gae":
@@ -237,6 +290,7 @@ class PPOModule(L.LightningModule):
                         roll["returns"][mb],
                         mask,
                         cfg.clip_range_value,
+                        count,
                     )
                     loss = loss + cfg.vf_coef * value.loss
                     stats["value_loss"].append(value.loss.detach())
@@ -262,6 +316,11 @@ class PPOModule(L.LightningModule):
         )
         self._log_step(roll, stats, sequence_kl)
 
+    def _std_across_ranks(self, values: torch.Tensor) -> torch.Tensor:
+        """Standard deviation of every rank's values together (logged once, not averaged)."""
+        gathered = torch.tensor(_gather_floats(self, values.float().to(self.device)))
+        return gathered.std() if gathered.numel() > 1 else torch.zeros(())
+
     def _log_step(
         self, roll: dict[str, Any], stats: dict[str, list[torch.Tensor]], sequence_kl: torch.Tensor
     ) -> None:
@@ -269,7 +328,7 @@ class PPOModule(L.LightningModule):
         n = mask.shape[0]
         log = {
             "reward/total_mean": roll["raw_scores"].float().mean(),
-            "reward/total_std": roll["raw_scores"].float().std() if n > 1 else torch.zeros(()),
+            "reward/total_std": self._std_across_ranks(roll["raw_scores"]),
             "kl/mean": sequence_kl,
             "kl/coef": torch.tensor(self.kl_controller.value),
             "rationale/length": mask.sum(dim=1).mean(),
@@ -278,13 +337,13 @@ class PPOModule(L.LightningModule):
         for name, values in roll["reward"].components.items():
             values = values.float()
             log[f"reward/{name}_mean"] = values.mean()
-            log[f"reward/{name}_std"] = values.std() if n > 1 else torch.zeros(())
+            log[f"reward/{name}_std"] = self._std_across_ranks(values)
         for name, values in stats.items():
             if values:
                 log[f"ppo/{name}"] = torch.stack(values).mean()
         if self.ppo.advantage == "gae":
             log["ppo/explained_variance"] = explained_variance(
-                roll["values"], roll["returns"], mask
+                roll["values"], roll["returns"], mask, all_reduce=self._all_reduce
             )
         log = {k: v.detach().float().to(self.device) for k, v in log.items()}
         self.log_dict(log, on_step=True, on_epoch=False, sync_dist=True, batch_size=n)
@@ -331,7 +390,10 @@ class PPOModule(L.LightningModule):
     @torch.no_grad()
     def _evaluate_batch(self, batch: dict[str, torch.Tensor], split: str, prefix: str) -> None:
         labels = self.policy.generate(
-            batch["input_ids"], batch["attention_mask"], self.eval_generation
+            batch["input_ids"],
+            batch["attention_mask"],
+            self.eval_generation,
+            **generation_kwargs(self.trainer),
         )
         texts = self.policy.decode(labels)
         records = self._records(split, batch["index"])
@@ -450,8 +512,8 @@ def _llm_usage(usage: dict[str, float]) -> dict[str, float]:
     }
     requests = usage.get("llm/total/requests", 0.0)
     hits = usage.get("llm/total/cache_hits", 0.0)
-    if requests or hits:
-        out["llm/total/cache_hit_rate"] = hits / (requests + hits)
+    # every rank logs the same keys (a rank that asked nothing reports 0), or a synced log hangs
+    out["llm/total/cache_hit_rate"] = hits / (requests + hits) if requests or hits else 0.0
     return out
 
 

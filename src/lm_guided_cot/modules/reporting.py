@@ -31,17 +31,6 @@ def log_text_table(
     logger.experiment.add_text(tag, "\n".join(lines), global_step=module.global_step)
 
 
-def gather_objects(items: list[Any]) -> list[Any]:
-    """Every rank's ``items`` concatenated in rank order (``items`` itself in one process)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return items
-    gathered: list[list[Any]] = [[] for _ in range(dist.get_world_size())]
-    dist.all_gather_object(gathered, items)
-    return [item for part in gathered for item in part]
-
-
 def export_pretrained(policy: SmallLM, folder: str | os.PathLike) -> Path:
     """Write the small LM and its tokenizer to ``folder`` whole or not at all.
 
@@ -76,6 +65,9 @@ def export_dir(module: Any, configured: str | None) -> str:
 
 def export_at_fit_end(module: Any, what: str) -> None:
     """Rank 0 exports the module's policy (``what`` names it in the message)."""
+    # trainer.log_dir broadcasts from rank 0, so every rank must ask for it, not only rank 0
+    folder = export_dir(module, module.hparams.export_dir)
     if module.trainer.is_global_zero:
-        folder = export_pretrained(module.policy, export_dir(module, module.hparams.export_dir))
+        export_pretrained(module.policy, folder)
         print(f"exported {what} to {folder}")
+    module.trainer.strategy.barrier("export")

@@ -6,35 +6,71 @@ Pure torch, no Lightning. Shapes: ``[B, T]`` per rationale token, ``mask`` 1 on 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+AllReduce = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over data-parallel ranks
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Mean over the positions where ``mask`` is 1 (over all of them, or along ``dim``)."""
+
+def masked_mean(
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    dim: int | None = None,
+    count: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """Mean over the positions where ``mask`` is 1 (over all of them, or along ``dim``).
+
+    ``count`` (``dim=None`` only) replaces the number of masked positions as the divisor.
+    Data-parallel training passes the mean count over the ranks: the ranks' means then
+    average to the mean over all their tokens, and so do their gradients, exactly as one
+    process would compute over the whole batch.
+    """
     mask = mask.to(values.dtype)
     if dim is None:
-        return (values * mask).sum() / mask.sum().clamp(min=1.0)
+        divisor = mask.sum() if count is None else torch.as_tensor(count, dtype=values.dtype)
+        return (values * mask).sum() / divisor.clamp(min=1.0)
     return (values * mask).sum(dim) / mask.sum(dim).clamp(min=1.0)
+
+
+def masked_moments(
+    values: torch.Tensor, mask: torch.Tensor, all_reduce: AllReduce | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(mean, biased variance, count)`` over masked positions, over all ranks when given
+    ``all_reduce`` (two passes, so no precision is lost to E[x^2] - E[x]^2)."""
+    mask = mask.to(values.dtype)
+    sums = torch.stack([(values * mask).sum(), mask.sum()])
+    if all_reduce is not None:
+        sums = all_reduce(sums)
+    count = sums[1]
+    mean = sums[0] / count.clamp(min=1.0)
+    squares = (((values - mean) ** 2) * mask).sum()
+    if all_reduce is not None:
+        squares = all_reduce(squares)
+    return mean, squares / count.clamp(min=1.0), count
 
 
 def masked_var(values: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
     """Variance over the masked positions (Bessel-corrected unless ``unbiased=False``)."""
-    mask = mask.to(values.dtype)
-    mean = masked_mean(values, mask)
-    count = mask.sum()
-    variance = masked_mean((values - mean) ** 2, mask)
+    _, variance, count = masked_moments(values, mask)
     if unbiased and count > 1:
         variance = variance * count / (count - 1)
     return variance
 
 
 def masked_whiten(
-    values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    shift_mean: bool = True,
+    eps: float = 1e-8,
+    all_reduce: AllReduce | None = None,
 ) -> torch.Tensor:
-    """Scale masked values to unit variance (and zero mean unless ``shift_mean=False``)."""
-    mean, variance = masked_mean(values, mask), masked_var(values, mask)
+    """Scale masked values to unit variance (and zero mean unless ``shift_mean=False``);
+    with ``all_reduce``, by the statistics of every rank's values together."""
+    mean, variance, count = masked_moments(values, mask, all_reduce)
+    if count > 1:
+        variance = variance * count / (count - 1)
     whitened = (values - mean) * torch.rsqrt(variance + eps)
     if not shift_mean:
         whitened = whitened + mean
@@ -107,16 +143,18 @@ def clipped_policy_loss(
     advantages: torch.Tensor,
     mask: torch.Tensor,
     clip_range: float = 0.2,
+    count: torch.Tensor | float | None = None,
 ) -> PolicyLossOutput:
-    """PPO's clipped surrogate: ``mean(max(-A r, -A clip(r, 1-e, 1+e)))`` over real tokens."""
+    """PPO's clipped surrogate: ``mean(max(-A r, -A clip(r, 1-e, 1+e)))`` over real tokens
+    (``count``: the divisor of the means, see ``masked_mean``)."""
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    loss = masked_mean(torch.maximum(unclipped, clipped), mask, count=count)
     with torch.no_grad():
-        clipfrac = masked_mean((clipped > unclipped).to(logprobs.dtype), mask)
-        approx_kl = masked_mean(torch.expm1(log_ratio) - log_ratio, mask)
+        clipfrac = masked_mean((clipped > unclipped).to(logprobs.dtype), mask, count=count)
+        approx_kl = masked_mean(torch.expm1(log_ratio) - log_ratio, mask, count=count)
     return PolicyLossOutput(loss, clipfrac, approx_kl)
 
 
@@ -132,27 +170,33 @@ def clipped_value_loss(
     returns: torch.Tensor,
     mask: torch.Tensor,
     clip_range: float | None = 0.2,
+    count: torch.Tensor | float | None = None,
 ) -> ValueLossOutput:
-    """``0.5 * mean(max((V - R)^2, (V_clipped - R)^2))``; no clipping when ``clip_range`` is None."""
+    """``0.5 * mean(max((V - R)^2, (V_clipped - R)^2))``; no clipping when ``clip_range`` is None
+    (``count``: the divisor of the means, see ``masked_mean``)."""
     unclipped = (values - returns) ** 2
     if clip_range is None:
         return ValueLossOutput(
-            0.5 * masked_mean(unclipped, mask), torch.zeros((), device=values.device)
+            0.5 * masked_mean(unclipped, mask, count=count), torch.zeros((), device=values.device)
         )
     clipped_values = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
     clipped = (clipped_values - returns) ** 2
-    loss = 0.5 * masked_mean(torch.maximum(unclipped, clipped), mask)
+    loss = 0.5 * masked_mean(torch.maximum(unclipped, clipped), mask, count=count)
     with torch.no_grad():
-        clipfrac = masked_mean((clipped > unclipped).to(values.dtype), mask)
+        clipfrac = masked_mean((clipped > unclipped).to(values.dtype), mask, count=count)
     return ValueLossOutput(loss, clipfrac)
 
 
 def explained_variance(
-    predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+    predictions: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    all_reduce: AllReduce | None = None,
 ) -> torch.Tensor:
-    """``1 - Var(targets - predictions) / Var(targets)`` over real tokens (nan when Var is 0)."""
-    var_targets = masked_var(targets, mask, unbiased=False)
-    var_residual = masked_var(targets - predictions, mask, unbiased=False)
+    """``1 - Var(targets - predictions) / Var(targets)`` over real tokens (of every rank with
+    ``all_reduce``; nan when Var is 0)."""
+    _, var_targets, _ = masked_moments(targets, mask, all_reduce)
+    _, var_residual, _ = masked_moments(targets - predictions, mask, all_reduce)
     if var_targets == 0:
         return torch.tensor(float("nan"), device=targets.device)
     return 1.0 - var_residual / var_targets

@@ -1,0 +1,110 @@
+"""Data-parallel helpers of the stage modules: sums over ranks, gathering Python objects, and
+asking the large LM from rank 0 alone.
+
+Large-LM calls under several processes go out one of two ways (``PPOModule.llm_calls``):
+- ``every_rank``: each rank asks about its own shard; the client's shared SQLite cache and its
+  claims make a request that two ranks share go out once. Needs a cache path every rank can
+  reach (a shared file system across nodes).
+- ``rank_zero``: the ranks' (question, rationale) pairs are gathered on rank 0, which asks the
+  large LM for all of them in one batch and scatters the scores back. No shared file needed;
+  one process holds the API connections and rate limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def gather_objects(items: list[Any]) -> list[Any]:
+    """Every rank's ``items`` concatenated in rank order (``items`` itself in one process)."""
+    if _world() == 1:
+        return items
+    gathered: list[list[Any]] = [[] for _ in range(_world())]
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]
+
+
+def all_reduce_sum(strategy: Any):
+    """A function summing a tensor over the ranks of a Lightning strategy (identity on one)."""
+
+    def reduce(tensor: torch.Tensor) -> torch.Tensor:
+        return strategy.reduce(tensor, reduce_op="sum")
+
+    return reduce
+
+
+@contextlib.contextmanager
+def pretrained_loading(trainer: Any | None) -> Iterator[None]:
+    """Load pretrained weights the way the strategy needs.
+
+    Under ZeRO 3, ``configure_model`` runs where new parameters are sharded as they are made;
+    transformers then has to gather each shard to copy the checkpoint in, which it does when
+    it sees a ZeRO-3 config (``HfDeepSpeedConfig``), set only for this block.
+    """
+    strategy = getattr(trainer, "strategy", None)
+    if not getattr(strategy, "zero_stage_3", False):
+        yield
+        return
+    from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
+
+    keep = HfDeepSpeedConfig(strategy.config)  # transformers holds it through a weak reference
+    try:
+        yield
+    finally:
+        unset_hf_deepspeed_config()
+        del keep
+
+
+def generation_kwargs(trainer: Any) -> dict[str, Any]:
+    """Extra ``generate`` arguments a strategy needs: ZeRO 3 shards every weight, so all
+    ranks must keep stepping until the longest sequence on any rank is done."""
+    return {"synced_gpus": True} if getattr(trainer.strategy, "zero_stage_3", False) else {}
+
+
+def rank_zero_reward(
+    reward: RewardFunction, records: Sequence[QARecord], rationales: Sequence[str]
+) -> RewardOutput:
+    """Score every rank's rationales on rank 0 and hand each rank its own scores.
+
+    Counters in ``logs`` stay on rank 0 (other ranks report zeros for the same keys), so a
+    sum over ranks counts each call once.
+    """
+    world = _world()
+    if world == 1:
+        return reward(records, rationales)
+    rank = dist.get_rank()
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, (list(records), list(rationales)))
+    payload: list[Any] = [None]
+    if rank == 0:
+        all_records = [r for part in parts for r in part[0]]
+        all_rationales = [x for part in parts for x in part[1]]
+        output = reward(all_records, all_rationales)
+        payload = [
+            (
+                output.total.tolist(),
+                {k: v.tolist() for k, v in output.components.items()},
+                dict(output.logs),
+            )
+        ]
+    dist.broadcast_object_list(payload, src=0)
+    total, components, logs = payload[0]
+    start = sum(len(part[0]) for part in parts[:rank])
+    stop = start + len(records)
+    return RewardOutput(
+        torch.tensor(total[start:stop], dtype=torch.float32),
+        {k: torch.tensor(v[start:stop], dtype=torch.float32) for k, v in components.items()},
+        logs if rank == 0 else dict.fromkeys(logs, 0.0),
+    )

@@ -251,6 +251,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--out", default="runs/gpu_check")
+    parser.add_argument("--zero", default="2,3", help="ZeRO stages to run, e.g. 2,3")
     args = parser.parse_args()
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
@@ -258,7 +259,7 @@ def main() -> None:
     models = tiny_models(root)
     data, rationales = write_data(root)
     report = {}
-    for stage in (2, 3):
+    for stage in [int(z) for z in args.zero.split(",")]:
         for name, folder in models.items():
             torch.cuda.empty_cache()
             case = f"deepspeed_stage_{stage} {name}"

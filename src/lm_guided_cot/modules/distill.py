@@ -119,13 +119,15 @@ class DistillationModule(L.LightningModule):
         for name, param in self.policy.named_parameters():
             if not param.requires_grad:
                 continue
-            (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+            # ZeRO 3 leaves an empty placeholder in a sharded parameter, its shape in ds_shape
+            ndim = len(getattr(param, "ds_shape", param.shape))
+            (no_decay if ndim < 2 or "norm" in name.lower() else decay).append(param)
+        groups = [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
         optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.hparams.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.hparams.learning_rate,
+            [g for g in groups if g["params"]], lr=self.hparams.learning_rate
         )
         name = {"constant": "constant_with_warmup"}.get(
             self.hparams.scheduler, self.hparams.scheduler

@@ -67,6 +67,16 @@ def pretrained_loading(trainer: Any | None) -> Iterator[None]:
         del keep
 
 
+def full_weights(trainer: Any, module: torch.nn.Module) -> contextlib.AbstractContextManager:
+    """Inside this block every rank holds the module's whole weights (ZeRO 3 shards them, and
+    saving a shard writes empty tensors). Every rank must enter it: gathering is collective."""
+    if not getattr(getattr(trainer, "strategy", None), "zero_stage_3", False):
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None)
+
+
 def generation_kwargs(trainer: Any) -> dict[str, Any]:
     """Extra ``generate`` arguments a strategy needs: ZeRO 3 shards every weight, so all
     ranks must keep stepping until the longest sequence on any rank is done."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from lm_guided_cot.modules.distributed import full_weights
 from lm_guided_cot.policy import SmallLM
 
 
@@ -67,7 +68,8 @@ def export_at_fit_end(module: Any, what: str) -> None:
     """Rank 0 exports the module's policy (``what`` names it in the message)."""
     # trainer.log_dir broadcasts from rank 0, so every rank must ask for it, not only rank 0
     folder = export_dir(module, module.hparams.export_dir)
-    if module.trainer.is_global_zero:
-        export_pretrained(module.policy, folder)
-        print(f"exported {what} to {folder}")
+    with full_weights(module.trainer, module.policy):
+        if module.trainer.is_global_zero:
+            export_pretrained(module.policy, folder)
+            print(f"exported {what} to {folder}")
     module.trainer.strategy.barrier("export")

@@ -31,27 +31,37 @@ from typing import Any, TypeVar
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm
-
 from lm_guided_cot.llm.cache import CachedReply, ReplyCache, cache_key
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.limits import RateLimiter, backoff_delay, retry_after_seconds
-from lm_guided_cot.llm.local_provider import register_local_provider
 from lm_guided_cot.llm.progress import BatchProgress
 from lm_guided_cot.llm.secrets import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-litellm.suppress_debug_info = True  # no "Give Feedback" banners on stdout for each failed call
 
-# Errors that would fail every call alike: stop the run instead of filling it with fallbacks.
-_FATAL = (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError)
-# Errors that a retry cannot fix either, but that concern one request only.
-_PERMANENT = (
-    litellm.BadRequestError,
-    litellm.ContextWindowExceededError,
-    litellm.UnprocessableEntityError,
-)
+
+def _litellm():
+    """litellm, imported on first use: it costs ~200 MB and ~5 s, which runs that never ask a
+    large LM (scripted rewards, benchmarks, export) should not pay."""
+    import litellm
+
+    litellm.suppress_debug_info = True  # no "Give Feedback" banners on stdout for failed calls
+    return litellm
+
+
+def _fatal_errors() -> tuple[type[Exception], ...]:
+    """Errors that would fail every call alike: stop the run instead of filling it with fallbacks."""
+    lib = _litellm()
+    return (lib.AuthenticationError, lib.NotFoundError, lib.PermissionDeniedError)
+
+
+def _permanent_errors() -> tuple[type[Exception], ...]:
+    """Errors that a retry cannot fix either, but that concern one request only."""
+    lib = _litellm()
+    return (lib.BadRequestError, lib.ContextWindowExceededError, lib.UnprocessableEntityError)
+
+
 _CLAIM_POLL_SECONDS = 0.05
 _OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/", "text-completion-openai/")
 
@@ -118,6 +128,8 @@ class LLMClient:
     def __init__(self, config: LLMConfig | None = None) -> None:
         self.config = config or LLMConfig()
         if self.config.model.startswith("local/"):
+            from lm_guided_cot.llm.local_provider import register_local_provider
+
             register_local_provider()
         self.cache = ReplyCache(self.config.cache_path) if self.config.cache_path else None
         self._usage: dict[str, RoleUsage] = defaultdict(RoleUsage)
@@ -341,9 +353,9 @@ class LLMClient:
                     batch.usage.completion_tokens += result.completion_tokens
                     batch.usage.cost += result.cost
                     return result
-                except _FATAL as err:
+                except _fatal_errors() as err:
                     raise LLMConfigurationError(self._describe(err)) from None
-                except _PERMANENT as err:
+                except _permanent_errors() as err:
                     return LLMResult(None, error=self._describe(err), attempts=attempt + 1)
                 except (Exception, asyncio.TimeoutError) as err:  # transient: retry
                     last_error = self._describe(err)
@@ -377,7 +389,7 @@ class LLMClient:
             # A vLLM or other self-hosted server takes any key, but the OpenAI SDK sends none
             # at all without one (vLLM's documented placeholder).
             kwargs["api_key"] = "EMPTY"
-        return await litellm.acompletion(**kwargs)
+        return await _litellm().acompletion(**kwargs)
 
     def _read_response(self, response: Any) -> LLMResult:
         try:

@@ -251,10 +251,13 @@ def test_killed_batch_resends_only_unanswered_requests(tmp_path):
         stats = server.stats()
     second = json.loads((tmp_path / "second.json").read_text())
     assert second["texts"] == [f"Answer: question number {i}" for i in range(200)]
-    sent_after = stats["requests"] - sent_before
-    assert sent_after == 200 - len(answered_before)  # only the unanswered ones went out again
+    # only the unanswered ones went out again: the second worker sent exactly those
     assert second["usage"]["llm/reader/cache_hits"] == len(answered_before)
-    assert second["usage"]["llm/reader/requests"] == sent_after
+    assert second["usage"]["llm/reader/requests"] == 200 - len(answered_before)
+    # the server saw the same, give or take the killed worker's last in-flight requests
+    # (sent before the kill, counted by the server only after we read its counter)
+    sent_after = stats["requests"] - sent_before
+    assert 200 - len(answered_before) <= sent_after <= 200 - len(answered_before) + 4
 
 
 @pytest.mark.slow

@@ -127,6 +127,7 @@ class LLMClient:
 
     def __init__(self, config: LLMConfig | None = None) -> None:
         self.config = config or LLMConfig()
+        _litellm()  # here, not inside the first call, whose timeout would include the import
         if self.config.model.startswith("local/"):
             from lm_guided_cot.llm.local_provider import register_local_provider
 

@@ -62,7 +62,10 @@ def ask_llm(question: str, llm: LLMConfig | None = None, system: str = "") -> di
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": question}
     ]
-    result = client.complete([LLMRequest(tuple(messages))], role="ask")[0]
+    try:
+        result = client.complete([LLMRequest(tuple(messages))], role="ask")[0]
+    finally:
+        client.close()  # stop the background loop before the interpreter's exit handlers run
     usage = {
         k.removeprefix("llm/ask/"): v for k, v in client.usage().items() if k.startswith("llm/ask/")
     }

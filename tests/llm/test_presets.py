@@ -47,6 +47,8 @@ def test_ask_command_against_a_server(tmp_path):
                 server.base_url,
                 "--llm.cache_path",
                 str(tmp_path / "c.sqlite"),
+                "--llm.timeout",  # the preset's 120 s would turn one lost request into minutes
+                "20",
             ],
             capture_output=True,
             text=True,

@@ -1,0 +1,272 @@
+"""Stage-1 training speed: this project's DistillationModule against transformers' Seq2SeqTrainer.
+
+The same tiny T5 (built from a config: no download), the same pre-tokenised examples in the
+same order, the same batch size, optimizer (AdamW, linear decay), learning rate and number of
+optimizer steps; each run in its own process, so peak memory is that run's alone. Prints
+training tokens per second (prompt + target tokens that are not padding, timed from the end
+of the first step to the end of the last) and peak memory (GPU: max allocated; CPU: max RSS),
+median over the repeats, and the ratio ours / theirs.
+
+    python bin/bench_distill.py [--steps 20] [--repeats 3] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve()
+
+
+def build_model(folder: Path, layers: int, d_model: int) -> None:
+    from transformers import ByT5Tokenizer, T5Config, T5ForConditionalGeneration
+
+    tokenizer = ByT5Tokenizer()
+    config = T5Config(
+        vocab_size=tokenizer.vocab_size + 3,
+        d_model=d_model,
+        d_ff=2 * d_model,
+        d_kv=d_model // 8,
+        num_layers=layers,
+        num_heads=8,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+        dropout_rate=0.0,
+    )
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def examples(n: int, prompt_len: int, target_len: int, seed: int = 0) -> list[dict]:
+    """Byte-level prompts and targets of varying length (so padding is realistic)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        p = int(torch.randint(prompt_len // 2, prompt_len + 1, (1,), generator=gen))
+        t = int(torch.randint(target_len // 2, target_len + 1, (1,), generator=gen))
+        prompt = [*torch.randint(3, 259, (p,), generator=gen).tolist(), 1]
+        target = [*torch.randint(3, 259, (t,), generator=gen).tolist(), 1]
+        out.append({"input_ids": prompt, "attention_mask": [1] * len(prompt), "labels": target})
+    return out
+
+
+def pad_batch(rows: list[dict]) -> dict[str, torch.Tensor]:
+    """Prompts left-padded (as our DataModule does), labels right-padded with -100."""
+    width = max(len(r["input_ids"]) for r in rows)
+    target = max(len(r["labels"]) for r in rows)
+    return {
+        "input_ids": torch.tensor(
+            [[0] * (width - len(r["input_ids"])) + r["input_ids"] for r in rows]
+        ),
+        "attention_mask": torch.tensor(
+            [[0] * (width - len(r["input_ids"])) + r["attention_mask"] for r in rows]
+        ),
+        "labels": torch.tensor([r["labels"] + [-100] * (target - len(r["labels"])) for r in rows]),
+    }
+
+
+def tokens_per_step(data: list[dict], batch_size: int, steps: int) -> list[int]:
+    counts = []
+    for step in range(steps):
+        start = (step * batch_size) % len(data)
+        rows = [data[(start + i) % len(data)] for i in range(batch_size)]
+        counts.append(sum(len(r["input_ids"]) + len(r["labels"]) for r in rows))
+    return counts
+
+
+def run_ours(args, data: list[dict], stamps: list[float]) -> None:
+    import lightning as L
+
+    from lm_guided_cot.modules import DistillationModule
+
+    class Stamp(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            stamps.append(time.perf_counter())
+
+    batches = [
+        pad_batch([data[(s * args.batch_size + i) % len(data)] for i in range(args.batch_size)])
+        for s in range(args.steps)
+    ]
+    module = DistillationModule(
+        model=args.model, learning_rate=1e-4, eval_every_n_epochs=0, export_dir=args.workdir + "/x"
+    )
+    module.on_fit_end = lambda: None  # no export: not part of a training step
+    trainer = L.Trainer(
+        accelerator="gpu" if args.device == "cuda" else "cpu",
+        devices=1,
+        max_steps=args.steps,
+        precision=args.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[Stamp()],
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+
+
+def run_theirs(args, data: list[dict], stamps: list[float]) -> None:
+    from transformers import (
+        AutoModelForSeq2SeqLM,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        TrainerCallback,
+    )
+
+    class Stamp(TrainerCallback):
+        def on_step_end(self, targs, state, control, **kwargs):
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            stamps.append(time.perf_counter())
+
+    ordered = [
+        data[(s * args.batch_size + i) % len(data)]
+        for s in range(args.steps)
+        for i in range(args.batch_size)
+    ]
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.model)
+    targs = Seq2SeqTrainingArguments(
+        output_dir=args.workdir + "/hf",
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        learning_rate=1e-4,
+        lr_scheduler_type="linear",
+        weight_decay=0.0,
+        logging_steps=10_000,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=args.device == "cpu",
+        bf16=args.precision.startswith("bf16"),
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        seed=0,
+    )
+
+    class InOrder(torch.utils.data.Dataset):  # the same order as ours, no shuffling
+        def __len__(self):
+            return len(ordered)
+
+        def __getitem__(self, i):
+            return ordered[i]
+
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=targs,
+        train_dataset=InOrder(),
+        data_collator=pad_batch,
+        callbacks=[Stamp()],
+    )
+    trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(ordered)
+    trainer.train()
+
+
+def child(args) -> None:
+    """One run in this process; prints a JSON line with tokens/s and peak memory."""
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    data = examples(args.examples, args.prompt_tokens, args.target_tokens)
+    stamps: list[float] = []
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    (run_ours if args.child == "ours" else run_theirs)(args, data, stamps)
+    counts = tokens_per_step(data, args.batch_size, args.steps)
+    timed = sum(counts[1 : len(stamps)])  # tokens of the steps after the first
+    seconds = stamps[-1] - stamps[0]
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if args.device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    print(json.dumps({"tokens_per_s": timed / seconds, "peak_mib": peak, "steps": len(stamps)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--prompt_tokens", type=int, default=256)
+    parser.add_argument("--target_tokens", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--d_model", type=int, default=256)
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
+    parser.add_argument(
+        "--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu"
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--child", choices=["ours", "theirs"], help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
+    if args.child:
+        child(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "tiny-t5"
+        build_model(model, args.layers, args.d_model)
+        results: dict[str, list[dict]] = {"ours": [], "theirs": []}
+        for _ in range(args.repeats):
+            for who in ("ours", "theirs"):  # alternate, so drift hits both alike
+                cmd = [
+                    sys.executable,
+                    str(HERE),
+                    "--child",
+                    who,
+                    "--model",
+                    str(model),
+                    "--workdir",
+                    tmp,
+                ]
+                cmd += [
+                    f"--{k}={v}"
+                    for k, v in vars(args).items()
+                    if k not in ("child", "model", "workdir") and v is not None
+                ]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    sys.exit(f"{who} failed:\n{done.stderr[-3000:]}")
+                results[who].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    med = {
+        w: {k: statistics.median(r[k] for r in rs) for k in ("tokens_per_s", "peak_mib")}
+        for w, rs in results.items()
+    }
+    print(
+        f"distillation, tiny T5 ({args.layers}+{args.layers} layers, d_model {args.d_model}), "
+        f"batch {args.batch_size}, prompts <= {args.prompt_tokens} and targets <= {args.target_tokens} "
+        f"tokens, {args.steps} steps, {args.device}, {args.precision}, {args.threads} threads, "
+        f"median of {args.repeats}"
+    )
+    print(f"{'trainer':32s} {'tokens/s':>10s} {'peak MiB':>10s}")
+    print(
+        f"{'lm-guided-cot DistillationModule':32s} {med['ours']['tokens_per_s']:10.0f} {med['ours']['peak_mib']:10.0f}"
+    )
+    print(
+        f"{'transformers Seq2SeqTrainer':32s} {med['theirs']['tokens_per_s']:10.0f} {med['theirs']['peak_mib']:10.0f}"
+    )
+    print(
+        f"ratio ours/theirs: speed {med['ours']['tokens_per_s'] / med['theirs']['tokens_per_s']:.2f}x, "
+        f"memory {med['ours']['peak_mib'] / med['theirs']['peak_mib']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""Stage-2 step speed: this project's PPOModule against TRL on the same causal work.
+
+TRL's PPOTrainer takes a reward *model* only; with a scripted reward its peer is RLOOTrainer
+(critic-free, k samples per prompt, leave-one-out baseline), so that is what runs here. Both get
+the same tiny Llama (built from a config: no download), the same prompts, k samples per prompt,
+the same number of new tokens (sampled at temperature 1; EOS suppressed on both sides so every
+rationale has the full length), the same reuse of each batch of samples (TRL
+``num_iterations`` = our ``ppo_epochs``), the same minibatch (TRL ``per_device_train_batch_size``
+with ``steps_per_generation``), the same KL coefficient against a frozen reference, and the same
+scripted reward (share of even token ids). Ours runs twice: with RLOO advantages (the same
+algorithm as TRL's) and with GAE and a value head (what stage 2 uses by default). Each run is its
+own process; samples per second are timed from the end of the first rollout to the end of the
+last; peak memory is max RSS on CPU, max allocated on CUDA; median over the repeats.
+
+    python bin/bench_ppo.py [--rollouts 6] [--repeats 3] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve()
+RUNS = ("ours_rloo", "ours_gae", "trl_rloo")
+LABELS = {
+    "ours_rloo": "lm-guided-cot PPOModule (RLOO)",
+    "ours_gae": "lm-guided-cot PPOModule (GAE)",
+    "trl_rloo": "TRL RLOOTrainer",
+}
+
+
+def build_model(folder: Path, layers: int, hidden: int) -> None:
+    from transformers import ByT5Tokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = ByT5Tokenizer()
+    config = LlamaConfig(
+        vocab_size=tokenizer.vocab_size + 3,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        max_position_embeddings=1024,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def prompts(n: int, length: int) -> list[str]:
+    words = [
+        "which",
+        "river",
+        "flows",
+        "through",
+        "the",
+        "city",
+        "where",
+        "the",
+        "author",
+        "of",
+        "the",
+        "novel",
+        "was",
+        "born",
+    ]
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        picks = torch.randint(0, len(words), (length // 5,), generator=gen).tolist()
+        out.append(" ".join(words[i] for i in picks)[:length])
+    return out
+
+
+def even_share(token_lists: list[list[int]]) -> list[float]:
+    return [sum(t % 2 == 0 for t in ids) / max(len(ids), 1) for ids in token_lists]
+
+
+def run_ours(args, texts: list[str], stamps: list[float], advantage: str) -> None:
+    import lightning as L
+
+    from lm_guided_cot.modules import PPOModule
+    from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
+
+    tokenizer_holder = {}
+
+    class EvenShare(RewardFunction):
+        def __call__(self, records, rationales):
+            ids = [
+                tokenizer_holder["tok"](t, add_special_tokens=False)["input_ids"]
+                for t in rationales
+            ]
+            share = torch.tensor(even_share(ids))
+            return RewardOutput(share, {"even": share})
+
+    class Stamp(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            stamps.append(time.perf_counter())
+
+    module = PPOModule(
+        model=args.model,
+        reward=EvenShare(),
+        learning_rate=1e-5,
+        ppo={
+            "rollout": {"max_new_tokens": args.new_tokens, "do_sample": True, "temperature": 1.0},
+            "samples_per_question": args.k,
+            "ppo_epochs": args.epochs,
+            "minibatch_size": args.minibatch,
+            "advantage": advantage,
+            "init_kl_coef": 0.05,
+            "target_kl": None,
+            "whiten_advantages": advantage == "gae",
+        },
+        num_logged_examples=0,
+        export_dir=args.workdir + "/x",
+    )
+    module.on_fit_end = lambda: None  # no export: not part of a step
+
+    from lm_guided_cot.policy import SmallLM
+
+    original = SmallLM.generate
+
+    def generate_full_length(self, input_ids, attention_mask, config=None, **kwargs):
+        kwargs.setdefault("min_new_tokens", args.new_tokens)  # as TRL is run: no early EOS
+        return original(self, input_ids, attention_mask, config, **kwargs)
+
+    SmallLM.generate = generate_full_length
+    tok = module_tokenizer(args.model)
+    tokenizer_holder["tok"] = tok
+    encoded = [tok(t) for t in texts]
+    batches = []
+    for start in range(0, args.rollouts * args.prompts_per_rollout, args.prompts_per_rollout):
+        rows = [encoded[(start + i) % len(encoded)] for i in range(args.prompts_per_rollout)]
+        width = max(len(r["input_ids"]) for r in rows)
+        batches.append(
+            {
+                "input_ids": torch.tensor(
+                    [[0] * (width - len(r["input_ids"])) + r["input_ids"] for r in rows]
+                ),
+                "attention_mask": torch.tensor(
+                    [[0] * (width - len(r["input_ids"])) + [1] * len(r["input_ids"]) for r in rows]
+                ),
+                "index": torch.arange(len(rows)),
+            }
+        )
+    module._records = lambda split, index: [None] * len(index)  # the reward needs no records
+    trainer = L.Trainer(
+        accelerator="gpu" if args.device == "cuda" else "cpu",
+        devices=1,
+        max_epochs=1,
+        precision=args.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[Stamp()],
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+
+
+def module_tokenizer(model: str):
+    from lm_guided_cot.model_specs import load_tokenizer
+
+    return load_tokenizer(model, "left")
+
+
+def run_trl(args, texts: list[str], stamps: list[float]) -> None:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import RLOOConfig, RLOOTrainer
+
+    class Stamp(TrainerCallback):
+        def __init__(self):
+            self.step = 0
+
+        def on_step_end(self, targs, state, control, **kwargs):
+            self.step += 1
+            if self.step % steps_per_rollout == 0:  # one rollout's updates are done
+                if args.device == "cuda":
+                    torch.cuda.synchronize()
+                stamps.append(time.perf_counter())
+
+    def reward(prompts, completions, completion_ids, **kwargs):
+        return even_share(completion_ids)
+
+    samples = args.prompts_per_rollout * args.k
+    steps_per_generation = samples // args.minibatch
+    steps_per_rollout = steps_per_generation * args.epochs
+    n = args.rollouts * args.prompts_per_rollout
+    dataset = Dataset.from_dict({"prompt": [texts[i % len(texts)] for i in range(n)]})
+    config = RLOOConfig(
+        output_dir=args.workdir + "/trl",
+        per_device_train_batch_size=args.minibatch,
+        steps_per_generation=steps_per_generation,
+        num_generations=args.k,
+        num_iterations=args.epochs,
+        max_completion_length=args.new_tokens,
+        generation_kwargs={"min_new_tokens": args.new_tokens},
+        temperature=1.0,
+        learning_rate=1e-5,
+        beta=0.05,
+        max_steps=args.rollouts * steps_per_rollout,
+        logging_steps=10_000,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=args.device == "cpu",
+        bf16=args.precision.startswith("bf16"),
+        disable_tqdm=True,
+        shuffle_dataset=False,
+        seed=0,
+    )
+    trainer = RLOOTrainer(
+        model=args.model,
+        reward_funcs=reward,
+        args=config,
+        train_dataset=dataset,
+        processing_class=module_tokenizer(args.model),
+        callbacks=[Stamp()],
+    )
+    trainer.train()
+
+
+def child(args) -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    texts = prompts(64, args.prompt_chars)
+    stamps: list[float] = []
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    if args.child == "trl_rloo":
+        run_trl(args, texts, stamps)
+    else:
+        run_ours(args, texts, stamps, args.child.removeprefix("ours_"))
+    samples = (len(stamps) - 1) * args.prompts_per_rollout * args.k
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if args.device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    print(
+        json.dumps(
+            {
+                "samples_per_s": samples / (stamps[-1] - stamps[0]),
+                "peak_mib": peak,
+                "rollouts": len(stamps),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rollouts", type=int, default=6, help="batches of prompts (the first is not timed)"
+    )
+    parser.add_argument("--prompts_per_rollout", type=int, default=4)
+    parser.add_argument("--k", type=int, default=4, help="samples per prompt")
+    parser.add_argument("--new_tokens", type=int, default=32)
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="passes over each rollout (TRL num_iterations)"
+    )
+    parser.add_argument("--minibatch", type=int, default=8)
+    parser.add_argument("--prompt_chars", type=int, default=96)
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
+    parser.add_argument(
+        "--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu"
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--runs", default=",".join(RUNS))
+    parser.add_argument("--child", choices=RUNS, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
+    if args.child:
+        child(args)
+        return
+    runs = args.runs.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "tiny-llama"
+        build_model(model, args.layers, args.hidden)
+        results: dict[str, list[dict]] = {r: [] for r in runs}
+        for _ in range(args.repeats):
+            for who in runs:
+                cmd = [
+                    sys.executable,
+                    str(HERE),
+                    "--child",
+                    who,
+                    "--model",
+                    str(model),
+                    "--workdir",
+                    tmp,
+                ]
+                cmd += [
+                    f"--{k}={v}"
+                    for k, v in vars(args).items()
+                    if k not in ("child", "model", "workdir", "runs") and v is not None
+                ]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    sys.exit(f"{who} failed:\n{done.stderr[-4000:]}")
+                results[who].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    med = {
+        w: {k: statistics.median(r[k] for r in rs) for k in ("samples_per_s", "peak_mib")}
+        for w, rs in results.items()
+    }
+    print(
+        f"PPO step, tiny Llama ({args.layers} layers, hidden {args.hidden}), {args.prompts_per_rollout} prompts x "
+        f"k={args.k} samples, {args.new_tokens} new tokens, {args.epochs} epochs of minibatch {args.minibatch}, "
+        f"KL 0.05, {args.rollouts - 1} timed rollouts, {args.device}, {args.precision}, {args.threads} threads, "
+        f"median of {args.repeats}"
+    )
+    print(f"{'trainer':34s} {'samples/s':>10s} {'peak MiB':>10s}")
+    for who in runs:
+        print(f"{LABELS[who]:34s} {med[who]['samples_per_s']:10.2f} {med[who]['peak_mib']:10.0f}")
+    if "trl_rloo" in med:
+        for who in runs:
+            if who != "trl_rloo":
+                print(
+                    f"ratio {who}/trl_rloo: speed {med[who]['samples_per_s'] / med['trl_rloo']['samples_per_s']:.2f}x, "
+                    f"memory {med[who]['peak_mib'] / med['trl_rloo']['peak_mib']:.2f}x"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -15,15 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _bench import medians, peak_memory_mib, run_children  # bin/_bench.py
 
 HERE = Path(__file__).resolve()
 
@@ -187,11 +184,7 @@ def child(args) -> None:
     counts = tokens_per_step(data, args.batch_size, args.steps)
     timed = sum(counts[1 : len(stamps)])  # tokens of the steps after the first
     seconds = stamps[-1] - stamps[0]
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if args.device == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
+    peak = peak_memory_mib(args.device)
     print(json.dumps({"tokens_per_s": timed / seconds, "peak_mib": peak, "steps": len(stamps)}))
 
 
@@ -223,32 +216,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "tiny-t5"
         build_model(model, args.layers, args.d_model)
-        results: dict[str, list[dict]] = {"ours": [], "theirs": []}
-        for _ in range(args.repeats):
-            for who in ("ours", "theirs"):  # alternate, so drift hits both alike
-                cmd = [
-                    sys.executable,
-                    str(HERE),
-                    "--child",
-                    who,
-                    "--model",
-                    str(model),
-                    "--workdir",
-                    tmp,
-                ]
-                cmd += [
-                    f"--{k}={v}"
-                    for k, v in vars(args).items()
-                    if k not in ("child", "model", "workdir") and v is not None
-                ]
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode != 0:
-                    sys.exit(f"{who} failed:\n{done.stderr[-3000:]}")
-                results[who].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    med = {
-        w: {k: statistics.median(r[k] for r in rs) for k in ("tokens_per_s", "peak_mib")}
-        for w, rs in results.items()
-    }
+        results = run_children(HERE, ["ours", "theirs"], args, model, tmp)
+    med = medians(results, ("tokens_per_s", "peak_mib"))
     print(
         f"distillation, tiny T5 ({args.layers}+{args.layers} layers, d_model {args.d_model}), "
         f"batch {args.batch_size}, prompts <= {args.prompt_tokens} and targets <= {args.target_tokens} "

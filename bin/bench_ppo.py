@@ -20,15 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _bench import medians, peak_memory_mib, run_children  # bin/_bench.py
 
 HERE = Path(__file__).resolve()
 RUNS = ("ours_rloo", "ours_gae", "trl_rloo")
@@ -249,11 +246,7 @@ def child(args) -> None:
     else:
         run_ours(args, texts, stamps, args.child.removeprefix("ours_"))
     samples = (len(stamps) - 1) * args.prompts_per_rollout * args.k
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if args.device == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
+    peak = peak_memory_mib(args.device)
     print(
         json.dumps(
             {
@@ -301,32 +294,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "tiny-llama"
         build_model(model, args.layers, args.hidden)
-        results: dict[str, list[dict]] = {r: [] for r in runs}
-        for _ in range(args.repeats):
-            for who in runs:
-                cmd = [
-                    sys.executable,
-                    str(HERE),
-                    "--child",
-                    who,
-                    "--model",
-                    str(model),
-                    "--workdir",
-                    tmp,
-                ]
-                cmd += [
-                    f"--{k}={v}"
-                    for k, v in vars(args).items()
-                    if k not in ("child", "model", "workdir", "runs") and v is not None
-                ]
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode != 0:
-                    sys.exit(f"{who} failed:\n{done.stderr[-4000:]}")
-                results[who].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    med = {
-        w: {k: statistics.median(r[k] for r in rs) for k in ("samples_per_s", "peak_mib")}
-        for w, rs in results.items()
-    }
+        results = run_children(HERE, runs, args, model, tmp)
+    med = medians(results, ("samples_per_s", "peak_mib"))
     print(
         f"PPO step, tiny Llama ({args.layers} layers, hidden {args.hidden}), {args.prompts_per_rollout} prompts x "
         f"k={args.k} samples, {args.new_tokens} new tokens, {args.epochs} epochs of minibatch {args.minibatch}, "

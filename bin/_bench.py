@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -15,6 +16,28 @@ import torch
 
 # arguments of the parent that the children must not get again
 _PARENT_ONLY = ("child", "model", "workdir", "runs")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, runs: list[str]) -> None:
+    """Repeats, device, precision and threads, plus the hidden arguments of a child run."""
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
+    parser.add_argument(
+        "--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu"
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--child", choices=runs, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, with the precision defaulting by device."""
+    args = parser.parse_args()
+    args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
+    return args
 
 
 def run_children(

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _bench import medians, peak_memory_mib, run_children  # bin/_bench.py
+from _bench import (  # bin/_bench.py
+    add_common_arguments,
+    medians,
+    parse,
+    peak_memory_mib,
+    run_children,
+)
 
 HERE = Path(__file__).resolve()
 
@@ -191,25 +196,14 @@ def child(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--prompt_tokens", type=int, default=256)
     parser.add_argument("--target_tokens", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--d_model", type=int, default=256)
-    parser.add_argument(
-        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
-    )
-    parser.add_argument(
-        "--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu"
-    )
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--child", choices=["ours", "theirs"], help=argparse.SUPPRESS)
-    parser.add_argument("--model", help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
+    add_common_arguments(parser, ["ours", "theirs"])
+    args = parse(parser)
     if args.child:
         child(args)
         return

@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _bench import medians, peak_memory_mib, run_children  # bin/_bench.py
+from _bench import (  # bin/_bench.py
+    add_common_arguments,
+    medians,
+    parse,
+    peak_memory_mib,
+    run_children,
+)
 
 HERE = Path(__file__).resolve()
 RUNS = ("ours_rloo", "ours_gae", "trl_rloo")
@@ -273,20 +278,9 @@ def main() -> None:
     parser.add_argument("--prompt_chars", type=int, default=96)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
-    )
-    parser.add_argument(
-        "--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu"
-    )
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--runs", default=",".join(RUNS))
-    parser.add_argument("--child", choices=RUNS, help=argparse.SUPPRESS)
-    parser.add_argument("--model", help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
+    add_common_arguments(parser, list(RUNS))
+    args = parse(parser)
     if args.child:
         child(args)
         return

@@ -40,30 +40,89 @@ def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
+# glibc serves a freed block of up to 32 MiB again from its heap instead of unmapping it, so a
+# CPU run's peak RSS carries a fragmentation high-water mark that moves by +-100 MiB between
+# identical runs (seen in bin/bench_distill.py). With a fixed, low mmap threshold every tensor
+# is mapped and unmapped on its own: RSS then follows the bytes in use, run after run, at about
+# half the speed. So CPU memory is measured in one extra run per contender, with this setting.
+LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
 def run_children(
     script: Path, runs: list[str], args: argparse.Namespace, model: Path, workdir: str
 ) -> dict[str, list[dict]]:
-    """Run ``script --child RUN`` for each run, ``args.repeats`` times; their JSON results."""
+    """Run ``script --child RUN`` for each run, ``args.repeats`` times; their JSON results.
+
+    On a CPU, one more run of each (with ``LIVE_MEMORY_ENV``) adds ``live_mib`` to every result.
+    """
     results: dict[str, list[dict]] = {run: [] for run in runs}
     forwarded = [
-        f"--{k}={v}" for k, v in vars(args).items() if k not in _PARENT_ONLY and v is not None
+        f"--{k}" if v is True else f"--{k}={v}"
+        for k, v in vars(args).items()
+        if k not in _PARENT_ONLY and v is not None and v is not False
     ]
+
+    def one(run: str, env: dict[str, str] | None = None) -> dict:
+        cmd = [sys.executable, str(script), "--child", run, "--model", str(model)]
+        cmd += ["--workdir", workdir, *forwarded]
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+        )
+        if done.returncode != 0:
+            sys.exit(f"{run} failed:\n{done.stderr[-4000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
     for _ in range(args.repeats):
         for run in runs:
-            cmd = [sys.executable, str(script), "--child", run, "--model", str(model)]
-            cmd += ["--workdir", workdir, *forwarded]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.exit(f"{run} failed:\n{done.stderr[-4000:]}")
-            results[run].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results[run].append(one(run))
+    for run in runs:
+        live = one(run, LIVE_MEMORY_ENV)["peak_mib"] if args.device == "cpu" else None
+        for result in results[run]:
+            result["live_mib"] = live if live is not None else result["peak_mib"]
     return results
 
 
 def medians(results: dict[str, list[dict]], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    return {
-        run: {k: statistics.median(r[k] for r in rows) for k in keys}
-        for run, rows in results.items()
-    }
+    """Per run, the median of each key over the repeats, and its spread as ``KEY_min/_max``."""
+    out = {}
+    for run, rows in results.items():
+        out[run] = {k: statistics.median(r[k] for r in rows) for k in keys}
+        out[run].update({f"{k}_min": min(r[k] for r in rows) for k in keys})
+        out[run].update({f"{k}_max": max(r[k] for r in rows) for k in keys})
+    return out
+
+
+def print_table(
+    title: str, speed: str, rows: dict[str, str], med: dict[str, dict[str, float]], device: str
+) -> None:
+    """One line per contender: speed (median, min-max) and memory; a CPU adds the live peak."""
+    print(title)
+    unit = {"tokens_per_s": "tokens/s", "samples_per_s": "samples/s"}[speed]
+    if device == "cpu":
+        print(
+            f"{'trainer':34s} {unit:>10s} {'(min-max)':>15s} {'peak RSS MiB':>20s} {'live MiB':>9s}"
+        )
+    else:
+        print(f"{'trainer':34s} {unit:>10s} {'(min-max)':>15s} {'max allocated MiB':>20s}")
+    for run, label in rows.items():
+        m = med[run]
+        spread = f"({m[speed + '_min']:.2f}-{m[speed + '_max']:.2f})"
+        line = f"{label:34s} {m[speed]:10.2f} {spread:>15s}"
+        if device == "cpu":
+            rss = f"{m['peak_mib']:.0f} ({m['peak_mib_min']:.0f}-{m['peak_mib_max']:.0f})"
+            line += f" {rss:>20s} {m['live_mib']:9.0f}"
+        else:
+            line += f" {m['peak_mib']:20.0f}"
+        print(line)
+
+
+def print_ratio(med: dict[str, dict[str, float]], ours: str, theirs: str, speed: str) -> None:
+    """Ours over theirs: speed, and memory by the measure that is not allocator noise."""
+    memory = "live_mib"
+    print(
+        f"ratio {ours}/{theirs}: speed {med[ours][speed] / med[theirs][speed]:.2f}x, "
+        f"memory {med[ours][memory] / med[theirs][memory]:.2f}x"
+    )
 
 
 def peak_memory_mib(device: str) -> float:

@@ -24,6 +24,8 @@ from _bench import (  # bin/_bench.py
     medians,
     parse,
     peak_memory_mib,
+    print_ratio,
+    print_table,
     run_children,
 )
 
@@ -104,7 +106,11 @@ def run_ours(args, data: list[dict], stamps: list[float]) -> None:
         for s in range(args.steps)
     ]
     module = DistillationModule(
-        model=args.model, learning_rate=1e-4, eval_every_n_epochs=0, export_dir=args.workdir + "/x"
+        model=args.model,
+        learning_rate=1e-4,
+        eval_every_n_epochs=0,
+        export_dir=args.workdir + "/x",
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     module.on_fit_end = lambda: None  # no export: not part of a training step
     trainer = L.Trainer(
@@ -157,6 +163,8 @@ def run_theirs(args, data: list[dict], stamps: list[float]) -> None:
         dataloader_num_workers=0,
         disable_tqdm=True,
         seed=0,
+        gradient_checkpointing=args.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},  # as ours
     )
 
     class InOrder(torch.utils.data.Dataset):  # the same order as ours, no shuffling
@@ -202,6 +210,11 @@ def main() -> None:
     parser.add_argument("--target_tokens", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--d_model", type=int, default=256)
+    parser.add_argument(
+        "--gradient_checkpointing",
+        action="store_true",
+        help="both trainers recompute activations in backward",
+    )
     add_common_arguments(parser, ["ours", "theirs"])
     args = parse(parser)
     if args.child:
@@ -211,24 +224,17 @@ def main() -> None:
         model = Path(tmp) / "tiny-t5"
         build_model(model, args.layers, args.d_model)
         results = run_children(HERE, ["ours", "theirs"], args, model, tmp)
-    med = medians(results, ("tokens_per_s", "peak_mib"))
-    print(
+    med = medians(results, ("tokens_per_s", "peak_mib", "live_mib"))
+    title = (
         f"distillation, tiny T5 ({args.layers}+{args.layers} layers, d_model {args.d_model}), "
-        f"batch {args.batch_size}, prompts <= {args.prompt_tokens} and targets <= {args.target_tokens} "
-        f"tokens, {args.steps} steps, {args.device}, {args.precision}, {args.threads} threads, "
-        f"median of {args.repeats}"
+        f"batch {args.batch_size}, prompts <= {args.prompt_tokens} and targets <= "
+        f"{args.target_tokens} tokens, {args.steps} steps, gradient checkpointing "
+        f"{'on' if args.gradient_checkpointing else 'off'}, {args.device}, {args.precision}, "
+        f"{args.threads} threads, median of {args.repeats}"
     )
-    print(f"{'trainer':32s} {'tokens/s':>10s} {'peak MiB':>10s}")
-    print(
-        f"{'lm-guided-cot DistillationModule':32s} {med['ours']['tokens_per_s']:10.0f} {med['ours']['peak_mib']:10.0f}"
-    )
-    print(
-        f"{'transformers Seq2SeqTrainer':32s} {med['theirs']['tokens_per_s']:10.0f} {med['theirs']['peak_mib']:10.0f}"
-    )
-    print(
-        f"ratio ours/theirs: speed {med['ours']['tokens_per_s'] / med['theirs']['tokens_per_s']:.2f}x, "
-        f"memory {med['ours']['peak_mib'] / med['theirs']['peak_mib']:.2f}x"
-    )
+    rows = {"ours": "lm-guided-cot DistillationModule", "theirs": "transformers Seq2SeqTrainer"}
+    print_table(title, "tokens_per_s", rows, med, args.device)
+    print_ratio(med, "ours", "theirs", "tokens_per_s")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ rationale has the full length), the same reuse of each batch of samples (TRL
 ``num_iterations`` = our ``ppo_epochs``), the same minibatch (TRL ``per_device_train_batch_size``
 with ``steps_per_generation``), the same KL coefficient against a frozen reference, and the same
 scripted reward (share of even token ids). Ours runs twice: with RLOO advantages (the same
-algorithm as TRL's) and with GAE and a value head (what stage 2 uses by default). Each run is its
-own process; samples per second are timed from the end of the first rollout to the end of the
-last; peak memory is max RSS on CPU, max allocated on CUDA; median over the repeats.
+algorithm as TRL's) and with GAE and a value head (what stage 2 uses by default), and once more
+with GAE on a tiny T5 of the same width (no maintained peer trains seq2seq policies with PPO, so
+that row has no ratio). ``--gradient_checkpointing`` turns it on for every contender (TRL's
+default is on, ours off; the comparison is made at equal settings). Each run is its own process;
+samples per second are timed from the end of the first rollout to the end of the last; memory is
+max allocated on CUDA, and on a CPU both the max RSS and the live peak (see ``bin/_bench.py``);
+median over the repeats.
 
     python bin/bench_ppo.py [--rollouts 6] [--repeats 3] [--device cpu|cuda]
 """
@@ -29,15 +33,19 @@ from _bench import (  # bin/_bench.py
     medians,
     parse,
     peak_memory_mib,
+    print_ratio,
+    print_table,
     run_children,
 )
+from bench_distill import build_model as build_t5  # bin/bench_distill.py
 
 HERE = Path(__file__).resolve()
-RUNS = ("ours_rloo", "ours_gae", "trl_rloo")
+RUNS = ("ours_rloo", "ours_gae", "trl_rloo", "ours_t5_gae")
 LABELS = {
     "ours_rloo": "lm-guided-cot PPOModule (RLOO)",
     "ours_gae": "lm-guided-cot PPOModule (GAE)",
     "trl_rloo": "TRL RLOOTrainer",
+    "ours_t5_gae": "lm-guided-cot PPOModule (GAE), T5",
 }
 
 
@@ -91,7 +99,7 @@ def even_share(token_lists: list[list[int]]) -> list[float]:
     return [sum(t % 2 == 0 for t in ids) / max(len(ids), 1) for ids in token_lists]
 
 
-def run_ours(args, texts: list[str], stamps: list[float], advantage: str) -> None:
+def run_ours(args, model: str, texts: list[str], stamps: list[float], advantage: str) -> None:
     import lightning as L
 
     from lm_guided_cot.modules import PPOModule
@@ -115,7 +123,7 @@ def run_ours(args, texts: list[str], stamps: list[float], advantage: str) -> Non
             stamps.append(time.perf_counter())
 
     module = PPOModule(
-        model=args.model,
+        model=model,
         reward=EvenShare(),
         learning_rate=1e-5,
         ppo={
@@ -130,6 +138,7 @@ def run_ours(args, texts: list[str], stamps: list[float], advantage: str) -> Non
         },
         num_logged_examples=0,
         export_dir=args.workdir + "/x",
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     module.on_fit_end = lambda: None  # no export: not part of a step
 
@@ -142,7 +151,7 @@ def run_ours(args, texts: list[str], stamps: list[float], advantage: str) -> Non
         return original(self, input_ids, attention_mask, config, **kwargs)
 
     SmallLM.generate = generate_full_length
-    tok = module_tokenizer(args.model)
+    tok = module_tokenizer(model)
     tokenizer_holder["tok"] = tok
     encoded = [tok(t) for t in texts]
     batches = []
@@ -183,7 +192,7 @@ def module_tokenizer(model: str):
     return load_tokenizer(model, "left")
 
 
-def run_trl(args, texts: list[str], stamps: list[float]) -> None:
+def run_trl(args, model: str, texts: list[str], stamps: list[float]) -> None:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import RLOOConfig, RLOOTrainer
@@ -227,13 +236,15 @@ def run_trl(args, texts: list[str], stamps: list[float]) -> None:
         disable_tqdm=True,
         shuffle_dataset=False,
         seed=0,
+        gradient_checkpointing=args.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},  # as ours
     )
     trainer = RLOOTrainer(
-        model=args.model,
+        model=model,
         reward_funcs=reward,
         args=config,
         train_dataset=dataset,
-        processing_class=module_tokenizer(args.model),
+        processing_class=module_tokenizer(model),
         callbacks=[Stamp()],
     )
     trainer.train()
@@ -246,10 +257,13 @@ def child(args) -> None:
     stamps: list[float] = []
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    models = Path(args.model)  # a folder with both tiny models
     if args.child == "trl_rloo":
-        run_trl(args, texts, stamps)
+        run_trl(args, str(models / "llama"), texts, stamps)
+    elif args.child == "ours_t5_gae":
+        run_ours(args, str(models / "t5"), texts, stamps, "gae")
     else:
-        run_ours(args, texts, stamps, args.child.removeprefix("ours_"))
+        run_ours(args, str(models / "llama"), texts, stamps, args.child.removeprefix("ours_"))
     samples = (len(stamps) - 1) * args.prompts_per_rollout * args.k
     peak = peak_memory_mib(args.device)
     print(
@@ -278,6 +292,11 @@ def main() -> None:
     parser.add_argument("--prompt_chars", type=int, default=96)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument(
+        "--gradient_checkpointing",
+        action="store_true",
+        help="every contender recomputes activations in backward (TRL's default)",
+    )
     parser.add_argument("--runs", default=",".join(RUNS))
     add_common_arguments(parser, list(RUNS))
     args = parse(parser)
@@ -286,26 +305,24 @@ def main() -> None:
         return
     runs = args.runs.split(",")
     with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "tiny-llama"
-        build_model(model, args.layers, args.hidden)
-        results = run_children(HERE, runs, args, model, tmp)
-    med = medians(results, ("samples_per_s", "peak_mib"))
-    print(
-        f"PPO step, tiny Llama ({args.layers} layers, hidden {args.hidden}), {args.prompts_per_rollout} prompts x "
-        f"k={args.k} samples, {args.new_tokens} new tokens, {args.epochs} epochs of minibatch {args.minibatch}, "
-        f"KL 0.05, {args.rollouts - 1} timed rollouts, {args.device}, {args.precision}, {args.threads} threads, "
-        f"median of {args.repeats}"
+        models = Path(tmp) / "models"
+        build_model(models / "llama", args.layers, args.hidden)
+        build_t5(models / "t5", args.layers // 2, args.hidden)  # encoder + decoder: same depth
+        results = run_children(HERE, runs, args, models, tmp)
+    med = medians(results, ("samples_per_s", "peak_mib", "live_mib"))
+    title = (
+        f"PPO step, tiny Llama ({args.layers} layers, hidden {args.hidden}) and T5 "
+        f"({args.layers // 2}+{args.layers // 2} layers), {args.prompts_per_rollout} prompts x "
+        f"k={args.k} samples, {args.new_tokens} new tokens, {args.epochs} epochs of minibatch "
+        f"{args.minibatch}, KL 0.05, {args.rollouts - 1} timed rollouts, gradient checkpointing "
+        f"{'on' if args.gradient_checkpointing else 'off'}, {args.device}, {args.precision}, "
+        f"{args.threads} threads, median of {args.repeats}"
     )
-    print(f"{'trainer':34s} {'samples/s':>10s} {'peak MiB':>10s}")
-    for who in runs:
-        print(f"{LABELS[who]:34s} {med[who]['samples_per_s']:10.2f} {med[who]['peak_mib']:10.0f}")
+    print_table(title, "samples_per_s", {run: LABELS[run] for run in runs}, med, args.device)
     if "trl_rloo" in med:
         for who in runs:
-            if who != "trl_rloo":
-                print(
-                    f"ratio {who}/trl_rloo: speed {med[who]['samples_per_s'] / med['trl_rloo']['samples_per_s']:.2f}x, "
-                    f"memory {med[who]['peak_mib'] / med['trl_rloo']['peak_mib']:.2f}x"
-                )
+            if who not in ("trl_rloo", "ours_t5_gae"):
+                print_ratio(med, who, "trl_rloo", "samples_per_s")
 
 
 if __name__ == "__main__":

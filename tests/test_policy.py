@@ -1,4 +1,5 @@
-"""The small LM's one interface: padding never changes a rationale's log-probs; exports reload."""
+"""The small LM's one interface: padding never changes a rationale's log-probs; exports reload;
+gradient checkpointing and dropout-free train mode change no number."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from lm_guided_cot.data.targets import IGNORE_INDEX
-from lm_guided_cot.policy import SmallLM, ValueHead, hidden_size, mask_after_eos
+from lm_guided_cot.policy import SmallLM, ValueHead, gather_logprobs, hidden_size, mask_after_eos
 
 
 @pytest.mark.parametrize("fixture", ["tiny_causal_dir", "tiny_t5_dir"])
@@ -42,6 +43,58 @@ def test_logprobs_and_values_do_not_depend_on_padding(request, fixture):
         }
     )
     assert loss.item() == pytest.approx(-(together.logprobs[mask]).mean().item(), rel=1e-5)
+
+
+def test_gather_logprobs_reads_the_log_softmax_and_zeroes_padding():
+    logits = torch.randn(2, 3, 11, generator=torch.Generator().manual_seed(0)) * 4
+    labels = torch.tensor([[4, 0, 10], [7, IGNORE_INDEX, IGNORE_INDEX]])
+    expected = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    expected = expected * (labels != IGNORE_INDEX)
+    assert torch.allclose(gather_logprobs(logits, labels), expected, atol=1e-6)
+    assert (gather_logprobs(logits, labels)[1, 1:] == 0).all()
+
+
+def _batch(policy: SmallLM) -> dict[str, torch.Tensor]:
+    prompts = ["Question: short?", "Question: a much longer prompt, with more words in it?"]
+    batch = dict(policy.tokenizer(prompts, return_tensors="pt", padding=True))
+    batch["labels"] = policy.encode_targets(["Because.", "It follows from the second one."])
+    return batch
+
+
+@pytest.mark.parametrize("fixture", ["tiny_causal_dir", "tiny_t5_dir"])
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(request, fixture):
+    folder = str(request.getfixturevalue(fixture))
+    grads = []
+    for checkpointing in (False, True):
+        policy = SmallLM.from_pretrained(folder)
+        policy.model.train()
+        if checkpointing:
+            policy.enable_gradient_checkpointing()
+            assert policy.model.is_gradient_checkpointing
+        loss = policy.sft_loss(_batch(policy))
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in policy.model.parameters()]))
+    (loss_off, grads_off), (loss_on, grads_on) = grads
+    assert loss_on == pytest.approx(loss_off, rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads_off, grads_on, strict=True))
+
+
+def test_without_dropout_train_mode_scores_like_eval_mode(tiny_t5_dir):
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir, dropout_rate=0.5)
+    policy = SmallLM(model, SmallLM.from_pretrained(str(tiny_t5_dir)).tokenizer)
+    batch = _batch(policy)
+    args = (batch["input_ids"], batch["attention_mask"], batch["labels"])
+    policy.model.eval()
+    in_eval = policy.token_logprobs(*args)
+    policy.model.train()
+    assert not torch.allclose(policy.token_logprobs(*args), in_eval)  # dropout 0.5 is on
+    policy.disable_dropout()
+    assert torch.allclose(policy.token_logprobs(*args), in_eval, atol=1e-6)
+    # generation switches to eval mode and back
+    policy.generate(batch["input_ids"], batch["attention_mask"])
+    assert policy.model.training
 
 
 def test_mask_after_eos():

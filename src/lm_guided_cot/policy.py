@@ -104,6 +104,32 @@ class SmallLM(nn.Module):
         """Load from a hub id, a folder, ``folder#file.gguf`` or ``smollm2``."""
         return cls(load_model(spec, dtype), load_tokenizer(spec, "left"))
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute each layer's activations in backward instead of keeping them.
+
+        Activation memory drops to about one layer's; a training forward costs about a third
+        more. Non-reentrant checkpointing: it needs no ``requires_grad`` on the inputs and works
+        under DeepSpeed ZeRO 3.
+        """
+        self.model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+
+    def disable_dropout(self) -> None:
+        """Set every dropout probability to 0, so that train mode computes what eval mode does.
+
+        For PPO: the log-probs of a rollout and of its updates must agree, and gradient
+        checkpointing only acts in train mode. Covers ``nn.Dropout`` modules and the float
+        probabilities that attention layers pass to their kernels in train mode (T5's
+        ``dropout``, Llama's ``attention_dropout``: any float attribute named ``*dropout*``).
+        """
+        for module in self.model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+            for name, value in list(vars(module).items()):
+                if "dropout" in name and isinstance(value, float):
+                    setattr(module, name, 0.0)
+
     # ---- scoring ---------------------------------------------------------------------------
 
     def _forward_target_logits(
@@ -157,11 +183,14 @@ class SmallLM(nn.Module):
         labels: torch.Tensor,
         value_head: ValueHead | None = None,
         with_entropy: bool = False,
+        entropy_grad: bool = False,
     ) -> RationaleForward:
         """Per-token log-probs of the rationale, and values / entropies when asked: all ``[B, T]``.
 
         The value of position t reads the hidden state that predicts rationale token t
-        (last decoder layer for seq2seq, the response slice for causal models).
+        (last decoder layer for seq2seq, the response slice for causal models). Entropies are
+        computed without autograd (a few rows at a time) unless ``entropy_grad``: a bonus in the
+        loss needs their gradient, a logged number does not.
         """
         want_hidden = value_head is not None
         logits, output = self._forward_target_logits(
@@ -178,7 +207,8 @@ class SmallLM(nn.Module):
                 hidden = output.hidden_states[-1][:, -(steps + 1) : -1]
             values = value_head(hidden).float() * (labels != IGNORE_INDEX)
         if with_entropy:
-            entropy = entropy_from_logits(logits)
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                entropy = entropy_from_logits(logits, chunk_rows=None if entropy_grad else 4)
         return RationaleForward(logprobs, values, entropy)
 
     def sft_loss(
@@ -212,16 +242,25 @@ class SmallLM(nn.Module):
         config: GenerationConfig | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
-        """Rationale token ids ``[B, T]``, right-padded with -100 after the first EOS."""
+        """Rationale token ids ``[B, T]``, right-padded with -100 after the first EOS.
+
+        Always in eval mode (restored after): no dropout while sampling, and a model with
+        gradient checkpointing keeps its key/value cache (in train mode transformers drops it).
+        """
         config = config or GenerationConfig()
-        output = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
-            **config.to_kwargs(),
-            **kwargs,
-        )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            output = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                **config.to_kwargs(),
+                **kwargs,
+            )
+        finally:
+            self.model.train(was_training)
         new = output[:, 1:] if self.is_seq2seq else output[:, input_ids.shape[1] :]
         return mask_after_eos(new, self.tokenizer.eos_token_id)
 
@@ -245,12 +284,14 @@ class SmallLM(nn.Module):
 
 
 def gather_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``log softmax(logits)[labels]`` per position, 0 where labels are -100."""
+    """``log softmax(logits)[labels]`` per position, 0 where labels are -100.
+
+    As the chosen logit minus the log-sum-exp: a full ``log_softmax`` would put a second
+    ``[B, T, V]`` tensor beside the logits (and keep it for backward) to read one entry per row.
+    """
     mask = labels != IGNORE_INDEX
-    logprobs = (
-        torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    )
-    return logprobs * mask
+    chosen = logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (chosen - logits.logsumexp(dim=-1)) * mask
 
 
 def mask_after_eos(ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:

@@ -109,3 +109,38 @@ def test_validation_loss_halves_on_held_out_questions(request, tmp_path, shared_
     trainer.fit(module, datamodule=datamodule)
     after = trainer.callback_metrics["val/loss"].item()
     assert after <= 0.5 * before, (before, after)
+
+
+def test_gradients_are_freed_before_each_forward_and_checkpointing_still_learns(
+    tmp_path, shared_data, tiny_t5_dir
+):
+    """Stale gradients beside a forward's activations would cost a model's size of memory."""
+
+    class Probe(L.Callback):
+        def __init__(self):
+            self.grads_at_forward: list[bool] = []
+            self.losses: list[float] = []
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.grads_at_forward.append(any(p.grad is not None for p in module.parameters()))
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self.losses.append(float(outputs["loss"]))
+
+    torch.manual_seed(0)
+    datamodule = _setup(tmp_path, shared_data, tiny_t5_dir, n_train=8, n_val=8, same_split=True)
+    module = DistillationModule(
+        model=str(tiny_t5_dir),
+        learning_rate=3e-3,
+        scheduler="constant",
+        eval_every_n_epochs=0,
+        export_dir=str(tmp_path / "export"),
+        gradient_checkpointing=True,
+    )
+    probe = Probe()
+    trainer = _trainer(epochs=15, val_every=100)
+    trainer.callbacks.append(probe)
+    trainer.fit(module, datamodule=datamodule)
+    assert module.policy.model.is_gradient_checkpointing
+    assert len(probe.grads_at_forward) == 30 and not any(probe.grads_at_forward)
+    assert sum(probe.losses[-2:]) < 0.75 * sum(probe.losses[:2]), probe.losses

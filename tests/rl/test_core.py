@@ -11,6 +11,7 @@ from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, Ru
 from lm_guided_cot.rl.core import (
     clipped_policy_loss,
     clipped_value_loss,
+    entropy_from_logits,
     explained_variance,
     generalized_advantages,
     kl_penalty,
@@ -204,3 +205,22 @@ def test_rank_split_statistics_equal_the_whole_batch():
     whole = masked_whiten(values, mask)
     first = masked_whiten(values[:3], mask[:3], all_reduce=all_reduce_with(values[3:], mask[3:]))
     assert torch.allclose(first, whole[:3], atol=1e-5)
+
+
+def test_entropy_of_known_distributions_in_and_out_of_chunks():
+    vocab = 50
+    uniform = torch.zeros(1, 1, vocab)
+    certain = torch.full((1, 1, vocab), -1e4)
+    certain[..., 3] = 0.0
+    two_way = torch.full((1, 1, vocab), -1e4)
+    two_way[..., :2] = 0.0
+    logits = torch.cat([uniform, certain, two_way])
+    entropy = entropy_from_logits(logits)
+    assert entropy.shape == (3, 1)
+    assert entropy[:, 0].tolist() == pytest.approx([math.log(vocab), 0.0, math.log(2)], abs=1e-5)
+    # random logits against -sum p log p, whole and a row at a time
+    rand = torch.randn(5, 7, vocab, generator=torch.Generator().manual_seed(0)) * 3
+    p = torch.softmax(rand, -1)
+    expected = -(p * torch.log(p)).sum(-1)
+    assert torch.allclose(entropy_from_logits(rand), expected, atol=1e-5)
+    assert torch.allclose(entropy_from_logits(rand, chunk_rows=2), expected, atol=1e-5)

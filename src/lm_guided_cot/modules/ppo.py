@@ -83,6 +83,8 @@ class PPOModule(L.LightningModule):
             own rationales (the shared cache sends a request two ranks share once), or
             ``rank_zero`` gathers them on rank 0, which asks and scatters the scores back (see
             ``lm_guided_cot.modules.distributed``).
+        gradient_checkpointing: recompute the policy's activations in backward instead of
+            keeping them (much less memory per minibatch, about a third more time per update).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class PPOModule(L.LightningModule):
         num_logged_examples: int = 8,
         export_dir: str | None = None,
         llm_calls: Literal["every_rank", "rank_zero"] = "every_rank",
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.ppo = as_dataclass(PPOConfig, ppo)
@@ -134,7 +137,12 @@ class PPOModule(L.LightningModule):
             return
         with pretrained_loading(self._trainer):
             self.policy = SmallLM.from_pretrained(self.model_spec)
-        self.policy.model.train()  # Lightning's mode; each rollout switches dropout off (see rollout)
+        # No dropout, so that train mode (Lightning's, and what gradient checkpointing needs)
+        # gives the rollout's log-probs again in every update; generation runs in eval mode.
+        self.policy.disable_dropout()
+        self.policy.model.train()
+        if self.hparams.gradient_checkpointing:
+            self.policy.enable_gradient_checkpointing()
         self.value_head = ValueHead(hidden_size(self.policy.model))
 
     def _load_reference(self) -> SmallLM:
@@ -196,7 +204,6 @@ class PPOModule(L.LightningModule):
         input_ids = batch["input_ids"].repeat_interleave(k, dim=0)
         attention_mask = batch["attention_mask"].repeat_interleave(k, dim=0)
         index = batch["index"].repeat_interleave(k, dim=0)
-        self.policy.model.eval()  # no dropout: rollout and update log-probs must agree
         labels = self.policy.generate(
             input_ids, attention_mask, cfg.rollout, **generation_kwargs(self.trainer)
         )
@@ -270,6 +277,7 @@ class PPOModule(L.LightningModule):
                     roll["labels"][mb],
                     self.value_head if cfg.advantage == "gae" else None,
                     with_entropy=True,
+                    entropy_grad=bool(cfg.entropy_coef),
                 )
                 policy = clipped_policy_loss(
                     out.logprobs,
@@ -295,7 +303,6 @@ class PPOModule(L.LightningModule):
                     loss = loss + cfg.vf_coef * value.loss
                     stats["value_loss"].append(value.loss.detach())
                     stats["vf_clipfrac"].append(value.clipfrac.detach())
-                optimizer.zero_grad()
                 self.manual_backward(loss)
                 if cfg.max_grad_norm is not None:
                     self.clip_gradients(
@@ -304,6 +311,9 @@ class PPOModule(L.LightningModule):
                         gradient_clip_algorithm="norm",
                     )
                 optimizer.step()
+                # Freed here rather than before the next backward: the next forward's
+                # activations then peak without a model-sized set of stale gradients beside them.
+                optimizer.zero_grad(set_to_none=True)
                 stats["policy_loss"].append(policy.loss.detach())
                 stats["clipfrac"].append(policy.clipfrac.detach())
                 stats["approx_kl"].append(policy.approx_kl.detach())

@@ -214,7 +214,15 @@ def leave_one_out_advantages(scores: torch.Tensor, group_size: int) -> torch.Ten
     return (grouped - others).reshape(-1)
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of each position's distribution, ``[B, T]``."""
-    logprobs = torch.log_softmax(logits, dim=-1)
-    return -(logprobs.exp() * logprobs).sum(-1)
+def entropy_from_logits(logits: torch.Tensor, chunk_rows: int | None = None) -> torch.Tensor:
+    """Entropy of each position's distribution, ``[B, T]``.
+
+    ``chunk_rows`` computes it a few batch rows at a time: without autograd that bounds the
+    ``[B, T, V]`` temporaries (probabilities, products) to a chunk, which at a real vocabulary
+    is most of a PPO minibatch's memory. With autograd every chunk's tensors are kept anyway.
+    """
+    if chunk_rows is not None and logits.shape[0] > chunk_rows:
+        return torch.cat([entropy_from_logits(c) for c in logits.split(chunk_rows)])
+    logsumexp = logits.logsumexp(dim=-1, keepdim=True)
+    probs = (logits - logsumexp).exp()
+    return logsumexp.squeeze(-1) - (probs * logits).sum(-1)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On a CUDA machine: both benchmarks with gradient checkpointing off and on, tables to OUT_DIR.
+# Needs the project, trl and a CUDA build of torch in the active Python (pip install -e
+# ".[bench]"); an offline machine can take wheels from ./.whl (as bin/gpu_check.sh does).
+# Usage: bash bin/gpu_bench.sh [OUT_DIR] [REPEATS]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR="${1:-runs/gpu_bench}"
+REPEATS="${2:-3}"
+PY="${PYTHON:-python3}"
+if [ -d .whl ] && ! "$PY" -c "import trl, datasets" 2>/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/lmcot-site .whl/*.whl
+  export PYTHONPATH="/tmp/lmcot-site:${PYTHONPATH:-}"
+fi
+export PYTHONPATH="$PWD/src:${PYTHONPATH:-}"
+export LITELLM_LOCAL_MODEL_COST_MAP=True PYTHONUNBUFFERED=1
+"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'" || exit 1
+mkdir -p "$OUT_DIR"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT_DIR/gpu.txt"
+"$PY" -c "import torch, transformers, lightning, trl; print('torch', torch.__version__, \
+'transformers', transformers.__version__, 'lightning', lightning.__version__, 'trl', \
+trl.__version__)" >> "$OUT_DIR/gpu.txt"
+run() {  # name, then the command; a failure is recorded and the next one still runs
+  local name="$1"; shift
+  echo "== $name"
+  timeout 300 "$PY" "$@" --device cuda > "$OUT_DIR/$name.txt" 2> "$OUT_DIR/$name.err" \
+    || echo "$name failed (exit $?)" >> "$OUT_DIR/$name.txt"
+  cat "$OUT_DIR/$name.txt"
+}
+run distill bin/bench_distill.py --repeats "$REPEATS"
+run distill_gc bin/bench_distill.py --repeats "$REPEATS" --gradient_checkpointing
+run ppo bin/bench_ppo.py --repeats "$REPEATS"
+run ppo_gc bin/bench_ppo.py --repeats "$REPEATS" --gradient_checkpointing \
+  --runs ours_rloo,ours_gae,trl_rloo

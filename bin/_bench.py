@@ -72,6 +72,10 @@ def run_children(
             sys.exit(f"{run} failed:\n{done.stderr[-4000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
+    if args.device == "cuda":
+        # Discarded: on a fresh H100 the first process timed ~2x slower (twice, 2026-11-26:
+        # 11.4k and 11.6k tokens/s against 23k-27k for every later one), GPU warm-up or not.
+        one(runs[0])
     for _ in range(args.repeats):
         for run in runs:
             results[run].append(one(run))

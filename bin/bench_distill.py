@@ -1,13 +1,16 @@
 """Stage-1 training speed: this project's DistillationModule against transformers' Seq2SeqTrainer.
 
 The same tiny T5 (built from a config: no download), the same pre-tokenised examples in the
-same order, the same batch size, optimizer (AdamW, linear decay), learning rate and number of
-optimizer steps; each run in its own process, so peak memory is that run's alone. Prints
-training tokens per second (prompt + target tokens that are not padding, timed from the end
-of the first step to the end of the last) and peak memory (GPU: max allocated; CPU: max RSS),
-median over the repeats, and the ratio ours / theirs.
+same order, the same batch size, optimizer (AdamW with linear decay; theirs runs its default
+fused kernel, ours torch's default), learning rate, number of optimizer steps and gradient
+checkpointing (``--gradient_checkpointing``: on for both); each run in its own process, so peak
+memory is that run's alone. Prints training tokens per second (prompt + target tokens that are
+not padding, timed from the end of the first step to the end of the last) and peak memory (GPU:
+max allocated; CPU: max RSS and the live peak, see ``bin/_bench.py``), medians over the repeats
+with their spread, and the ratio ours / theirs.
 
     python bin/bench_distill.py [--steps 20] [--repeats 3] [--device cpu|cuda]
+                                [--gradient_checkpointing]
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 # On a CUDA machine: both benchmarks with gradient checkpointing off and on, tables to OUT_DIR.
 # Needs the project, trl and a CUDA build of torch in the active Python (pip install -e
 # ".[bench]"); an offline machine can take wheels from ./.whl (as bin/gpu_check.sh does).
-# Usage: bash bin/gpu_bench.sh [OUT_DIR] [REPEATS]
+# Usage: bash bin/gpu_bench.sh [OUT_DIR] [REPEATS] [PART...]  (parts: distill distill_gc ppo ppo_gc)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-runs/gpu_bench}"
 REPEATS="${2:-3}"
+shift $(( $# < 2 ? $# : 2 ))
+PARTS="${*:-distill distill_gc ppo ppo_gc}"
 PY="${PYTHON:-python3}"
 if [ -d .whl ] && ! "$PY" -c "import trl, datasets" 2>/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -28,8 +30,14 @@ run() {  # name, then the command; a failure is recorded and the next one still 
     || echo "$name failed (exit $?)" >> "$OUT_DIR/$name.txt"
   cat "$OUT_DIR/$name.txt"
 }
-run distill bin/bench_distill.py --repeats "$REPEATS"
-run distill_gc bin/bench_distill.py --repeats "$REPEATS" --gradient_checkpointing
-run ppo bin/bench_ppo.py --repeats "$REPEATS"
-run ppo_gc bin/bench_ppo.py --repeats "$REPEATS" --gradient_checkpointing \
-  --runs ours_rloo,ours_gae,trl_rloo
+# (bin/_bench.py runs one discarded child first on CUDA: a fresh machine's first is slow)
+for part in $PARTS; do
+  case "$part" in
+    distill) run distill bin/bench_distill.py --repeats "$REPEATS" ;;
+    distill_gc) run distill_gc bin/bench_distill.py --repeats "$REPEATS" --gradient_checkpointing ;;
+    ppo) run ppo bin/bench_ppo.py --repeats "$REPEATS" ;;
+    ppo_gc) run ppo_gc bin/bench_ppo.py --repeats "$REPEATS" --gradient_checkpointing \
+      --runs ours_rloo,ours_gae,trl_rloo ;;
+    *) echo "unknown part: $part" >&2; exit 2 ;;
+  esac
+done

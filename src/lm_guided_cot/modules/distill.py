@@ -7,7 +7,8 @@ What it supports
   the prompt is context, never a target).
 - AdamW with linear or cosine decay after a linear warmup, stepped every optimizer step.
   Gradient clipping, accumulation and precision (``bf16-mixed`` where the hardware has it)
-  are the Trainer's: set them under ``trainer:``.
+  are the Trainer's: set them under ``trainer:``. ``gradient_checkpointing`` trades a third
+  more compute for most of the activation memory.
 - Validation: the loss on the kept teacher rationales of the validation split every epoch;
   every ``eval_every_n_epochs`` epochs also rationales generated for *all* validation
   questions, the large LM's answers with them (reader role) scored by official EM/F1, and a

@@ -9,6 +9,8 @@ What it supports
   scores, marginal utility, weighted sums; all reward calls of a step run concurrently.
 - GAE advantages with a value loss, or the critic-free RLOO baseline over k samples; fixed or
   adaptive KL coefficient; k1/k3 KL estimators; optional reward scaling and clipping.
+- The policy's dropout is switched off (log-probs of a rollout and of its updates must agree),
+  so it trains in train mode, which ``gradient_checkpointing`` needs; sampling runs in eval mode.
 
 One ``training_step`` takes a batch of questions and does: sample rationales -> rewards ->
 reference log-probs -> KL-penalised rewards -> advantages -> ``ppo_epochs`` passes of

@@ -1,0 +1,55 @@
+"""The benchmark scripts run end to end on tiny settings and print their tables.
+
+TRL is the bench extra, not a test dependency: the PPO script runs our contenders only here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(__file__).resolve().parents[1] / "bin"
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *args, "--repeats", "1", "--device", "cpu", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _row(out: str, label: str) -> list[str]:
+    line = next(line for line in out.splitlines() if line.startswith(label))
+    return line[len(label) :].split()
+
+
+def test_distillation_benchmark_compares_both_trainers_with_checkpointing():
+    out = _run(
+        str(BIN / "bench_distill.py"),
+        *("--steps", "3", "--examples", "16", "--batch_size", "4"),
+        *("--prompt_tokens", "32", "--target_tokens", "8", "--layers", "1", "--d_model", "32"),
+        "--gradient_checkpointing",  # a flag the parent must hand on to its children
+    )
+    assert "gradient checkpointing on" in out and "live MiB" in out
+    for label in ("lm-guided-cot DistillationModule", "transformers Seq2SeqTrainer"):
+        speed, _spread, rss, _rss_spread, live = _row(out, label)
+        assert float(speed) > 0 and float(rss) >= float(live) > 100
+    assert "ratio ours/theirs: speed" in out
+
+
+def test_ppo_benchmark_runs_our_causal_and_seq2seq_contenders():
+    out = _run(
+        str(BIN / "bench_ppo.py"),
+        *("--rollouts", "2", "--prompts_per_rollout", "2", "--k", "2", "--new_tokens", "4"),
+        *("--minibatch", "2", "--epochs", "1", "--prompt_chars", "24"),
+        *("--layers", "2", "--hidden", "32", "--runs", "ours_rloo,ours_t5_gae"),
+    )
+    for label in ("lm-guided-cot PPOModule (RLOO)", "lm-guided-cot PPOModule (GAE), T5"):
+        speed, _spread, rss, _rss_spread, live = _row(out, label)
+        assert float(speed) > 0 and float(rss) >= float(live) > 100
+    assert "ratio" not in out  # no TRL run, no ratio

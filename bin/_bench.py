@@ -28,6 +28,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, runs: list[str]) -> No
         "--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu"
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--gradient_checkpointing",
+        action="store_true",
+        help="every contender recomputes activations in backward",
+    )
     parser.add_argument("--child", choices=runs, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -46,6 +51,15 @@ def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
 # is mapped and unmapped on its own: RSS then follows the bytes in use, run after run, at about
 # half the speed. So CPU memory is measured in one extra run per contender, with this setting.
 LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
+def common_settings(args: argparse.Namespace) -> str:
+    """The end of a table's title: what every contender ran with."""
+    checkpointing = "on" if args.gradient_checkpointing else "off"
+    return (
+        f"gradient checkpointing {checkpointing}, {args.device}, {args.precision}, "
+        f"{args.threads} threads, median of {args.repeats}"
+    )
 
 
 def run_children(

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from _bench import (  # bin/_bench.py
     add_common_arguments,
+    common_settings,
     medians,
     parse,
     peak_memory_mib,
@@ -213,11 +214,6 @@ def main() -> None:
     parser.add_argument("--target_tokens", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--d_model", type=int, default=256)
-    parser.add_argument(
-        "--gradient_checkpointing",
-        action="store_true",
-        help="both trainers recompute activations in backward",
-    )
     add_common_arguments(parser, ["ours", "theirs"])
     args = parse(parser)
     if args.child:
@@ -231,9 +227,7 @@ def main() -> None:
     title = (
         f"distillation, tiny T5 ({args.layers}+{args.layers} layers, d_model {args.d_model}), "
         f"batch {args.batch_size}, prompts <= {args.prompt_tokens} and targets <= "
-        f"{args.target_tokens} tokens, {args.steps} steps, gradient checkpointing "
-        f"{'on' if args.gradient_checkpointing else 'off'}, {args.device}, {args.precision}, "
-        f"{args.threads} threads, median of {args.repeats}"
+        f"{args.target_tokens} tokens, {args.steps} steps, {common_settings(args)}"
     )
     rows = {"ours": "lm-guided-cot DistillationModule", "theirs": "transformers Seq2SeqTrainer"}
     print_table(title, "tokens_per_s", rows, med, args.device)

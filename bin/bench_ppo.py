@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from _bench import (  # bin/_bench.py
     add_common_arguments,
+    common_settings,
     medians,
     parse,
     peak_memory_mib,
@@ -292,11 +293,6 @@ def main() -> None:
     parser.add_argument("--prompt_chars", type=int, default=96)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument(
-        "--gradient_checkpointing",
-        action="store_true",
-        help="every contender recomputes activations in backward (TRL's default)",
-    )
     parser.add_argument("--runs", default=",".join(RUNS))
     add_common_arguments(parser, list(RUNS))
     args = parse(parser)
@@ -314,9 +310,7 @@ def main() -> None:
         f"PPO step, tiny Llama ({args.layers} layers, hidden {args.hidden}) and T5 "
         f"({args.layers // 2}+{args.layers // 2} layers), {args.prompts_per_rollout} prompts x "
         f"k={args.k} samples, {args.new_tokens} new tokens, {args.epochs} epochs of minibatch "
-        f"{args.minibatch}, KL 0.05, {args.rollouts - 1} timed rollouts, gradient checkpointing "
-        f"{'on' if args.gradient_checkpointing else 'off'}, {args.device}, {args.precision}, "
-        f"{args.threads} threads, median of {args.repeats}"
+        f"{args.minibatch}, KL 0.05, {args.rollouts - 1} timed rollouts, {common_settings(args)}"
     )
     print_table(title, "samples_per_s", {run: LABELS[run] for run in runs}, med, args.device)
     if "trl_rloo" in med:

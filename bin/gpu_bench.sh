@@ -9,15 +9,8 @@ OUT_DIR="${1:-runs/gpu_bench}"
 REPEATS="${2:-3}"
 shift $(( $# < 2 ? $# : 2 ))
 PARTS="${*:-distill distill_gc ppo ppo_gc}"
-PY="${PYTHON:-python3}"
-if [ -d .whl ] && ! "$PY" -c "import trl, datasets" 2>/dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/lmcot-site .whl/*.whl
-  export PYTHONPATH="/tmp/lmcot-site:${PYTHONPATH:-}"
-fi
-export PYTHONPATH="$PWD/src:${PYTHONPATH:-}"
-export LITELLM_LOCAL_MODEL_COST_MAP=True PYTHONUNBUFFERED=1
-"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'" || exit 1
+NEEDS="trl, datasets"
+source bin/_gpu_env.sh
 mkdir -p "$OUT_DIR"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT_DIR/gpu.txt"
 "$PY" -c "import torch, transformers, lightning, trl; print('torch', torch.__version__, \

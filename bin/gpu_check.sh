@@ -6,13 +6,6 @@
 # Usage: bash bin/gpu_check.sh [--steps N] [--out DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
-if [ -d .whl ] && ! "$PY" -c "import deepspeed, datasets, litellm" 2>/dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/lmcot-site .whl/*.whl
-  export PYTHONPATH="/tmp/lmcot-site:${PYTHONPATH:-}"
-fi
-export PYTHONPATH="$PWD/src:${PYTHONPATH:-}"
-export LITELLM_LOCAL_MODEL_COST_MAP=True PYTHONUNBUFFERED=1
-"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'"
+NEEDS="deepspeed, datasets, litellm"
+source bin/_gpu_env.sh
 exec "$PY" bin/gpu_check.py "$@"

@@ -10,6 +10,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -53,6 +54,36 @@ def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
 LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
+def stamp(device: str, stamps: list[float]) -> None:
+    """Append the time at which the device has finished all work queued so far."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    stamps.append(time.perf_counter())
+
+
+def lightning_trainer(args: argparse.Namespace, stamps: list[float], **limits):
+    """Lightning's Trainer doing nothing but training (no logger, checkpoints, progress bar,
+    summary or sanity validation), stamping the clock after every training batch."""
+    import lightning as L
+
+    class Stamp(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            stamp(args.device, stamps)
+
+    return L.Trainer(
+        accelerator="gpu" if args.device == "cuda" else "cpu",
+        devices=1,
+        precision=args.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[Stamp()],
+        **limits,
+    )
+
+
 def common_settings(args: argparse.Namespace) -> str:
     """The end of a table's title: what every contender ran with."""
     checkpointing = "on" if args.gradient_checkpointing else "off"
@@ -84,7 +115,10 @@ def run_children(
         )
         if done.returncode != 0:
             sys.exit(f"{run} failed:\n{done.stderr[-4000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        if result["checkpointing"] != args.gradient_checkpointing:  # not a like-for-like run
+            sys.exit(f"{run} ran with gradient checkpointing {result['checkpointing']}")
+        return result
 
     if args.device == "cuda":
         # Discarded: on a fresh H100 the first process timed ~2x slower (twice, 2026-11-26:

@@ -18,19 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from _bench import (  # bin/_bench.py
     add_common_arguments,
     common_settings,
+    lightning_trainer,
     medians,
     parse,
     peak_memory_mib,
     print_ratio,
     print_table,
     run_children,
+    stamp,
 )
 
 HERE = Path(__file__).resolve()
@@ -94,16 +95,9 @@ def tokens_per_step(data: list[dict], batch_size: int, steps: int) -> list[int]:
     return counts
 
 
-def run_ours(args, data: list[dict], stamps: list[float]) -> None:
-    import lightning as L
-
+def run_ours(args, data: list[dict], stamps: list[float]) -> bool:
+    """Train; whether gradient checkpointing was on."""
     from lm_guided_cot.modules import DistillationModule
-
-    class Stamp(L.Callback):
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            stamps.append(time.perf_counter())
 
     batches = [
         pad_batch([data[(s * args.batch_size + i) % len(data)] for i in range(args.batch_size)])
@@ -117,22 +111,13 @@ def run_ours(args, data: list[dict], stamps: list[float]) -> None:
         gradient_checkpointing=args.gradient_checkpointing,
     )
     module.on_fit_end = lambda: None  # no export: not part of a training step
-    trainer = L.Trainer(
-        accelerator="gpu" if args.device == "cuda" else "cpu",
-        devices=1,
-        max_steps=args.steps,
-        precision=args.precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[Stamp()],
-    )
+    trainer = lightning_trainer(args, stamps, max_steps=args.steps)
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    return module.policy.model.is_gradient_checkpointing
 
 
-def run_theirs(args, data: list[dict], stamps: list[float]) -> None:
+def run_theirs(args, data: list[dict], stamps: list[float]) -> bool:
+    """Train; whether gradient checkpointing was on."""
     from transformers import (
         AutoModelForSeq2SeqLM,
         Seq2SeqTrainer,
@@ -142,9 +127,7 @@ def run_theirs(args, data: list[dict], stamps: list[float]) -> None:
 
     class Stamp(TrainerCallback):
         def on_step_end(self, targs, state, control, **kwargs):
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            stamps.append(time.perf_counter())
+            stamp(args.device, stamps)
 
     ordered = [
         data[(s * args.batch_size + i) % len(data)]
@@ -187,6 +170,7 @@ def run_theirs(args, data: list[dict], stamps: list[float]) -> None:
     )
     trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(ordered)
     trainer.train()
+    return model.is_gradient_checkpointing
 
 
 def child(args) -> None:
@@ -197,12 +181,13 @@ def child(args) -> None:
     stamps: list[float] = []
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    (run_ours if args.child == "ours" else run_theirs)(args, data, stamps)
+    checkpointing = (run_ours if args.child == "ours" else run_theirs)(args, data, stamps)
     counts = tokens_per_step(data, args.batch_size, args.steps)
     timed = sum(counts[1 : len(stamps)])  # tokens of the steps after the first
     seconds = stamps[-1] - stamps[0]
     peak = peak_memory_mib(args.device)
-    print(json.dumps({"tokens_per_s": timed / seconds, "peak_mib": peak, "steps": len(stamps)}))
+    result = {"tokens_per_s": timed / seconds, "peak_mib": peak, "steps": len(stamps)}
+    print(json.dumps({**result, "checkpointing": checkpointing}))
 
 
 def main() -> None:

@@ -24,19 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from _bench import (  # bin/_bench.py
     add_common_arguments,
     common_settings,
+    lightning_trainer,
     medians,
     parse,
     peak_memory_mib,
     print_ratio,
     print_table,
     run_children,
+    stamp,
 )
 from bench_distill import build_model as build_t5  # bin/bench_distill.py
 
@@ -100,9 +101,8 @@ def even_share(token_lists: list[list[int]]) -> list[float]:
     return [sum(t % 2 == 0 for t in ids) / max(len(ids), 1) for ids in token_lists]
 
 
-def run_ours(args, model: str, texts: list[str], stamps: list[float], advantage: str) -> None:
-    import lightning as L
-
+def run_ours(args, model: str, texts: list[str], stamps: list[float], advantage: str) -> bool:
+    """Train; whether gradient checkpointing was on."""
     from lm_guided_cot.modules import PPOModule
     from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
 
@@ -116,12 +116,6 @@ def run_ours(args, model: str, texts: list[str], stamps: list[float], advantage:
             ]
             share = torch.tensor(even_share(ids))
             return RewardOutput(share, {"even": share})
-
-    class Stamp(L.Callback):
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            stamps.append(time.perf_counter())
 
     module = PPOModule(
         model=model,
@@ -171,20 +165,9 @@ def run_ours(args, model: str, texts: list[str], stamps: list[float], advantage:
             }
         )
     module._records = lambda split, index: [None] * len(index)  # the reward needs no records
-    trainer = L.Trainer(
-        accelerator="gpu" if args.device == "cuda" else "cpu",
-        devices=1,
-        max_epochs=1,
-        precision=args.precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[Stamp()],
-    )
+    trainer = lightning_trainer(args, stamps, max_epochs=1, limit_val_batches=0)
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    return module.policy.model.is_gradient_checkpointing
 
 
 def module_tokenizer(model: str):
@@ -193,7 +176,8 @@ def module_tokenizer(model: str):
     return load_tokenizer(model, "left")
 
 
-def run_trl(args, model: str, texts: list[str], stamps: list[float]) -> None:
+def run_trl(args, model: str, texts: list[str], stamps: list[float]) -> bool:
+    """Train; whether gradient checkpointing was on."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import RLOOConfig, RLOOTrainer
@@ -205,9 +189,7 @@ def run_trl(args, model: str, texts: list[str], stamps: list[float]) -> None:
         def on_step_end(self, targs, state, control, **kwargs):
             self.step += 1
             if self.step % steps_per_rollout == 0:  # one rollout's updates are done
-                if args.device == "cuda":
-                    torch.cuda.synchronize()
-                stamps.append(time.perf_counter())
+                stamp(args.device, stamps)
 
     def reward(prompts, completions, completion_ids, **kwargs):
         return even_share(completion_ids)
@@ -249,6 +231,7 @@ def run_trl(args, model: str, texts: list[str], stamps: list[float]) -> None:
         callbacks=[Stamp()],
     )
     trainer.train()
+    return trainer.model.is_gradient_checkpointing
 
 
 def child(args) -> None:
@@ -260,11 +243,12 @@ def child(args) -> None:
         torch.cuda.reset_peak_memory_stats()
     models = Path(args.model)  # a folder with both tiny models
     if args.child == "trl_rloo":
-        run_trl(args, str(models / "llama"), texts, stamps)
+        checkpointing = run_trl(args, str(models / "llama"), texts, stamps)
     elif args.child == "ours_t5_gae":
-        run_ours(args, str(models / "t5"), texts, stamps, "gae")
+        checkpointing = run_ours(args, str(models / "t5"), texts, stamps, "gae")
     else:
-        run_ours(args, str(models / "llama"), texts, stamps, args.child.removeprefix("ours_"))
+        advantage = args.child.removeprefix("ours_")
+        checkpointing = run_ours(args, str(models / "llama"), texts, stamps, advantage)
     samples = (len(stamps) - 1) * args.prompts_per_rollout * args.k
     peak = peak_memory_mib(args.device)
     print(
@@ -273,6 +257,7 @@ def child(args) -> None:
                 "samples_per_s": samples / (stamps[-1] - stamps[0]),
                 "peak_mib": peak,
                 "rollouts": len(stamps),
+                "checkpointing": checkpointing,
             }
         )
     )

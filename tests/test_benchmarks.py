@@ -33,7 +33,8 @@ def test_distillation_benchmark_compares_both_trainers_with_checkpointing():
         str(BIN / "bench_distill.py"),
         *("--steps", "3", "--examples", "16", "--batch_size", "4"),
         *("--prompt_tokens", "32", "--target_tokens", "8", "--layers", "1", "--d_model", "32"),
-        "--gradient_checkpointing",  # a flag the parent must hand on to its children
+        # each child reports whether its model really recomputed; the parent stops on a mismatch
+        "--gradient_checkpointing",
     )
     assert "gradient checkpointing on" in out and "live MiB" in out
     for label in ("lm-guided-cot DistillationModule", "transformers Seq2SeqTrainer"):

@@ -244,8 +244,8 @@ class SmallLM(nn.Module):
     ) -> torch.Tensor:
         """Rationale token ids ``[B, T]``, right-padded with -100 after the first EOS.
 
-        Always in eval mode (restored after): no dropout while sampling, and a model with
-        gradient checkpointing keeps its key/value cache (in train mode transformers drops it).
+        Always in eval mode (the caller's mode is restored after): no dropout while sampling,
+        whatever mode the caller trains in.
         """
         config = config or GenerationConfig()
         was_training = self.model.training

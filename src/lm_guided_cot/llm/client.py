@@ -21,12 +21,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import sys
 import threading
 from collections import defaultdict
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -133,12 +135,26 @@ class LLMClient:
 
             register_local_provider()
         self.cache = ReplyCache(self.config.cache_path) if self.config.cache_path else None
+        self.server = None
+        self._api_base = self.config.api_base
+        if self.config.server is not None:
+            from lm_guided_cot.llm.server import ensure_server
+
+            cache_dir = Path(self.config.cache_path).parent if self.config.cache_path else None
+            self.server = ensure_server(self.config.server, cache_dir or Path(".lmcot_cache"))
+            self._api_base = self.server.api_base
+        self._group_prefixes = (
+            self.config.group_prefixes
+            if self.config.group_prefixes is not None
+            else self.config.server is not None
+        )
         self._usage: dict[str, RoleUsage] = defaultdict(RoleUsage)
         self._secret_vars = (self.config.api_key_env,) if self.config.api_key_env else ()
         self._retry_on_empty = (
             self.config.retry_on_empty
             if self.config.retry_on_empty is not None
-            else not self.config.model.startswith("local/")
+            # greedy local models and managed servers would only return the same empty reply
+            else not self.config.model.startswith("local/") and self.config.server is None
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
@@ -229,13 +245,24 @@ class LLMClient:
                 copies.append((i, first_of[key]))
                 continue
             first_of[key] = i
-            jobs.append(self._one(batch, i, key, messages, semaphore, limits))
-        tasks = [asyncio.ensure_future(job) for job in jobs]
+            jobs.append((i, key, messages))
         bar = self._progress_bar(len(requests))
         if bar is not None:
             bar.advance(len(copies))
-            for task in tasks:
-                task.add_done_callback(lambda _: bar.advance())
+        if self._group_prefixes:
+            groups = prefix_groups([_prompt_text(messages) for _, _, messages in jobs])
+        else:
+            groups = [[j] for j in range(len(jobs))]
+
+        async def run_in_order(members: list[int]) -> None:
+            # One after another: each reuses the server's KV cache of the shared prefix.
+            for j in members:
+                i, key, messages = jobs[j]
+                await self._one(batch, i, key, messages, semaphore, limits)
+                if bar is not None:
+                    bar.advance()
+
+        tasks = [asyncio.ensure_future(run_in_order(members)) for members in groups]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -378,12 +405,12 @@ class LLMClient:
             "num_retries": 0,  # retries are ours: jittered, Retry-After aware, counted
             **params,
         }
-        if cfg.api_base:
-            kwargs["api_base"] = cfg.api_base
+        if self._api_base:
+            kwargs["api_base"] = self._api_base
         if cfg.api_key_env:
             kwargs["api_key"] = os.environ.get(cfg.api_key_env)
         elif (
-            cfg.api_base
+            self._api_base
             and cfg.model.startswith(_OPENAI_COMPATIBLE)
             and not os.environ.get("OPENAI_API_KEY")
         ):
@@ -424,6 +451,32 @@ async def _with_timeout(coro: Coroutine[Any, Any, T], seconds: float) -> T:
     return await asyncio.wait_for(coro, seconds)
 
 
+def _prompt_text(messages: list[dict[str, str]]) -> str:
+    return "\x1e".join(f"{m.get('role', '')}\x1f{m.get('content') or ''}" for m in messages)
+
+
+def prefix_groups(texts: Sequence[str], min_shared: float = 0.5) -> list[list[int]]:
+    """Indices grouped by shared prompt prefix, in order of first appearance.
+
+    A prompt joins the first group whose first prompt shares at least ``min_shared`` of the
+    shorter of the two (the k samples of a question, the with- and without-rationale calls
+    of one question); prompts that share only a few-shot header stay apart.
+    """
+    groups: list[list[int]] = []
+    heads: dict[str, list[int]] = defaultdict(list)  # first 64 characters -> group indices
+    for i, text in enumerate(texts):
+        for g in heads[text[:64]]:
+            first = texts[groups[g][0]]
+            shared = math.ceil(min_shared * min(len(first), len(text)))
+            if first[:shared] == text[:shared]:
+                groups[g].append(i)
+                break
+        else:
+            heads[text[:64]].append(len(groups))
+            groups.append([i])
+    return groups
+
+
 def _estimate_tokens(messages: list[dict[str, str]]) -> int:
     """A cheap upper-ish estimate (4 characters a token) for the token-rate limiter."""
     return sum(len(m.get("content") or "") for m in messages) // 4 + 4 * len(messages)
@@ -436,4 +489,5 @@ __all__ = [
     "LLMRequest",
     "LLMResult",
     "RoleUsage",
+    "prefix_groups",
 ]

@@ -8,7 +8,8 @@ when a server wants one of its own. Configs are saved beside logs; keys must not
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 # Parameters that carry credentials: refused in ``extra_params`` so they never reach a saved
 # config, a cache key or a log line.
@@ -49,6 +50,53 @@ class SamplingParams:
 
 
 @dataclass
+class ServerConfig:
+    """A llama.cpp server the run starts for a GGUF model, waits for, and stops when it ends.
+
+    Args:
+        model: the GGUF model: a registry name (``lmcot models list``; fetched and verified
+            on first use), ``smollm2`` (the installed wheel's file) or a path to a ``.gguf`` file.
+        backend: ``llama-server`` (llama.cpp's native server: parallel slots, continuous
+            batching), ``llama-cpp-python`` (its Python server, one request at a time) or
+            ``auto`` (the native one when installed).
+        port: port on 127.0.0.1; ``None`` picks a free one. Give one to share a server between
+            processes (DDP ranks): a healthy server of the same model already there is used.
+        threads: CPU threads for the server (``None``: all cores).
+        ctx_size: context length, in tokens, that each slot holds.
+        parallel: requests decoded at once (slots; native backend only). Each slot keeps the
+            KV cache of its last prompt, so requests that share a prefix reuse it.
+        startup_timeout: seconds to wait for the server to load the model and answer.
+        log_dir: folder of the server's log file (``None``: beside ``cache_path``).
+        extra_args: further command-line arguments for the server.
+    """
+
+    model: str = "smollm2"
+    backend: Literal["auto", "llama-server", "llama-cpp-python"] = "auto"
+    port: int | None = None
+    threads: int | None = None
+    ctx_size: int = 4096
+    parallel: int = 1
+    startup_timeout: float = 300.0
+    log_dir: str | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("ctx_size", "parallel"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"ServerConfig.{name} must be at least 1, got {getattr(self, name)}"
+                )
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"ServerConfig.threads must be at least 1, got {self.threads}")
+
+    @property
+    def alias(self) -> str:
+        """The name the server answers to, and the one cache keys carry."""
+        name = Path(self.model).name
+        return name[: -len(".gguf")] if name.endswith(".gguf") else name
+
+
+@dataclass
 class LLMConfig:
     """Where the large LM is and how the client talks to it.
 
@@ -77,6 +125,12 @@ class LLMConfig:
             replies would come back empty again.
         cache_path: SQLite file of cached replies, shared safely by several processes;
             ``None`` to disable caching.
+        server: start a llama.cpp server for a GGUF model and talk to it (``model`` then
+            defaults to ``openai/<server model name>``, ``api_base`` is the server's).
+        group_prefixes: send the requests of a batch that share most of their prompt one after
+            another (distinct prompts still go concurrently), so a server that keeps the KV
+            cache of its last prompt (llama.cpp, vLLM's prefix caching) evaluates the shared
+            part once. ``None``: on when ``server`` is set.
     """
 
     model: str = DEFAULT_LOCAL_MODEL
@@ -93,8 +147,23 @@ class LLMConfig:
     backoff_max: float = 60.0
     retry_on_empty: bool | None = None
     cache_path: str | None = ".lmcot_cache/llm.sqlite"
+    server: ServerConfig | None = None
+    group_prefixes: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.server is not None:
+            if self.model == DEFAULT_LOCAL_MODEL:
+                self.model = f"openai/{self.server.alias}"
+            if self.model.startswith("local/"):
+                raise ValueError(
+                    f"LLMConfig.model is {self.model!r} but server: is set: the server is reached "
+                    f"over HTTP, so use openai/{self.server.alias} (or leave model out)"
+                )
+            if self.api_base is not None:
+                raise ValueError(
+                    "LLMConfig.api_base and server: are both set: the managed server has its own "
+                    "address; drop one of them"
+                )
         secret = _SECRET_PARAMS & set(self.extra_params)
         if secret:
             raise ValueError(

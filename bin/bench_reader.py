@@ -238,7 +238,7 @@ def print_table(context: str, rows: dict[str, dict], repeats: int = 1) -> None:
         print(
             f"{name:<22}{r['calls']:>6}{r['wall_s']:>9.1f}{r['calls_per_s']:>9.2f}"
             f"{r['prompt_tok_per_s']:>14.0f}{r['gen_tok_per_s']:>11.1f}"
-            f"{r['prompt_tok_per_call']:>17.0f}{evaluated:>16}{reused:>8}{ratio:>15}"
+            f"{r['prompt_tok_per_call']:>17.0f}{evaluated:>16}{reused:>8}  {ratio}"
         )
 
 

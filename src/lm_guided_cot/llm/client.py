@@ -213,6 +213,10 @@ class LLMClient:
         """Stop the background event loop and close the cache connection."""
         with self._loop_lock:
             if self._loop is not None:
+                # litellm leaves a logging worker task on the loop: cancel it, or it is reported
+                # as "destroyed but pending" when the loop goes away
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(5)
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 self._loop = None
         if self.cache is not None:
@@ -449,6 +453,13 @@ class LLMClient:
         message = str(err) or type(err).__name__
         # Redact before cutting, so no partial key survives at the cut.
         return redact(f"{type(err).__name__}: {message}", self._secret_vars)[:500]
+
+
+async def _cancel_pending() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _with_timeout(coro: Coroutine[Any, Any, T], seconds: float) -> T:

@@ -107,6 +107,7 @@ class LLMConfig:
         model: any litellm model string (``openai/gpt-4o-mini``, ``anthropic/...``,
             ``hosted_vllm/<name>``, ``ollama/...``) or ``local/<hub id | folder |
             folder#file.gguf | smollm2>`` for a transformers model run in this process.
+            ``None``: ``local/smollm2``, or with ``server`` set ``openai/<its model name>``.
         api_base: the server's base URL (a vLLM or other OpenAI-compatible server).
         api_key_env: name of an environment variable holding the key, for servers whose key
             is not in the provider's usual variable. The key itself never goes in a config.
@@ -137,7 +138,7 @@ class LLMConfig:
             ``server`` is set.
     """
 
-    model: str = DEFAULT_LOCAL_MODEL
+    model: str | None = None
     api_base: str | None = None
     api_key_env: str | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
@@ -155,9 +156,11 @@ class LLMConfig:
     group_prefixes: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.model is None:
+            self.model = (
+                DEFAULT_LOCAL_MODEL if self.server is None else f"openai/{self.server.alias}"
+            )
         if self.server is not None:
-            if self.model == DEFAULT_LOCAL_MODEL:
-                self.model = f"openai/{self.server.alias}"
             if self.model.startswith("local/"):
                 raise ValueError(
                     f"LLMConfig.model is {self.model!r} but server: is set: the server is reached "

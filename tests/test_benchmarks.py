@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(__file__).resolve().parents[1] / "bin"
 
 
@@ -54,3 +56,32 @@ def test_ppo_benchmark_runs_our_causal_and_seq2seq_contenders():
         speed, _spread, rss, _rss_spread, live = _row(out, label)
         assert float(speed) > 0 and float(rss) >= float(live) > 100
     assert "ratio" not in out  # no TRL run, no ratio
+
+
+def test_reader_benchmark_reports_calls_and_prefix_reuse():
+    from lm_guided_cot.llm.server import find_llama_server
+
+    if find_llama_server() is None:  # bin/test builds it; tests/llm/test_server.py says so
+        pytest.skip("llama-server is not installed")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BIN / "bench_reader.py"),
+            *("--questions", "1", "--k", "2", "--contexts", "full", "--threads", "1"),
+            *("--contenders", "in-process", "llama-server:1", "no-reuse:1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    cells = {
+        name: _row(done.stdout, name) for name in ("in-process", "llama-server:1", "no-reuse:1")
+    }
+    # calls, wall s, calls/s, prompt tok/s, gen tok/s, prompt tok/call, evaluated/call, reused, ratio
+    assert all(row[0] == "3" and float(row[2]) > 0 for row in cells.values())
+    assert cells["in-process"][6:8] == ["-", "-"] and cells["in-process"][8] == "1.00x"
+    assert int(cells["no-reuse:1"][6]) == int(cells["no-reuse:1"][5])  # every token computed
+    assert cells["no-reuse:1"][7] == "0%"
+    assert int(cells["llama-server:1"][6]) < int(cells["llama-server:1"][5]) / 2  # context once
+    assert "machine limit for this model" in done.stdout

@@ -201,6 +201,7 @@ def serve_model(
         parallel: requests decoded at once (native backend).
         log_dir: folder of the server's log file.
     """
+    import signal
     import time
     from pathlib import Path
 
@@ -216,17 +217,19 @@ def serve_model(
         parallel=parallel,
         log_dir=log_dir,
     )
+    # Ctrl-C must stop it even when started from a shell that ignores SIGINT (cmd &).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server = ensure_server(config, Path(log_dir))
     except ServerError as err:
         raise SystemExit(f"lmcot serve: {err}") from None
-    print(
-        f"{server.backend} serving {config.alias} at {server.api_base} (log: {server.log_path})\n"
-        f"use it with: --llm.model openai/{config.alias} --llm.api_base {server.api_base}\n"
-        "Ctrl-C stops it.",
-        flush=True,
-    )
     try:
+        print(
+            f"{server.backend} serving {config.alias} at {server.api_base} (log: {server.log_path})\n"
+            f"use it with: --llm.model openai/{config.alias} --llm.api_base {server.api_base}\n"
+            "Ctrl-C stops it.",
+            flush=True,
+        )
         while server.process is None or server.process.poll() is None:
             time.sleep(0.5)
         raise SystemExit(f"lmcot serve: the server exited with code {server.process.returncode}")

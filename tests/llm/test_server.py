@@ -74,9 +74,17 @@ def server_llm(tmp_path: Path, **server) -> LLMConfig:
     )
 
 
-def served_requests(log_path: Path) -> int:
-    """The server's own count of finished requests (one 'stop processing' line each)."""
-    return log_path.read_text(errors="replace").count("stop processing")
+def served_requests(log_path: Path, expected: int | None = None) -> int:
+    """The server's own count of finished requests (one 'stop processing' line each).
+
+    The server logs a request just after sending its reply: wait a little for ``expected``.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        count = log_path.read_text(errors="replace").count("stop processing")
+        if expected is None or count >= expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
 
 
 @pytest.fixture(autouse=True)
@@ -100,8 +108,8 @@ def test_every_role_end_to_end_and_the_counts_agree_with_the_server(tmp_path):
     assert usage["llm/reader/requests"] == 4
     assert usage["llm/teacher/requests"] == 2 and usage["llm/judge/requests"] == 2
     assert usage["llm/total/failures"] == 0 and usage["llm/total/retries"] == 0
+    assert served_requests(client.server.log_path, 8) == usage["llm/total/requests"] == 8
     metrics = client.server.metrics()
-    assert served_requests(client.server.log_path) == usage["llm/total/requests"] == 8
     assert metrics["llamacpp:tokens_predicted_total"] == usage["llm/total/completion_tokens"]
     assert (
         metrics["llamacpp:prompt_tokens_total"] + metrics["llamacpp:prompt_tokens_cached_total"]
@@ -113,6 +121,7 @@ def test_every_role_end_to_end_and_the_counts_agree_with_the_server(tmp_path):
     judge.score(RECORDS, ["Paris lies on the Seine.", "Mozart: Salzburg, Austria."])
     usage = client.usage()
     assert usage["llm/total/requests"] == 8 and usage["llm/total/cache_hits"] == 6
+    time.sleep(0.5)  # nothing more may arrive
     assert served_requests(client.server.log_path) == 8
     client.close()
 
@@ -137,7 +146,7 @@ def test_more_requests_than_slots_queue_without_failures(tmp_path):
     assert all(r.ok for r in results)
     usage = client.usage()
     assert usage["llm/total/requests"] == 10 and usage["llm/total/retries"] == 0
-    assert served_requests(client.server.log_path) == 10
+    assert served_requests(client.server.log_path, 10) == 10
 
 
 def test_an_unknown_model_stops_at_once_with_the_known_names(tmp_path):

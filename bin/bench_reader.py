@@ -4,7 +4,8 @@
 For N HotpotQA validation questions the reader is asked once without a rationale and k times
 with one (as the marginal-utility reward and self-consistency ask it), all in one batch, with
 full distractor contexts and with gold-only ones. Every contender serves the same model
-(SmolLM2-135M-Instruct; the in-process provider dequantises the same GGUF file to fp32), the
+(SmolLM2-135M-Instruct unless ``--model``; the in-process provider dequantises the same GGUF
+file to fp32), the
 same prompts and the same sampling (greedy, 32 tokens), with no reply cache, and is timed from
 its first request to its last reply (model loading and server start-up excluded). Printed per
 contender: calls/s, prompt and generated tokens/s, and for the servers the prompt tokens they
@@ -59,7 +60,7 @@ def rationales_for(record: QARecord, k: int) -> list[str]:
     return [" ".join(variants[j % len(variants)]) + f" ({j + 1})" for j in range(k)]
 
 
-def llm_config(contender: str, threads: int, log_dir: str) -> LLMConfig:
+def llm_config(contender: str, threads: int, log_dir: str, model: str) -> LLMConfig:
     common = {
         "sampling": SamplingParams(max_tokens=MAX_TOKENS),
         "max_concurrency": 8,
@@ -67,10 +68,10 @@ def llm_config(contender: str, threads: int, log_dir: str) -> LLMConfig:
         "max_retries": 0,
     }
     if contender == "in-process":
-        return LLMConfig(model="local/smollm2", timeout=3600, **common)
+        return LLMConfig(model=f"local/{model}", timeout=3600, **common)
     backend, _, parallel = contender.partition(":")
     server = ServerConfig(
-        model="smollm2",
+        model=model,
         backend="llama-cpp-python" if backend == "llama-cpp-python" else "llama-server",
         parallel=int(parallel or 1),
         threads=threads,
@@ -89,9 +90,9 @@ def llm_config(contender: str, threads: int, log_dir: str) -> LLMConfig:
     return LLMConfig(server=server, timeout=3600, **common)
 
 
-def run_one(contender: str, records, k: int, context: str, threads: int) -> dict:
+def run_one(contender: str, records, k: int, context: str, threads: int, model: str) -> dict:
     with tempfile.TemporaryDirectory() as log_dir:
-        client = LLMClient(llm_config(contender, threads, log_dir))
+        client = LLMClient(llm_config(contender, threads, log_dir, model))
         warm = client.complete([LLMRequest(({"role": "user", "content": "Hello"},))], role="warm")
         if not warm[0].ok:
             raise RuntimeError(f"{contender}: warm-up failed: {warm[0].error}")
@@ -131,14 +132,14 @@ def run_one(contender: str, records, k: int, context: str, threads: int) -> dict
     return out
 
 
-def bare_forward_limit(threads: int, batch: int = 8, length: int = 512) -> float:
+def bare_forward_limit(threads: int, model_name: str, batch: int = 8, length: int = 512) -> float:
     """Prompt tokens/s of one no-grad forward of the fp32 model at full batch (transformers)."""
     import torch
 
     from lm_guided_cot.model_specs import load_model
 
     torch.set_num_threads(threads)
-    model = load_model("smollm2").eval()
+    model = load_model(model_name).eval()
     ids = torch.randint(100, 1000, (batch, length))
     with torch.inference_mode():
         model(ids[:1, :32])
@@ -147,13 +148,13 @@ def bare_forward_limit(threads: int, batch: int = 8, length: int = 512) -> float
     return batch * length / (time.perf_counter() - start)
 
 
-def llama_cpp_limit(threads: int, record: QARecord) -> float:
+def llama_cpp_limit(threads: int, record: QARecord, model: str) -> float:
     """Prompt tokens/s llama.cpp reports for one long uncached prompt."""
     from lm_guided_cot.llm.server import ensure_server
 
     with tempfile.TemporaryDirectory() as log_dir:
         server = ensure_server(
-            ServerConfig(model="smollm2", threads=threads, ctx_size=4096), Path(log_dir)
+            ServerConfig(model=model, threads=threads, ctx_size=4096), Path(log_dir)
         )
         prompt = Reader(None, ReaderConfig()).messages(record)[-1]["content"]  # type: ignore[arg-type]
         body = json.dumps({"prompt": prompt, "n_predict": 1, "cache_prompt": False}).encode()
@@ -180,6 +181,9 @@ def main() -> None:
         help="in-process, llama-server:P, no-reuse:P (llama-server, no KV reuse), llama-cpp-python",
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--model", default="smollm2", help="a registry name (lmcot models list) or a .gguf file"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="contenders alternate; medians")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -187,7 +191,7 @@ def main() -> None:
     records = load_records(args.questions)
     print(
         f"reader pattern: {args.questions} HotpotQA validation questions x (1 + {args.k}) calls, "
-        f"SmolLM2-135M-Instruct (Q4_1 GGUF), greedy, {MAX_TOKENS} tokens, no reply cache, "
+        f"{args.model}, greedy, {MAX_TOKENS} tokens, no reply cache, "
         f"{args.threads} threads, client concurrency 8"
     )
     results: dict[str, dict[str, dict]] = {}
@@ -196,11 +200,13 @@ def main() -> None:
         runs: dict[str, list[dict]] = {c: [] for c in args.contenders}
         for _ in range(args.repeats):
             for contender in args.contenders:
-                runs[contender].append(run_one(contender, records, args.k, selection, args.threads))
+                runs[contender].append(
+                    run_one(contender, records, args.k, selection, args.threads, args.model)
+                )
         results[context] = {c: median_run(r) for c, r in runs.items()}
         print_table(context, results[context], args.repeats)
-    bare = bare_forward_limit(args.threads)
-    native = llama_cpp_limit(args.threads, records[0])
+    bare = bare_forward_limit(args.threads, args.model)
+    native = llama_cpp_limit(args.threads, records[0], args.model)
     print(
         f"\nmachine limit for this model: transformers fp32 bare forward {bare:,.0f} prompt tok/s "
         f"(batch 8 x 512); llama.cpp one uncached full-context prompt {native:,.0f} prompt tok/s"

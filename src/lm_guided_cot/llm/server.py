@@ -214,8 +214,11 @@ def ensure_server(config: ServerConfig, default_log_dir: str | Path) -> LlamaSer
     key += (str(log_dir.resolve()),)
     with _lock:
         server = _servers.get(key)
-        if server is not None and (server.process is None or server.process.poll() is None):
-            return server
+        if server is not None:
+            if server.process is None or server.process.poll() is None:
+                return server
+            log.warning("the llama.cpp server exited (see %s); starting it again", server.log_path)
+            server.stop()  # forget its record
         server = LlamaServer(config, log_dir)
         _install_exit_handlers()
         server.start()

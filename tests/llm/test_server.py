@@ -257,14 +257,18 @@ def test_serve_command_runs_until_ctrl_c(tmp_path):
         text=True,
         cwd=REPO,
     )
-    first = serve.stdout.readline()
-    assert "serving smollm2 at http://127.0.0.1:" in first, (
-        serve.stderr.read() if serve.poll() else first
-    )
-    record = json.loads(next(tmp_path.glob("llama-server.*.json")).read_text())
-    serve.send_signal(signal.SIGINT)
-    assert serve.wait(timeout=30) == 0
-    assert _gone(record["pid"])
+    try:
+        first = serve.stdout.readline()
+        assert "serving smollm2 at http://127.0.0.1:" in first, (
+            serve.stderr.read() if serve.poll() else first
+        )
+        record = json.loads(next(tmp_path.glob("llama-server.*.json")).read_text())
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=30) == 0
+        assert _gone(record["pid"])
+    finally:
+        if serve.poll() is None:  # a failed test must not leave it (and its server) running
+            serve.kill()
 
 
 def test_a_server_that_died_is_started_again_on_next_use(tmp_path):

@@ -34,11 +34,6 @@ def test_a_shared_few_shot_header_alone_does_not_group():
     assert prefix_groups(texts) == [[0], [1]]
 
 
-def test_grouping_is_on_for_managed_servers_only():
-    assert LLMConfig(server=ServerConfig()).group_prefixes is None  # decided by the client
-    assert LLMConfig().group_prefixes is None
-
-
 def _finish_times(group_prefixes: bool, tmp_path) -> dict[str, float]:
     finished: dict[str, float] = {}
     lock = threading.Lock()

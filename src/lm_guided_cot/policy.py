@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import transformers
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -142,6 +143,8 @@ class SmallLM(nn.Module):
         """Logits predicting each rationale position: ``[B, T, V]``, and the model output."""
         target_ids = labels.clamp(min=0)
         target_mask = (labels != IGNORE_INDEX).long()
+        if not self.is_seq2seq:
+            _require_left_padding(attention_mask)
         if self.is_seq2seq:
             decoder_input_ids = self.model._shift_right(target_ids)
             # No decoder_attention_mask: targets are right-padded and the decoder is causal, so
@@ -171,10 +174,16 @@ class SmallLM(nn.Module):
         return output.logits[:, :-1], output
 
     def token_logprobs(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        temperature: float = 1.0,
     ) -> torch.Tensor:
         """Log-probability of each rationale token, ``[B, T]`` (0 where ``labels`` is -100)."""
-        return self.rationale_forward(input_ids, attention_mask, labels).logprobs
+        return self.rationale_forward(
+            input_ids, attention_mask, labels, temperature=temperature
+        ).logprobs
 
     def rationale_forward(
         self,
@@ -184,10 +193,12 @@ class SmallLM(nn.Module):
         value_head: ValueHead | None = None,
         with_entropy: bool = False,
         entropy_grad: bool = False,
+        temperature: float = 1.0,
     ) -> RationaleForward:
         """Per-token log-probs of the rationale, and values / entropies when asked: all ``[B, T]``.
 
-        The value of position t reads the hidden state that predicts rationale token t
+        ``temperature`` divides the logits first, as the sampler did: log-probs and entropies
+        are then those of the distribution the rationale was drawn from. The value of position t reads the hidden state that predicts rationale token t
         (last decoder layer for seq2seq, the response slice for causal models). Entropies are
         computed without autograd (a few rows at a time) unless ``entropy_grad``: a bonus in the
         loss needs their gradient, a logged number does not.
@@ -197,6 +208,8 @@ class SmallLM(nn.Module):
             input_ids, attention_mask, labels, output_hidden_states=want_hidden
         )
         logits = logits.float()
+        if temperature != 1.0:
+            logits = logits / temperature
         logprobs = gather_logprobs(logits, labels)
         values = entropy = None
         if want_hidden:
@@ -245,11 +258,18 @@ class SmallLM(nn.Module):
         """Rationale token ids ``[B, T]``, right-padded with -100 after the first EOS.
 
         Always in eval mode (the caller's mode is restored after): no dropout while sampling,
-        whatever mode the caller trains in.
+        whatever mode the caller trains in. ``config`` is all that shapes decoding: the
+        model's own ``generation_config`` (a checkpoint's ``no_repeat_ngram_size``,
+        ``suppress_tokens``, ``top_k=50``...) lends only its special token ids, since PPO
+        scores rollouts with the distribution ``config`` describes.
         """
         config = config or GenerationConfig()
+        if not self.is_seq2seq:
+            _require_left_padding(attention_mask)
         was_training = self.model.training
+        own_config = self.model.generation_config
         self.model.eval()
+        self.model.generation_config = _special_tokens_only(own_config)
         try:
             output = self.model.generate(
                 input_ids=input_ids,
@@ -260,6 +280,7 @@ class SmallLM(nn.Module):
                 **kwargs,
             )
         finally:
+            self.model.generation_config = own_config
             self.model.train(was_training)
         new = output[:, 1:] if self.is_seq2seq else output[:, input_ids.shape[1] :]
         return mask_after_eos(new, self.tokenizer.eos_token_id)
@@ -281,6 +302,23 @@ class SmallLM(nn.Module):
         """Write model and tokenizer so that ``AutoModelFor*.from_pretrained(folder)`` loads them."""
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
+
+
+def _special_tokens_only(config: transformers.GenerationConfig) -> transformers.GenerationConfig:
+    """A generation config with ``config``'s special token ids and every other setting default."""
+    keep = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+    return transformers.GenerationConfig(**{k: getattr(config, k, None) for k in keep})
+
+
+def _require_left_padding(attention_mask: torch.Tensor) -> None:
+    """Refuse right-padded causal prompts: the rationale would follow pad tokens, and its first
+    token be predicted from a pad position."""
+    if attention_mask.shape[1] and not bool(attention_mask[:, -1].all()):
+        raise ValueError(
+            "a causal small LM needs left-padded prompts (tokenizer padding_side='left'; the "
+            "data module pads so): a right-padded prompt puts pad tokens between the prompt "
+            "and its rationale"
+        )
 
 
 def gather_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

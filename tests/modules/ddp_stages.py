@@ -1,16 +1,19 @@
 """Run by test_ddp.py: one stage on 1 or 2 CPU processes (DDP, gloo), recording what the test
 compares -- the metrics logged at every step and a checksum of the weights on every rank.
 
-    python ddp_stages.py STAGE OUT DEVICES MODEL DATA_DIR SERVER_URL [LLM_CALLS]
+    python ddp_stages.py STAGE OUT DEVICES MODEL DATA_DIR SERVER_URL [LLM_CALLS [ADVANTAGE]]
 
 The data are sized so that one process and two see the same examples per optimizer step
 (one batch per epoch holding every question), which makes their runs comparable step by step.
+PPO rollouts sample, each rationale from its own seed (its prompt, its place among the question's
+samples and the step), so that one process and two draw the same rationales.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import zlib
 from pathlib import Path
 
 import lightning as L
@@ -18,8 +21,10 @@ import torch
 import torch.distributed as dist
 
 from lm_guided_cot.data.datamodule import HotpotQADataModule
+from lm_guided_cot.data.targets import pad_labels
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.modules import DistillationModule, PPOModule
+from lm_guided_cot.policy import SmallLM
 from lm_guided_cot.rewards import AnswerReward
 
 PPO_METRICS = (
@@ -33,6 +38,9 @@ PPO_METRICS = (
     "ppo/entropy",
     "ppo/explained_variance",
     "rationale/length",
+)
+RLOO_METRICS = tuple(
+    m for m in PPO_METRICS if m not in ("ppo/value_loss", "ppo/explained_variance")
 )
 
 
@@ -67,6 +75,27 @@ class Recorder(L.Callback):
             (self.out / "record.json").write_text(json.dumps(record))
 
 
+def seed_each_rationale(samples_per_question: int) -> None:
+    """Make ``SmallLM.generate`` draw each row from a seed of its own (see the module docstring);
+    the global random state is left as it was."""
+    original = SmallLM.generate
+    calls = [0]
+
+    def generate(self, input_ids, attention_mask, config=None, **kwargs):
+        calls[0] += 1
+        rows = []
+        for i in range(input_ids.shape[0]):
+            prompt = input_ids[i][attention_mask[i].bool()][None]
+            key = prompt.numpy().tobytes() + f"{i % samples_per_question}/{calls[0]}".encode()
+            with torch.random.fork_rng():
+                torch.manual_seed(zlib.crc32(key))
+                row = original(self, prompt, torch.ones_like(prompt), config, **kwargs)[0]
+            rows.append(row.tolist())
+        return pad_labels(rows)
+
+    SmallLM.generate = generate
+
+
 def main(
     stage: str,
     out: str,
@@ -75,6 +104,7 @@ def main(
     data_dir: str,
     url: str,
     llm_calls: str = "every_rank",
+    advantage: str = "gae",
 ) -> None:
     out_dir = Path(out)
     llm = LLMConfig(
@@ -113,14 +143,16 @@ def main(
         names: tuple[str, ...] = ("train/loss",)
         limits = dict(max_epochs=3)
     else:
-        # 2 questions x 2 greedy samples: one batch of 2, or 1 per rank; one minibatch
+        # 2 questions x 2 samples: one batch of 2, or 1 per rank; one minibatch
+        seed_each_rationale(samples_per_question=2)
         dm = HotpotQADataModule(**data_args, max_examples=2, batch_size=2 // devices)
         module = PPOModule(
             model=model,
             reward=AnswerReward(llm=llm),
             learning_rate=1e-3,
             ppo={
-                "rollout": {"max_new_tokens": 8, "do_sample": False},
+                "rollout": {"max_new_tokens": 8},
+                "advantage": advantage,
                 "samples_per_question": 2,
                 "ppo_epochs": 2,
                 "minibatch_size": 4,
@@ -129,7 +161,7 @@ def main(
             num_logged_examples=0,
             llm_calls=llm_calls,
         )
-        names = PPO_METRICS
+        names = PPO_METRICS if advantage == "gae" else RLOO_METRICS
         limits = dict(max_steps=6, limit_val_batches=0)
     trainer = L.Trainer(
         accelerator="cpu",

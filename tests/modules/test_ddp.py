@@ -43,13 +43,13 @@ def _responder(gold: dict[str, str]):
     return respond
 
 
-def _run(stage, devices, tmp_path, shared_data, model_dir, llm_calls="every_rank"):
-    out = tmp_path / f"{stage}-{devices}-{llm_calls}"
+def _run(stage, devices, tmp_path, shared_data, model_dir, llm_calls="every_rank", advantage="gae"):
+    out = tmp_path / f"{stage}-{devices}-{llm_calls}-{advantage}"
     out.mkdir()
     with FakeLLMServer(responder=_responder(_gold(shared_data))) as server:
         args = [stage, str(out), str(devices), str(model_dir), str(shared_data)]
         done = subprocess.run(
-            [sys.executable, str(RUNNER), *args, server.base_url, llm_calls],
+            [sys.executable, str(RUNNER), *args, server.base_url, llm_calls, advantage],
             capture_output=True,
             text=True,
             timeout=600,
@@ -97,14 +97,20 @@ def test_distillation_on_two_ranks_matches_one_process(tmp_path, shared_data, ti
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("llm_calls", ["every_rank", "rank_zero"])
-def test_ppo_on_two_ranks_matches_one_process(tmp_path, shared_data, tiny_causal_dir, llm_calls):
-    from tests.modules.ddp_stages import PPO_METRICS
+@pytest.mark.parametrize(
+    ("llm_calls", "advantage"),
+    [("every_rank", "gae"), ("rank_zero", "gae"), ("every_rank", "rloo")],
+)
+def test_ppo_on_two_ranks_matches_one_process(
+    tmp_path, shared_data, tiny_causal_dir, llm_calls, advantage
+):
+    from tests.modules.ddp_stages import PPO_METRICS, RLOO_METRICS
 
-    two, two_stats, _ = _run("ppo", 2, tmp_path, shared_data, tiny_causal_dir, llm_calls)
-    one, one_stats, _ = _run("ppo", 1, tmp_path, shared_data, tiny_causal_dir)
+    run = (tmp_path, shared_data, tiny_causal_dir)
+    two, two_stats, _ = _run("ppo", 2, *run, llm_calls, advantage)
+    one, one_stats, _ = _run("ppo", 1, *run, advantage=advantage)
     _assert_ranks_agree(two)
-    _assert_same_run(two, one, PPO_METRICS)
+    _assert_same_run(two, one, PPO_METRICS if advantage == "gae" else RLOO_METRICS)
     # the weights moved, and the reward was not constant (the comparison means something)
     assert two["steps"][0]["weights"][0] != two["steps"][-1]["weights"][0]
     # each distinct (question, rationale) reader request went out once across both ranks

@@ -83,7 +83,8 @@ class MultiHopQADataModule(L.LightningDataModule):
             stage modules expect (causal generation continues from the right edge).
         cache_dir: where ``datasets`` keeps Arrow files; default: its own cache.
         rationales: stage 1's teacher rationales (built when missing) as training targets.
-        max_target_tokens: longest rationale target in tokens (EOS included); longer ones are cut.
+        max_target_tokens: longest rationale target in tokens (EOS included); longer ones are cut
+            and get no EOS (the model is not taught to stop mid-sentence).
     """
 
     source: ClassVar[str] = HOTPOTQA

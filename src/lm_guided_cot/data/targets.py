@@ -11,13 +11,15 @@ IGNORE_INDEX = -100
 def encode_targets(
     tokenizer: PreTrainedTokenizerBase, texts: list[str], max_tokens: int | None = None
 ) -> torch.Tensor:
-    """Right-padded target ids with EOS appended, ``-100`` on padding; cut to ``max_tokens``."""
+    """Right-padded target ids with EOS appended, ``-100`` on padding; cut to ``max_tokens``.
+
+    A text cut short keeps its first ``max_tokens`` tokens and gets no EOS: the model learns
+    how it begins, not to stop mid-sentence.
+    """
     rows = []
     for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if max_tokens is not None:
-            ids = ids[: max_tokens - 1]
-        rows.append([*ids, tokenizer.eos_token_id])
+        ids = [*tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+        rows.append(ids if max_tokens is None else ids[:max_tokens])
     return pad_labels(rows)
 
 

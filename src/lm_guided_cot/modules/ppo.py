@@ -12,6 +12,19 @@ What it supports
 - The policy's dropout is switched off (log-probs of a rollout and of its updates must agree),
   so it trains in train mode, which ``gradient_checkpointing`` needs; sampling runs in eval mode.
 
+Choices that keep the estimates unbiased (each held by a test in tests/modules/test_ppo_correctness.py)
+- Rollouts are plain samples at ``rollout.temperature``, and the policy, its updates and the
+  reference are all scored at that temperature; greedy, beam, top-k/top-p and repetition-penalty
+  rollouts are refused (their log-probs are not the sampler's; greedy RLOO groups are all equal).
+  A model's own ``generation_config`` lends only its special token ids to ``generate``.
+- RLOO advantages are rescaled per rationale, never whitened per token; RLOO has no value head.
+- The KL penalty is a per-token reward with the k1 estimator; k3 is only logged (``kl/k3``).
+- Reward scaling divides by at least ``reward_std_floor``; gradients are clipped after
+  Lightning unscales them under ``16-mixed``.
+- Rationales cut at ``max_new_tokens`` are scored as the reader reads them, less
+  ``missing_eos_penalty`` (0 by default); stage-1 targets cut by ``max_target_tokens`` get no EOS.
+- Causal small LMs need left-padded prompts (refused otherwise).
+
 One ``training_step`` takes a batch of questions and does: sample rationales -> rewards ->
 reference log-probs -> KL-penalised rewards -> advantages -> ``ppo_epochs`` passes of
 minibatch updates (``manual_backward``, ``clip_gradients``). So ``trainer.global_step``
@@ -63,6 +76,7 @@ from lm_guided_cot.rl.core import (
     leave_one_out_advantages,
     masked_mean,
     masked_whiten,
+    scale_to_unit_std,
     token_rewards,
 )
 
@@ -145,7 +159,10 @@ class PPOModule(L.LightningModule):
         self.policy.model.train()
         if self.hparams.gradient_checkpointing:
             self.policy.enable_gradient_checkpointing()
-        self.value_head = ValueHead(hidden_size(self.policy.model))
+        # RLOO has no value loss: a head it never used would still be in the optimizer, and
+        # DDP (find_unused_parameters=False) would wait forever for its gradients.
+        if self.ppo.advantage == "gae":
+            self.value_head = ValueHead(hidden_size(self.policy.model))
 
     def _load_reference(self) -> SmallLM:
         if "_reference" not in self.__dict__:
@@ -191,7 +208,7 @@ class PPOModule(L.LightningModule):
         scores = raw
         if cfg.reward_scaling != "none":
             self.reward_stats.update(_gather_floats(self, raw))
-            std = max(self.reward_stats.std, 1e-6)
+            std = max(self.reward_stats.std, cfg.reward_std_floor)
             shift = self.reward_stats.mean if cfg.reward_scaling == "running_zscore" else 0.0
             scores = (raw - shift) / std
         if cfg.reward_clip is not None:
@@ -209,30 +226,44 @@ class PPOModule(L.LightningModule):
         labels = self.policy.generate(
             input_ids, attention_mask, cfg.rollout, **generation_kwargs(self.trainer)
         )
-        labels = _nonempty(labels, self.policy.tokenizer.eos_token_id)
+        eos = self.policy.tokenizer.eos_token_id
+        labels = _nonempty(labels, eos)
         mask = (labels != IGNORE_INDEX).float()
         texts = self.policy.decode(labels)
         records = self._records("train", index)
         reward = self._reward(records, texts)
         raw_scores = reward.total.to(self.device)
         scores = self._scores(raw_scores)
+        if cfg.missing_eos_penalty:
+            cut = ~(labels == eos).any(dim=1)
+            scores = scores - cfg.missing_eos_penalty * cut.to(scores.dtype)
 
-        current = self.policy.rationale_forward(input_ids, attention_mask, labels, self.value_head)
-        ref_logprobs = self.reference.token_logprobs(input_ids, attention_mask, labels)
+        temperature = cfg.rollout.temperature  # score with the distribution sampled from
+        current = self.policy.rationale_forward(
+            input_ids, attention_mask, labels, self.value_head, temperature=temperature
+        )
+        ref_logprobs = self.reference.token_logprobs(
+            input_ids, attention_mask, labels, temperature=temperature
+        )
         kl = kl_penalty(current.logprobs, ref_logprobs, cfg.kl_estimator) * mask
+        kl_k3 = kl_penalty(current.logprobs, ref_logprobs, "k3") * mask
         beta = self.kl_controller.value
         if cfg.advantage == "gae":
             rewards = token_rewards(scores, kl, mask, beta)
             advantages, returns = generalized_advantages(
                 rewards, current.values, mask, cfg.gamma, cfg.lam
             )
+            if cfg.whiten_advantages:
+                # by the statistics of every rank's tokens, as one process would over the batch
+                advantages = masked_whiten(advantages, mask, all_reduce=self._all_reduce)
         else:
             sequence = scores - beta * kl.sum(dim=1)
-            advantages = leave_one_out_advantages(sequence, k)[:, None] * mask
+            per_rationale = leave_one_out_advantages(sequence, k)
+            if cfg.whiten_advantages:
+                # per rationale and by scale only, never per token (see PPOConfig)
+                per_rationale = scale_to_unit_std(per_rationale, all_reduce=self._all_reduce)
+            advantages = per_rationale[:, None] * mask
             returns = torch.zeros_like(advantages)
-        if cfg.whiten_advantages:
-            # by the statistics of every rank's tokens, as one process would over the batch
-            advantages = masked_whiten(advantages, mask, all_reduce=self._all_reduce)
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -243,6 +274,7 @@ class PPOModule(L.LightningModule):
             "advantages": advantages,
             "returns": returns,
             "kl": kl,
+            "kl_k3": kl_k3,
             "raw_scores": raw_scores,
             "reward": reward,
             "texts": texts,
@@ -277,9 +309,10 @@ class PPOModule(L.LightningModule):
                     roll["input_ids"][mb],
                     roll["attention_mask"][mb],
                     roll["labels"][mb],
-                    self.value_head if cfg.advantage == "gae" else None,
+                    self.value_head,
                     with_entropy=True,
                     entropy_grad=bool(cfg.entropy_coef),
+                    temperature=cfg.rollout.temperature,
                 )
                 policy = clipped_policy_loss(
                     out.logprobs,
@@ -306,13 +339,7 @@ class PPOModule(L.LightningModule):
                     stats["value_loss"].append(value.loss.detach())
                     stats["vf_clipfrac"].append(value.clipfrac.detach())
                 self.manual_backward(loss)
-                if cfg.max_grad_norm is not None:
-                    self.clip_gradients(
-                        optimizer,
-                        gradient_clip_val=cfg.max_grad_norm,
-                        gradient_clip_algorithm="norm",
-                    )
-                optimizer.step()
+                optimizer.step()  # clips in on_before_optimizer_step
                 # Freed here rather than before the next backward: the next forward's
                 # activations then peak without a model-sized set of stale gradients beside them.
                 optimizer.zero_grad(set_to_none=True)
@@ -328,6 +355,14 @@ class PPOModule(L.LightningModule):
         )
         self._log_step(roll, stats, sequence_kl)
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Here, not before optimizer.step(): under 16-mixed Lightning unscales the gradients
+        # inside step, just before this hook (Lightning-AI/pytorch-lightning#18089).
+        if self.ppo.max_grad_norm is not None:
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.ppo.max_grad_norm, gradient_clip_algorithm="norm"
+            )
+
     def _std_across_ranks(self, values: torch.Tensor) -> torch.Tensor:
         """Standard deviation of every rank's values together (logged once, not averaged)."""
         gathered = torch.tensor(_gather_floats(self, values.float().to(self.device)))
@@ -342,6 +377,7 @@ class PPOModule(L.LightningModule):
             "reward/total_mean": roll["raw_scores"].float().mean(),
             "reward/total_std": self._std_across_ranks(roll["raw_scores"]),
             "kl/mean": sequence_kl,
+            "kl/k3": roll["kl_k3"].sum(dim=1).mean(),
             "kl/coef": torch.tensor(self.kl_controller.value),
             "rationale/length": mask.sum(dim=1).mean(),
             "rationale/eos_rate": _eos_rate(roll["labels"], self.policy.tokenizer.eos_token_id),

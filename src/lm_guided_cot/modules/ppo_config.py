@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from lm_guided_cot.policy import GenerationConfig
+
+
+@dataclass
+class RolloutConfig(GenerationConfig):
+    """How rationales are sampled for training: plain sampling at a temperature.
+
+    PPO's ratios, its KL penalty and the KL controller need each rationale's log-probability
+    under the distribution it was drawn from; the policy scores rollouts at ``temperature``, so
+    rollouts must sample (greedy or beam rollouts are not the policy's samples, and the k
+    samples of a question would all be equal) and leave out the other transforms.
+
+    Args:
+        max_new_tokens: longest rationale in tokens.
+        do_sample: must stay true.
+        temperature: sampling temperature (the policy and the reference are scored at it).
+        top_p: must stay 1.0.
+        top_k: must stay 0.
+        num_beams: must stay 1.
+        repetition_penalty: must stay 1.0.
+    """
+
+    max_new_tokens: int = 128
+    do_sample: bool = True
+
+    def __post_init__(self) -> None:
+        plain = {"do_sample": True, "top_p": 1.0, "top_k": 0, "num_beams": 1}
+        plain["repetition_penalty"] = 1.0
+        for name, wanted in plain.items():
+            if getattr(self, name) != wanted:
+                raise ValueError(
+                    f"ppo.rollout.{name}={getattr(self, name)!r}: PPO rollouts must be plain "
+                    f"samples at a temperature, since rollouts are scored with the distribution "
+                    f"they were drawn from; set {name}: {wanted} (temperature may change)"
+                )
+        if self.temperature <= 0:
+            raise ValueError(f"ppo.rollout.temperature={self.temperature}: must be above 0")
 
 
 @dataclass
@@ -13,12 +49,12 @@ class PPOConfig:
     """Stage 2's PPO settings.
 
     Args:
-        rollout: how rationales are sampled for training (sampling on by default).
+        rollout: how rationales are sampled for training (plain sampling at a temperature).
         samples_per_question: rationales sampled per question each step (k; at least 2
             for the ``rloo`` baseline).
         advantage: ``gae`` (PPO with the value head, per-token KL-penalised rewards and the
-            score on the last token) or ``rloo`` (critic-free: each sample's KL-penalised
-            score minus the mean of the other samples of its question).
+            score on the last token) or ``rloo`` (critic-free, no value head: each sample's
+            KL-penalised score minus the mean of the other samples of its question).
         ppo_epochs: passes over each rollout batch.
         minibatch_size: rationales per optimizer step within a pass.
         clip_range: PPO ratio clipping epsilon.
@@ -27,22 +63,30 @@ class PPOConfig:
         entropy_coef: weight of an entropy bonus (0: none).
         gamma: discount per token.
         lam: GAE lambda.
-        whiten_advantages: normalise advantages over each rollout batch.
-        kl_estimator: ``k1`` (log-ratio) or ``k3`` (non-negative) per-token KL estimate.
+        whiten_advantages: normalise advantages over each rollout batch: per token for
+            ``gae``; for ``rloo`` per rationale and by scale only (the leave-one-out
+            advantages of a question already sum to 0, and weighting them by token count
+            would turn the shift into a length bonus or penalty).
+        kl_estimator: ``k1`` (``log p - log q`` per token): the KL penalty is a per-token
+            reward, and k1 is the estimator whose expected gradient is the KL's. ``k3`` is
+            refused as a reward (its gradient is not the KL's); it is logged as ``kl/k3``.
         init_kl_coef: starting KL coefficient (``beta``).
         target_kl: KL the adaptive controller steers to (``None``: the coefficient stays fixed).
         kl_horizon: the adaptive controller's horizon in rationales.
         reward_scaling: ``none``, ``running_std`` (divide by the running std of scores) or
             ``running_zscore`` (subtract the running mean too); statistics are checkpointed.
+        reward_std_floor: the smallest std scores are divided by, so that scaling enlarges
+            them at most ``1 / reward_std_floor`` times (a first batch of equal scores has a
+            std of 0).
         reward_clip: clip the (scaled) scores to ``[-reward_clip, reward_clip]`` (``None``: no).
-        max_grad_norm: gradient-norm clipping of every optimizer step.
+        missing_eos_penalty: subtracted from the score of a rationale cut at
+            ``rollout.max_new_tokens`` before it ended (0: the reader's verdict on the cut text
+            is its whole score).
+        max_grad_norm: gradient-norm clipping of every optimizer step (of the true, unscaled
+            gradients under ``16-mixed``).
     """
 
-    rollout: GenerationConfig = field(
-        default_factory=lambda: GenerationConfig(
-            max_new_tokens=128, do_sample=True, temperature=1.0
-        )
-    )
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     samples_per_question: int = 1
     advantage: Literal["gae", "rloo"] = "gae"
     ppo_epochs: int = 4
@@ -54,16 +98,30 @@ class PPOConfig:
     gamma: float = 1.0
     lam: float = 0.95
     whiten_advantages: bool = True
-    kl_estimator: Literal["k1", "k3"] = "k1"
+    kl_estimator: Literal["k1"] = "k1"
     init_kl_coef: float = 0.05
     target_kl: float | None = 6.0
     kl_horizon: int = 10000
     reward_scaling: Literal["none", "running_std", "running_zscore"] = "none"
+    reward_std_floor: float = 0.1
     reward_clip: float | None = None
+    missing_eos_penalty: float = 0.0
     max_grad_norm: float | None = 1.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.rollout, dict):  # a partial dict keeps the rollout defaults
+            self.rollout = RolloutConfig(**self.rollout)
+        elif not isinstance(self.rollout, RolloutConfig):  # a GenerationConfig: checked too
+            self.rollout = RolloutConfig(**asdict(self.rollout))
         if self.advantage == "rloo" and self.samples_per_question < 2:
             raise ValueError("PPOConfig: advantage 'rloo' needs samples_per_question >= 2")
         if self.minibatch_size < 1 or self.ppo_epochs < 1:
             raise ValueError("PPOConfig: minibatch_size and ppo_epochs must be at least 1")
+        if self.kl_estimator != "k1":
+            raise ValueError(
+                f"ppo.kl_estimator={self.kl_estimator!r}: the KL penalty is a per-token reward, "
+                "and only k1 (log p - log q) has the KL's expected gradient there; k3 is "
+                "logged as kl/k3"
+            )
+        if self.reward_std_floor <= 0:
+            raise ValueError("ppo.reward_std_floor must be above 0")

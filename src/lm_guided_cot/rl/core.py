@@ -77,6 +77,17 @@ def masked_whiten(
     return whitened * mask.to(values.dtype)
 
 
+def scale_to_unit_std(
+    values: torch.Tensor, eps: float = 1e-8, all_reduce: AllReduce | None = None
+) -> torch.Tensor:
+    """``values`` divided by their (Bessel-corrected) standard deviation, not shifted; with
+    ``all_reduce``, by the standard deviation of every rank's values together."""
+    _, variance, count = masked_moments(values, torch.ones_like(values), all_reduce)
+    if count > 1:
+        variance = variance * count / (count - 1)
+    return values * torch.rsqrt(variance + eps)
+
+
 def generalized_advantages(
     rewards: torch.Tensor,
     values: torch.Tensor,

@@ -269,8 +269,8 @@ class SmallLM(nn.Module):
         was_training = self.model.training
         own_config = self.model.generation_config
         self.model.eval()
-        self.model.generation_config = _special_tokens_only(own_config)
         try:
+            self.model.generation_config = _special_tokens_only(own_config)
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,

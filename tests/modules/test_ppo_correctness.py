@@ -253,3 +253,49 @@ def test_cut_teacher_rationales_get_no_eos(tokenizer):
     assert eos not in labels[0].tolist()  # cut: no false stop taught mid-sentence
     short = labels[1][labels[1] != IGNORE_INDEX].tolist()
     assert short[-1] == eos and len(short) < 6
+
+
+def test_an_rloo_checkpoint_with_the_old_value_head_resumes(tiny_causal_dir, shared_data, tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def fit(folder, epochs, ckpt_path=None):
+        L.seed_everything(0)
+        module = PPOModule(
+            model=str(tiny_causal_dir),
+            reward=VowelShareReward(),
+            ppo=PPOConfig(
+                rollout=GenerationConfig(max_new_tokens=8, do_sample=True),
+                samples_per_question=2,
+                advantage="rloo",
+                ppo_epochs=1,
+            ),
+            num_logged_examples=0,
+            export_dir=str(folder / "export"),
+        )
+        checkpoints = ModelCheckpoint(dirpath=folder, save_top_k=-1, every_n_epochs=1)
+        trainer = _quiet_trainer(
+            max_epochs=epochs, callbacks=[checkpoints], enable_checkpointing=True
+        )
+        trainer.fit(
+            module, datamodule=_datamodule(shared_data, tiny_causal_dir), ckpt_path=ckpt_path
+        )
+        return module
+
+    fit(tmp_path / "run", 1)
+    saved = next((tmp_path / "run").glob("*.ckpt"))
+    checkpoint = torch.load(saved, weights_only=True)
+    # the layout before RLOO lost its value head: the head's weights, and its two parameters
+    # last in the optimizer, with Adam state
+    checkpoint["state_dict"]["value_head.linear.weight"] = torch.zeros(1, 32)
+    checkpoint["state_dict"]["value_head.linear.bias"] = torch.zeros(1)
+    optimizer = checkpoint["optimizer_states"][0]
+    ids = optimizer["param_groups"][0]["params"]
+    for new_id in (max(ids) + 1, max(ids) + 2):
+        ids.append(new_id)
+        optimizer["state"][new_id] = {"step": torch.tensor(4.0), "exp_avg": torch.zeros(1)}
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    resumed_old = fit(tmp_path / "from_old", 2, str(old))
+    resumed_new = fit(tmp_path / "from_new", 2, str(saved))
+    for (name, p), q in zip(resumed_new.state_dict().items(), resumed_old.state_dict().values()):
+        assert torch.equal(p, q), name

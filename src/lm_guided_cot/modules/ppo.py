@@ -8,7 +8,7 @@ What it supports
 - Rewards from YAML (``class_path``/``init_args``): answer F1 from the large LM, judge aspect
   scores, marginal utility, weighted sums; all reward calls of a step run concurrently.
 - GAE advantages with a value loss, or the critic-free RLOO baseline over k samples; fixed or
-  adaptive KL coefficient; k1/k3 KL estimators; optional reward scaling and clipping.
+  adaptive KL coefficient; k1 KL penalty (k3 logged); optional reward scaling and clipping.
 - The policy's dropout is switched off (log-probs of a rollout and of its updates must agree),
   so it trains in train mode, which ``gradient_checkpointing`` needs; sampling runs in eval mode.
 
@@ -496,6 +496,8 @@ class PPOModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.ppo.advantage == "rloo":
+            _drop_unused_value_head(checkpoint)
         self.kl_controller.load_state_dict(checkpoint["kl_controller"])
         self.reward_stats.load_state_dict(checkpoint["reward_stats"])
         self._pending_rng = checkpoint.get("rng")
@@ -513,6 +515,22 @@ class PPOModule(L.LightningModule):
 
     def on_fit_end(self) -> None:
         export_at_fit_end(self, "the PPO policy")
+
+
+def _drop_unused_value_head(checkpoint: dict[str, Any]) -> None:
+    """Let an RLOO checkpoint from before RLOO lost its value head resume: drop the head's
+    weights and its two parameters, the last ones registered, from the optimizer state."""
+    state = checkpoint.get("state_dict", {})
+    head = [key for key in state if key.startswith("value_head.")]
+    if not head:
+        return
+    for key in head:
+        del state[key]
+    for optimizer in checkpoint.get("optimizer_states", []):
+        group = optimizer["param_groups"][-1]
+        for param_id in group["params"][-len(head) :]:
+            optimizer["state"].pop(param_id, None)
+        group["params"] = group["params"][: -len(head)]
 
 
 # Checkpoints load with torch.load(weights_only=True): RNG states are kept as tensors and

@@ -77,7 +77,8 @@ class PPOConfig:
             ``running_zscore`` (subtract the running mean too); statistics are checkpointed.
         reward_std_floor: the smallest std scores are divided by, so that scaling enlarges
             them at most ``1 / reward_std_floor`` times (a first batch of equal scores has a
-            std of 0).
+            std of 0). A lasting floor: scores whose spread stays below it keep a spread
+            below 1; lower it for rewards on a small scale.
         reward_clip: clip the (scaled) scores to ``[-reward_clip, reward_clip]`` (``None``: no).
         missing_eos_penalty: subtracted from the score of a rationale cut at
             ``rollout.max_new_tokens`` before it ended (0: the reader's verdict on the cut text

@@ -79,3 +79,38 @@ def test_strategy_preset_resolves_with_a_stage(strategy, stage, capsys, monkeypa
         assert trainer["strategy"]["init_args"]["stage"] == int(strategy.split("_")[2])
         offload = trainer["strategy"]["init_args"]["offload_optimizer"]
         assert offload == strategy.endswith("_offload")
+
+
+RECIPES = sorted(p.name for p in (REPO / "configs/recipe").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("benchmark", RECIPES)
+def test_recipe_configs_resolve_with_the_rows_results_md_names(benchmark, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    folder = f"configs/recipe/{benchmark}"
+    for stage in ("distill", "ppo"):
+        with pytest.raises(SystemExit) as done:
+            build_cli(
+                [
+                    "fit",
+                    "-c",
+                    f"{folder}/data.yaml",
+                    "-c",
+                    f"{folder}/{stage}.yaml",
+                    "--print_config",
+                ]
+            )
+        assert done.value.code in (0, None)
+        config = yaml.safe_load(capsys.readouterr().out)
+        assert config["model"]["init_args"]["export_dir"].startswith(f"runs/recipe/{benchmark}/")
+    parser = evaluation_parser()
+    init = parser.instantiate_classes(
+        parser.parse_args(["-c", f"{folder}/data.yaml", "-c", f"{folder}/evaluate.yaml"])
+    )
+    assert [s.name for s in init.small_lms] == ["kd", "kd_rl", "self_consistency"]
+    assert init.oracle and init.row_names == {
+        "standard": "standard",
+        "cot": "cot",
+        "oracle": "oracle",
+    }
+    assert init.data.max_eval_examples is None  # every question of the split

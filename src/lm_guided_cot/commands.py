@@ -251,6 +251,15 @@ def demo(argv: list[str]) -> None:
     auto_cli(run_demo, args=argv, prog="lmcot demo")
 
 
+def reproduce(argv: list[str]) -> None:
+    """Run the CPU recipe of a benchmark end to end, resumable (lmcot reproduce BENCHMARK)."""
+    from lm_guided_cot.reproduce import run_recipe
+
+    if argv and not argv[0].startswith("-"):
+        argv = ["--benchmark", argv[0], *argv[1:]]
+    auto_cli(run_recipe, args=argv, prog="lmcot reproduce")
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "score": score,
     "ask": ask,
@@ -258,6 +267,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "evaluate": evaluate,
     "export": export,
     "demo": demo,
+    "reproduce": reproduce,
     "models": models,
     "serve": serve,
 }

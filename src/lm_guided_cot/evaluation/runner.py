@@ -41,11 +41,14 @@ from lm_guided_cot.evaluation.results import (
     write_setting_files,
 )
 from lm_guided_cot.evaluation.settings import (
+    RationaleFileSetting,
     SmallLMSetting,
     cot_prompting,
     generate_rationales,
+    gold_rationale,
     judge_rationales,
     lm_guided,
+    read_rationale_file,
     standard_prompting,
 )
 from lm_guided_cot.evaluation.table import (
@@ -67,6 +70,7 @@ from lm_guided_cot.metrics import GoldExample, read_prediction_file, score_predi
 
 STANDARD = "standard prompting"
 COT = "CoT prompting"
+ORACLE = "oracle (gold supporting sentences)"
 
 
 @dataclass
@@ -87,6 +91,10 @@ def evaluate(
     small_lms: list[SmallLMSetting] | None = None,
     standard: bool = True,
     cot: bool = True,
+    oracle: bool = False,
+    rationale_files: list[RationaleFileSetting] | None = None,
+    row_names: dict[str, str] | None = None,
+    question_major: bool | None = None,
     reader: ReaderConfig = ReaderConfig(),  # noqa: B008 (a plain dataclass, never mutated)
     cot_prompt: TeacherConfig = TeacherConfig(),  # noqa: B008
     judge: JudgeConfig | None = JudgeConfig(),  # noqa: B008
@@ -113,6 +121,17 @@ def evaluate(
             one with ``samples > 1`` is self-consistency.
         standard: include standard prompting (the large LM answers alone).
         cot: include CoT prompting (the large LM writes its own rationale).
+        oracle: include the oracle row: the gold supporting sentences as the rationale, this
+            reader's ceiling for any guide (the split needs supporting facts).
+        rationale_files: rows whose rationales are read from files (``name``, ``path``): other
+            guides, ablations, a teacher's rationales.
+        row_names: names of the built-in rows, keys ``standard``, ``cot``, ``oracle``.
+        question_major: first send every row's reader requests in one pass, question by
+            question, then build the rows from the cache: a llama.cpp server processes each
+            question's context once for all rows (its KV cache) instead of once per row. The
+            rows' calls then show as cached; the pass's own calls, tokens and seconds are
+            reported apart. ``None``: on when the large LM is a managed server (``llm.server``).
+            Needs ``llm.cache_path``.
         reader: how the large LM is asked to answer, with or without a rationale.
         cot_prompt: how the large LM is asked for its own rationale (few-shot with
             ``demonstrations``).
@@ -132,7 +151,18 @@ def evaluate(
     console = Console(quiet=quiet, log_path=False)
     out = Path(output_dir)
     small_lms = [as_dataclass(SmallLMSetting, s) for s in small_lms or []]
-    _check_names(standard, cot, small_lms)
+    files = [as_dataclass(RationaleFileSetting, s) for s in rationale_files or []]
+    names = _row_names(row_names)
+    _check_names(
+        [names["standard"]] * standard
+        + [names["cot"]] * cot
+        + [s.name for s in (*small_lms, *files)]
+        + [names["oracle"]] * oracle
+    )
+    if question_major is None:
+        question_major = llm.server is not None
+    if question_major and llm.cache_path is None:
+        raise ValueError("question_major: true needs llm.cache_path (rows read the pass's replies)")
     torch_device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     )
@@ -145,15 +175,18 @@ def evaluate(
     judge_client = LLMClient(judge_llm) if judge_llm is not None else client
     judge_role = Judge(judge_client, judge) if judge is not None else None
     results: list[SettingResult] = []
+    shared_pass: dict[str, float] | None = None
 
     def progress(llm_client: LLMClient, text: str) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext() if quiet else llm_client.progress(text)
 
     try:
 
-        def run(name: str, answer: Callable[[], list[ExampleResult]]) -> None:
+        def run(
+            name: str, answer: Callable[[], list[ExampleResult]], seconds_before: float = 0.0
+        ) -> None:
             console.log(f"[bold]{name}[/bold]: running")
-            start = time.perf_counter()
+            start = time.perf_counter() - seconds_before
             before = client.usage()
             with progress(client, f"{name}: large LM"):
                 examples = answer()
@@ -178,19 +211,34 @@ def evaluate(
                 )
 
         answerer = Reader(client, reader)
-        if standard:
-            run(STANDARD, lambda: standard_prompting(records, answerer))
-        if cot:
-            run(COT, lambda: cot_prompting(records, Teacher(client, cot_prompt)))
+        # Every guide's rationales first (timed per row), so that all reader requests exist
+        # before the first goes out.
+        guides: dict[str, tuple[list[list[str]], float]] = {}
         for setting in small_lms:
-
-            def guided(setting: SmallLMSetting = setting) -> list[ExampleResult]:
-                rationales = generate_rationales(
-                    setting, data, split, torch_device, seed, show_progress=not quiet
-                )
-                return lm_guided(records, rationales, answerer)
-
-            run(setting.name, guided)
+            start = time.perf_counter()
+            rationales = generate_rationales(
+                setting, data, split, torch_device, seed, show_progress=not quiet
+            )
+            guides[setting.name] = (rationales, time.perf_counter() - start)
+        for file_setting in files:
+            guides[file_setting.name] = (read_rationale_file(file_setting.path, records), 0.0)
+        if oracle:
+            guides[names["oracle"]] = ([[gold_rationale(r)] for r in records], 0.0)
+        if question_major:
+            shared_pass = _question_major_pass(
+                records, standard, [g for g, _ in guides.values()], answerer, client, progress
+            )
+            console.log(
+                f"reader requests of every row, question by question: "
+                f"{shared_pass['asked']:.0f} asked, {shared_pass['requests']:.0f} sent "
+                f"({shared_pass['seconds']:.0f} s)"
+            )
+        if standard:
+            run(names["standard"], lambda: standard_prompting(records, answerer))
+        if cot:
+            run(names["cot"], lambda: cot_prompting(records, Teacher(client, cot_prompt)))
+        for name, (rationales, seconds) in guides.items():
+            run(name, lambda r=rationales: lm_guided(records, r, answerer), seconds)
     finally:
         client.close()
         if judge_client is not client:
@@ -199,7 +247,9 @@ def evaluate(
     pairs = comparisons or [[r.name, baseline or results[0].name] for r in results]
     compared = _compare(results, pairs, bootstrap_resamples, confidence, seed)
     report = EvaluationReport(results, compared)
-    report.files = _write_outputs(report, out, data, split, llm, records, num_logged_examples)
+    report.files = _write_outputs(
+        report, out, data, split, llm, records, num_logged_examples, shared_pass
+    )
     print_table(
         console,
         f"{data.source} {split}, {len(records)} questions",
@@ -217,8 +267,36 @@ def evaluate(
     return report
 
 
-def _check_names(standard: bool, cot: bool, small_lms: Sequence[SmallLMSetting]) -> None:
-    names = [STANDARD] * standard + [COT] * cot + [s.name for s in small_lms]
+def _row_names(row_names: dict[str, str] | None) -> dict[str, str]:
+    names = {"standard": STANDARD, "cot": COT, "oracle": ORACLE}
+    unknown = sorted(set(row_names or {}) - set(names))
+    if unknown:
+        raise ValueError(f"row_names: unknown rows {unknown}; use {sorted(names)}")
+    return {**names, **(row_names or {})}
+
+
+def _question_major_pass(
+    records: Sequence[QARecord],
+    standard: bool,
+    guides: Sequence[list[list[str]]],
+    reader: Reader,
+    client: LLMClient,
+    progress: Callable[[LLMClient, str], contextlib.AbstractContextManager],
+) -> dict[str, float]:
+    """Send every row's reader requests, each question's together, and report the cost."""
+    pairs: list[tuple[QARecord, str | None]] = []
+    for i, record in enumerate(records):
+        pairs += [(record, None)] * standard
+        pairs += [(record, x) for rationales in guides for x in rationales[i]]
+    start = time.perf_counter()
+    before = client.usage()
+    with progress(client, "every row's reader requests, question by question"):
+        reader.answer([r for r, _ in pairs], [x for _, x in pairs])
+    usage = usage_delta(before, client.usage(), ("reader",))
+    return {**usage, "asked": float(len(pairs)), "seconds": time.perf_counter() - start}
+
+
+def _check_names(names: Sequence[str]) -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"setting names must be unique; repeated: {duplicates}")
@@ -263,6 +341,7 @@ def _write_outputs(
     llm: LLMConfig,
     records: Sequence[QARecord],
     num_logged_examples: int,
+    shared_pass: dict[str, float] | None = None,
 ) -> dict[str, Path]:
     files: dict[str, Path] = {}
     gold = [GoldExample(r.id, r.gold_answers) for r in records]
@@ -274,6 +353,8 @@ def _write_outputs(
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": {},
     }
+    if shared_pass is not None:
+        summary["shared_reader_pass"] = shared_pass
     for result in report.results:
         written = write_setting_files(out, result)
         files[f"{result.slug}/examples"] = written["examples"]
@@ -296,7 +377,8 @@ def _write_outputs(
             markdown_table(RESULT_HEADER, rows),
             "EM, F1 and inclusion in %; aspects: the judge's mean score; LLM calls, tokens and "
             "cost: the large LM answering (the judge's are in summary.json)."
-            + _unparsed_note(report.results),
+            + _unparsed_note(report.results)
+            + _shared_pass_note(shared_pass),
             "## Paired bootstrap (difference in percentage points)",
             markdown_table(COMPARISON_HEADER, compared) if compared else "(one setting only)",
         ]
@@ -312,6 +394,18 @@ def _write_outputs(
     _log_tensorboard(report, out / "tensorboard", markdown, num_logged_examples)
     files["tensorboard"] = out / "tensorboard"
     return files
+
+
+def _shared_pass_note(shared_pass: dict[str, float] | None) -> str:
+    if shared_pass is None:
+        return ""
+    tokens = shared_pass.get("prompt_tokens", 0) + shared_pass.get("completion_tokens", 0)
+    return (
+        f" The reader requests of every row went out first, question by question "
+        f"({shared_pass['asked']:.0f} asked, {shared_pass['requests']:.0f} sent, {tokens:.0f} "
+        f"tokens, {shared_pass['seconds']:.0f} s), so the rows read their "
+        "replies from the cache; their seconds leave that pass out."
+    )
 
 
 def _unparsed_note(results: Sequence[SettingResult]) -> str:

@@ -3,7 +3,9 @@
 - standard prompting: the large LM answers from question + context;
 - CoT prompting: the large LM writes its own rationale, then its answer (one call);
 - LM-guided: a small-LM checkpoint writes the rationale, the large LM answers with it;
-- self-consistency: k sampled small-LM rationales, one answer each, majority vote.
+- self-consistency: k sampled small-LM rationales, one answer each, majority vote;
+- oracle: the gold supporting sentences as the rationale (this reader's ceiling for a guide);
+- rationale file: rationales read from a file (other guides, ablations).
 
 All large-LM calls go through the roles of ``lm_guided_cot.llm.roles`` (one client, cached,
 counted); the small LM runs here, in this process, on the configured device.
@@ -11,18 +13,22 @@ counted); the small LM runs here, in this process, on the configured device.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from rich.progress import track
 
 from lm_guided_cot.data.datamodule import MultiHopQADataModule
+from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.evaluation.results import ExampleResult
 from lm_guided_cot.evaluation.voting import majority_vote
 from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.roles import Judge, Reader, Teacher
+from lm_guided_cot.paths import expand_path
 from lm_guided_cot.policy import GenerationConfig, SmallLM
 
 
@@ -56,6 +62,96 @@ class SmallLMSetting:
                 f"setting {self.name!r}: {self.samples} samples per question need "
                 "generation.do_sample: true (greedy decoding would repeat one rationale)"
             )
+
+
+@dataclass
+class RationaleFileSetting:
+    """A setting whose rationales come from a file: another guide's output, an ablation.
+
+    Args:
+        name: the row's name in the table.
+        path: ``.json`` holding ``{id: rationale}`` (or ``{id: [rationales]}``), or ``.jsonl``
+            with one ``{"id", "rationale"}`` (or ``"rationales"``) object a line; lines of one
+            id add up (an evaluation's ``examples/<setting>.jsonl`` and a teacher's
+            ``<split>.jsonl`` both read). Every evaluated question needs one; several per
+            question are voted on, as in self-consistency.
+    """
+
+    name: str
+    path: str
+
+
+def read_rationale_file(path: str | Path, records: Sequence[QARecord]) -> list[list[str]]:
+    """The rationales of ``path`` for each of ``records``, in their order (see
+    ``RationaleFileSetting``); a record the file lacks is an error naming the file and ids."""
+    source = expand_path(str(path))
+    by_id: dict[str, list[str]] = {}
+
+    def add(rid: object, value: object, record: int | None, field: str, line: int | None) -> None:
+        texts = value if isinstance(value, list) else [value]
+        if not all(isinstance(t, str) for t in texts):
+            raise DataFormatError(
+                source, record, field, "a rationale must be a string or a list of strings", line
+            )
+        by_id.setdefault(str(rid), []).extend(texts)
+
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise DataFormatError(source, None, None, f"cannot read it ({error.strerror})") from None
+    if source.endswith(".json"):
+        try:
+            content = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataFormatError(source, None, None, f"not valid JSON ({error})") from None
+        if not isinstance(content, dict):
+            raise DataFormatError(source, None, None, "expected an object of id -> rationale")
+        for rid, value in content.items():
+            add(rid, value, None, str(rid), None)
+    else:
+        index = -1
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            index += 1
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataFormatError(
+                    source, index, None, f"not valid JSON ({error})", number
+                ) from None
+            if not isinstance(row, dict):
+                raise DataFormatError(source, index, None, "expected a JSON object", number)
+            key = "rationales" if "rationales" in row else "rationale"
+            for needed in ("id", key):
+                if needed not in row:
+                    raise DataFormatError(source, index, needed, "missing", number)
+            add(row["id"], row[key], index, key, number)
+    missing = [r.id for r in records if not by_id.get(r.id)]
+    if missing:
+        raise DataFormatError(
+            source,
+            None,
+            None,
+            f"no rationale for {len(missing)} of the {len(records)} evaluated questions "
+            f"(first ids: {', '.join(missing[:5])})",
+        )
+    return [by_id[r.id] for r in records]
+
+
+def gold_rationale(record: QARecord) -> str:
+    """The gold supporting sentences in the order the record lists them: the oracle guide.
+
+    A supporting fact pointing past its paragraph's last sentence (a known quirk of a few
+    HotpotQA records) contributes nothing.
+    """
+    sentences = {p.title: p.sentences for p in record.paragraphs}
+    texts = [
+        sentences[f.title][f.sent_id].strip()
+        for f in record.supporting_facts
+        if f.sent_id < len(sentences.get(f.title, ()))
+    ]
+    return " ".join(t for t in texts if t)
 
 
 def _errors(*errors: str | None) -> list[str]:

@@ -1,0 +1,115 @@
+"""``lmcot reproduce``: the CPU recipe of ``configs/recipe/<benchmark>/`` end to end, resumable.
+
+Teacher rationales -> distillation -> PPO -> the comparison table (docs/results.md), each stage
+the command a user would run by hand, printed as it starts. A stage whose output exists is
+skipped (rationale files, the stage's export); a training stage with a ``last.ckpt`` resumes
+from it; large-LM replies are cached, so a rerun sends only what had no reply.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+
+from lm_guided_cot.demo import _argv
+
+Benchmark = Literal["hotpotqa", "2wikimultihopqa"]
+Stage = Literal["teacher", "distill", "ppo", "evaluate"]
+STAGES: tuple[str, ...] = ("teacher", "distill", "ppo", "evaluate")
+
+
+def _recipe_dir(config_dir: str | None, benchmark: str) -> Path:
+    root = Path(config_dir) if config_dir else Path(__file__).resolve().parents[2] / "configs"
+    folder = root / "recipe" / benchmark
+    if not (folder / "data.yaml").exists():
+        raise FileNotFoundError(
+            f"{folder}: the recipe's configs are not there; run from a clone of the repository "
+            "(pip install -e .) or pass --config_dir CLONE/configs"
+        )
+    return folder
+
+
+def _yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _fit_args(folder: Path, stage: str) -> tuple[list[str], Path, Path]:
+    """``fit`` arguments of a training stage, its export folder and its ``last.ckpt``."""
+    config = _yaml(folder / f"{stage}.yaml")
+    export = Path(config["model"]["init_args"]["export_dir"])
+    checkpoints = Path(config["trainer"]["callbacks"][0]["init_args"]["dirpath"])
+    args = ["fit", "-c", str(folder / "data.yaml"), "-c", str(folder / f"{stage}.yaml")]
+    return args, export, checkpoints / "last.ckpt"
+
+
+def run_recipe(
+    benchmark: Benchmark = "hotpotqa",
+    stages: list[Stage] | None = None,
+    eval_file: str | None = None,
+    output_dir: str | None = None,
+    config_dir: str | None = None,
+) -> None:
+    """Run the CPU recipe for a benchmark: teacher, distillation, PPO, evaluation.
+
+    Args:
+        benchmark: ``hotpotqa`` or ``2wikimultihopqa`` (``configs/recipe/<benchmark>/``).
+        stages: the stages to run, in order (default: all four).
+        eval_file: evaluate on this file (either official layout of the benchmark) instead of
+            the recipe's validation questions; every question in it is evaluated.
+        output_dir: where the evaluation writes (default: the recipe's, or
+            ``<its folder>-<file stem>`` with ``eval_file``).
+        config_dir: the repository's ``configs`` folder (found beside the package by default).
+    """
+    from lm_guided_cot.cli import build_cli
+    from lm_guided_cot.commands import evaluate, rationales
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    console = Console()
+    folder = _recipe_dir(config_dir, benchmark)
+    data = ["-c", str(folder / "data.yaml")]
+    chosen = list(stages or STAGES)
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown:
+        raise ValueError(f"--stages: unknown {unknown}; use {list(STAGES)}")
+    start = time.perf_counter()
+    for number, stage in enumerate(chosen, 1):
+        title = f"{number}/{len(chosen)} {stage}"
+        console.rule(f"[bold]{title}")
+        stage_start = time.perf_counter()
+        if stage == "teacher":
+            settings = _yaml(folder / "data.yaml")["data"]["init_args"]["rationales"]
+            if Path(settings["dir"], "train.jsonl").exists():
+                console.print(f"{settings['dir']}/train.jsonl exists: skipped")
+                continue
+            args = ["rationales", *data, "-c", str(folder / "distill.yaml")]
+            console.print("lmcot " + " ".join(args), style="dim", soft_wrap=True)
+            with _argv(["lmcot", *args]):
+                rationales(args[1:])
+        elif stage in ("distill", "ppo"):
+            args, export, last = _fit_args(folder, stage)
+            if (export / "config.json").exists():
+                console.print(f"{export} exists: skipped (delete it to train again)")
+                continue
+            if last.exists():
+                args += ["--ckpt_path", str(last)]
+            console.print("lmcot " + " ".join(args), style="dim", soft_wrap=True)
+            with _argv(["lmcot", *args]):
+                build_cli(args)
+        else:
+            args = ["evaluate", *data, "-c", str(folder / "evaluate.yaml")]
+            if eval_file is not None:
+                default = _yaml(folder / "evaluate.yaml")["output_dir"]
+                args += ["--data.init_args.test", eval_file]
+                output_dir = output_dir or f"{default}-{Path(eval_file).stem}"
+            if output_dir is not None:
+                args += ["--output_dir", output_dir]
+            console.print("lmcot " + " ".join(args), style="dim", soft_wrap=True)
+            evaluate(args[1:])
+        console.print(f"{title}: {time.perf_counter() - stage_start:.0f} s")
+    console.rule(f"[bold]done in {(time.perf_counter() - start) / 60:.1f} min")

@@ -114,3 +114,22 @@ def test_recipe_configs_resolve_with_the_rows_results_md_names(benchmark, capsys
         "oracle": "oracle",
     }
     assert init.data.max_eval_examples is None  # every question of the split
+
+
+@pytest.mark.parametrize(
+    ("folder", "name"),
+    STAGES + [(f"recipe/{b}", f"{s}.yaml") for b in RECIPES for s in ("distill", "ppo")],
+)
+def test_stage_preset_instantiates(folder, name, monkeypatch):
+    # --print_config does not build the objects: a nested LLMConfig whose defaults were filled in
+    # before the YAML's server: once refused every preset that names only a server
+    monkeypatch.chdir(REPO)
+    data = (
+        f"configs/{folder}/data.yaml"
+        if folder.startswith("recipe/")
+        else f"configs/{BENCHMARKS[folder]}/data.yaml"
+    )
+    cli = build_cli(["-c", data, "-c", f"configs/{folder}/{name}"], run=False)
+    rationales = getattr(cli.datamodule, "rationales", None)
+    if rationales is not None and rationales.llm.server is not None:
+        assert rationales.llm.model == f"openai/{rationales.llm.server.alias}"

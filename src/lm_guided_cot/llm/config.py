@@ -107,7 +107,8 @@ class LLMConfig:
         model: any litellm model string (``openai/gpt-4o-mini``, ``anthropic/...``,
             ``hosted_vllm/<name>``, ``ollama/...``) or ``local/<hub id | folder |
             folder#file.gguf | smollm2>`` for a transformers model run in this process.
-            ``None``: ``local/smollm2``, or with ``server`` set ``openai/<its model name>``.
+            ``None``: ``local/smollm2``, or with ``server`` set ``openai/<its model name>`` (as
+            is ``local/smollm2``, the default, next to a ``server``).
         api_base: the server's base URL (a vLLM or other OpenAI-compatible server).
         api_key_env: name of an environment variable holding the key, for servers whose key
             is not in the provider's usual variable. The key itself never goes in a config.
@@ -156,7 +157,9 @@ class LLMConfig:
     group_prefixes: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.model is None:
+        # A config parser fills a nested LLMConfig's defaults in (model: local/smollm2) before
+        # the YAML adds server:, so that default next to a server means the server's model.
+        if self.model is None or (self.server is not None and self.model == DEFAULT_LOCAL_MODEL):
             self.model = (
                 DEFAULT_LOCAL_MODEL if self.server is None else f"openai/{self.server.alias}"
             )

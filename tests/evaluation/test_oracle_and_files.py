@@ -101,6 +101,8 @@ def test_oracle_and_file_rows_from_one_question_major_pass(tmp_path, shared_data
     settings = summary["settings"]
     assert list(settings) == ["standard", "file guide", "oracle (gold supporting sentences)"]
     assert settings["file guide"]["metrics"]["answer_em"] == 1.0
+    assert settings["file guide"]["metrics"]["rationale_words"] == 1.0  # "ab"
+    assert "rationale_words" not in settings["standard"]["metrics"]
     # one pass sent every reader request; the rows then read them all from the cache
     shared = summary["shared_reader_pass"]
     assert shared["asked"] == 3 * N and sent == shared["requests"] == 3 * N

@@ -91,7 +91,8 @@ class SettingResult:
         return slugify(self.name)
 
     def metrics(self) -> dict[str, float]:
-        """Mean EM, F1 and inclusion; mean aspect scores (each and overall) where judged."""
+        """Mean EM, F1 and inclusion; mean rationale length in words where there are rationales;
+        mean aspect scores (each and overall) where judged."""
         n = len(self.examples)
         out = {
             "n": float(n),
@@ -99,6 +100,9 @@ class SettingResult:
             "answer_f1": sum(e.f1 for e in self.examples) / max(n, 1),
             "answer_inclusion": sum(e.inclusion for e in self.examples) / max(n, 1),
         }
+        lengths = [len(x.split()) for e in self.examples for x in e.rationales]
+        if lengths:
+            out["rationale_words"] = sum(lengths) / len(lengths)
         judged = [e.aspects for e in self.examples if e.aspects]
         if judged:
             for name in judged[0]:

@@ -375,8 +375,9 @@ def _write_outputs(
         [
             f"# {data.source} {split}: {len(records)} questions, large LM `{llm.model}`",
             markdown_table(RESULT_HEADER, rows),
-            "EM, F1 and inclusion in %; aspects: the judge's mean score; LLM calls, tokens and "
-            "cost: the large LM answering (the judge's are in summary.json)."
+            "EM, F1 and inclusion in %; aspects: the judge's mean score; words: mean rationale "
+            "length; LLM calls, tokens and cost: the large LM answering (the judge's are in "
+            "summary.json)."
             + _unparsed_note(report.results)
             + _shared_pass_note(shared_pass),
             "## Paired bootstrap (difference in percentage points)",

@@ -25,6 +25,7 @@ RESULT_HEADER = (
     "F1",
     "inclusion",
     "aspects",
+    "words",
     "LLM calls",
     "cached",
     "tokens",
@@ -58,6 +59,7 @@ def result_rows(results: Sequence[SettingResult]) -> list[tuple[Any, ...]]:
                 m["answer_f1"],
                 m["answer_inclusion"],
                 m.get("aspect/mean"),
+                m.get("rationale_words"),
                 int(usage.get("replies", 0) + usage.get("failures", 0)),
                 int(usage.get("cache_hits", 0)),
                 int(usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)),
@@ -93,6 +95,8 @@ def _fmt(value: Any, column: str) -> str:
         return f"{100 * value:.1f}"  # percentage points, as the paper reports
     if column == "aspects":
         return f"{value:.2f}"
+    if column == "words":
+        return f"{value:.0f}"
     if column == "p":
         return f"{value:.3f}"
     if column == "cost $":

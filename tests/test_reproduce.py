@@ -46,6 +46,7 @@ def test_done_stages_are_skipped_and_a_stopped_one_resumes(recipe):
     root, calls = recipe
     (root / "runs/hotpotqa/rationales").mkdir(parents=True)
     (root / "runs/hotpotqa/rationales/train.jsonl").write_text("")
+    (root / "runs/hotpotqa/rationales/validation.jsonl").write_text("")
     (root / "runs/hotpotqa/distill/export").mkdir(parents=True)
     (root / "runs/hotpotqa/distill/export/config.json").write_text("{}")
     (root / "runs/hotpotqa/ppo/checkpoints").mkdir(parents=True)

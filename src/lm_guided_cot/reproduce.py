@@ -16,6 +16,7 @@ from typing import Literal
 from rich.console import Console
 
 from lm_guided_cot.demo import _argv
+from lm_guided_cot.paths import expand_path
 
 Benchmark = Literal["hotpotqa", "2wikimultihopqa"]
 Stage = Literal["teacher", "distill", "ppo", "evaluate"]
@@ -42,8 +43,11 @@ def _yaml(path: Path) -> dict:
 def _fit_args(folder: Path, stage: str) -> tuple[list[str], Path, Path]:
     """``fit`` arguments of a training stage, its export folder and its ``last.ckpt``."""
     config = _yaml(folder / f"{stage}.yaml")
-    export = Path(config["model"]["init_args"]["export_dir"])
-    checkpoints = Path(config["trainer"]["callbacks"][0]["init_args"]["dirpath"])
+    export = Path(expand_path(config["model"]["init_args"]["export_dir"]))
+    saver = next(
+        c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("ModelCheckpoint")
+    )
+    checkpoints = Path(expand_path(saver["init_args"]["dirpath"]))
     args = ["fit", "-c", str(folder / "data.yaml"), "-c", str(folder / f"{stage}.yaml")]
     return args, export, checkpoints / "last.ckpt"
 
@@ -71,6 +75,11 @@ def run_recipe(
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     console = Console()
+    # bin/reproduce runs from the repository root: paths the caller gave are theirs
+    caller = Path(os.environ.get("LMCOT_CALLER_DIR", "."))
+    eval_file = str(caller / expand_path(eval_file)) if eval_file else None
+    output_dir = str(caller / expand_path(output_dir)) if output_dir else None
+    config_dir = str(caller / expand_path(config_dir)) if config_dir else None
     folder = _recipe_dir(config_dir, benchmark)
     data = ["-c", str(folder / "data.yaml")]
     chosen = list(stages or STAGES)
@@ -84,8 +93,11 @@ def run_recipe(
         stage_start = time.perf_counter()
         if stage == "teacher":
             settings = _yaml(folder / "data.yaml")["data"]["init_args"]["rationales"]
-            if Path(settings["dir"], "train.jsonl").exists():
-                console.print(f"{settings['dir']}/train.jsonl exists: skipped")
+            done = [
+                Path(expand_path(settings["dir"]), f"{s}.jsonl") for s in ("train", "validation")
+            ]
+            if all(path.exists() for path in done):
+                console.print(f"{done[0].parent}: teacher rationales exist: skipped")
                 continue
             args = ["rationales", *data, "-c", str(folder / "distill.yaml")]
             console.print("lmcot " + " ".join(args), style="dim", soft_wrap=True)
@@ -94,7 +106,10 @@ def run_recipe(
         elif stage in ("distill", "ppo"):
             args, export, last = _fit_args(folder, stage)
             if (export / "config.json").exists():
-                console.print(f"{export} exists: skipped (delete it to train again)")
+                console.print(
+                    f"{export} exists: skipped (to train again, delete it and {last.parent}; "
+                    "a new distill export also needs the PPO stage's folders deleted)"
+                )
                 continue
             if last.exists():
                 args += ["--ckpt_path", str(last)]

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from lm_guided_cot.data.errors import DataFormatError
+from lm_guided_cot.evaluation.runner import _require_supporting_facts
 from lm_guided_cot.evaluation.settings import gold_rationale, read_rationale_file
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.evaluation.test_evaluate import _gold, _responder
@@ -23,6 +24,10 @@ N = 5
 def test_the_oracle_rationale_is_the_gold_sentences_in_order():
     record = qa_record("q1", n_paragraphs=3)  # supporting: sentence 0 of Title 0, 1 of Title 2
     assert gold_rationale(record) == "Sentence zero of Title 0. Sentence one of Title 2."
+    no_facts = qa_record("q2", supporting_facts={"title": [], "sent_id": []})
+    assert gold_rationale(no_facts) == ""
+    with pytest.raises(ValueError, match="1 of the 2 test questions have no supporting facts"):
+        _require_supporting_facts([record, no_facts], "test")
 
 
 def test_rationale_files_in_both_layouts_and_their_errors(tmp_path):
@@ -36,6 +41,13 @@ def test_rationale_files_in_both_layouts_and_their_errors(tmp_path):
         '{"id": "b", "rationale": "z"}\n'
     )
     assert read_rationale_file(lines, records) == [["y"], ["x", "z"]]
+
+    # a teacher's file: failed calls (error set) are left out
+    lines.write_text(
+        '{"id": "a", "rationale": "", "error": "timeout"}\n{"id": "a", "rationale": "y", '
+        '"error": null}\n{"id": "b", "rationale": "z"}\n'
+    )
+    assert read_rationale_file(lines, records) == [["y"], ["z"]]
 
     lines.write_text('{"id": "a", "rationale": "y"}\n')
     with pytest.raises(DataFormatError, match=r"guide.jsonl: no rationale for 1 of the 2 .*: b"):
@@ -109,6 +121,8 @@ def test_oracle_and_file_rows_from_one_question_major_pass(tmp_path, shared_data
     for name in settings:
         assert settings[name]["usage"]["requests"] == 0
         assert settings[name]["usage"]["cache_hits"] == N
+        # the row's tokens are those of the replies it used, though the pass paid for them
+        assert settings[name]["usage"]["cached_tokens"] > 0
     oracle = [
         json.loads(x) for x in (out / "examples/oracle_gold_supporting_sentences.jsonl").open()
     ]

@@ -24,6 +24,7 @@ USAGE_COUNTERS = (
     "cache_hits",
     "prompt_tokens",
     "completion_tokens",
+    "cached_tokens",
     "cost",
 )
 

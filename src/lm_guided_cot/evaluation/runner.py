@@ -130,8 +130,8 @@ def evaluate(
             question, then build the rows from the cache: a llama.cpp server processes each
             question's context once for all rows (its KV cache) instead of once per row. The
             rows' calls then show as cached; the pass's own calls, tokens and seconds are
-            reported apart. ``None``: on when the large LM is a managed server (``llm.server``).
-            Needs ``llm.cache_path``.
+            reported apart. ``None``: on when the large LM is a managed server (``llm.server``)
+            with a cache. Needs ``llm.cache_path``.
         reader: how the large LM is asked to answer, with or without a rationale.
         cot_prompt: how the large LM is asked for its own rationale (few-shot with
             ``demonstrations``).
@@ -160,7 +160,7 @@ def evaluate(
         + [names["oracle"]] * oracle
     )
     if question_major is None:
-        question_major = llm.server is not None
+        question_major = llm.server is not None and llm.cache_path is not None
     if question_major and llm.cache_path is None:
         raise ValueError("question_major: true needs llm.cache_path (rows read the pass's replies)")
     torch_device = torch.device(
@@ -223,6 +223,7 @@ def evaluate(
         for file_setting in files:
             guides[file_setting.name] = (read_rationale_file(file_setting.path, records), 0.0)
         if oracle:
+            _require_supporting_facts(records, split)
             guides[names["oracle"]] = ([[gold_rationale(r)] for r in records], 0.0)
         if question_major:
             shared_pass = _question_major_pass(
@@ -265,6 +266,16 @@ def evaluate(
         )
     console.print(f"results: {out / 'results.md'}   TensorBoard: tensorboard --logdir {out}")
     return report
+
+
+def _require_supporting_facts(records: Sequence[QARecord], split: str) -> None:
+    lacking = [r.id for r in records if not gold_rationale(r)]
+    if lacking:
+        raise ValueError(
+            f"oracle: {len(lacking)} of the {len(records)} {split} questions have no supporting "
+            f"facts to write the oracle rationale from (first ids: {', '.join(lacking[:5])}); "
+            "set oracle: false for a split without them"
+        )
 
 
 def _row_names(row_names: dict[str, str] | None) -> dict[str, str]:
@@ -376,8 +387,8 @@ def _write_outputs(
             f"# {data.source} {split}: {len(records)} questions, large LM `{llm.model}`",
             markdown_table(RESULT_HEADER, rows),
             "EM, F1 and inclusion in %; aspects: the judge's mean score; words: mean rationale "
-            "length; LLM calls, tokens and cost: the large LM answering (the judge's are in "
-            "summary.json)."
+            "length; LLM calls and tokens: the large LM's replies the row used (cached ones "
+            "included; the judge's are in summary.json); cost: what was paid for them in this run."
             + _unparsed_note(report.results)
             + _shared_pass_note(shared_pass),
             "## Paired bootstrap (difference in percentage points)",

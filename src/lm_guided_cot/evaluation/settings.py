@@ -74,7 +74,8 @@ class RationaleFileSetting:
             with one ``{"id", "rationale"}`` (or ``"rationales"``) object a line; lines of one
             id add up (an evaluation's ``examples/<setting>.jsonl`` and a teacher's
             ``<split>.jsonl`` both read). Every evaluated question needs one; several per
-            question are voted on, as in self-consistency.
+            question are voted on, as in self-consistency. Lines with an ``error`` (a
+            teacher's failed calls) are left out.
     """
 
     name: str
@@ -126,6 +127,8 @@ def read_rationale_file(path: str | Path, records: Sequence[QARecord]) -> list[l
             for needed in ("id", key):
                 if needed not in row:
                     raise DataFormatError(source, index, needed, "missing", number)
+            if row.get("error"):  # a teacher's failed call: no rationale was written
+                continue
             add(row["id"], row[key], index, key, number)
     missing = [r.id for r in records if not by_id.get(r.id)]
     if missing:

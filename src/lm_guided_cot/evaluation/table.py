@@ -62,7 +62,13 @@ def result_rows(results: Sequence[SettingResult]) -> list[tuple[Any, ...]]:
                 m.get("rationale_words"),
                 int(usage.get("replies", 0) + usage.get("failures", 0)),
                 int(usage.get("cache_hits", 0)),
-                int(usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)),
+                # of every reply the row used, sent or read from the cache: what the setting
+                # costs, whatever an earlier run left in the cache
+                int(
+                    usage.get("prompt_tokens", 0)
+                    + usage.get("completion_tokens", 0)
+                    + usage.get("cached_tokens", 0)
+                ),
                 usage.get("cost", 0.0),
                 result.seconds,
             )

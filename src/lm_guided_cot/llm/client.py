@@ -114,6 +114,7 @@ class RoleUsage:
     completion_tokens: int = 0
     cost: float = 0.0
     parse_failures: int = 0  # replies the role's parser could not read (fallback used)
+    cached_tokens: int = 0  # prompt + completion tokens of the replies read from the cache
 
 
 @dataclass
@@ -292,6 +293,7 @@ class LLMClient:
             if result.ok:
                 batch.usage.replies += 1
                 batch.usage.cache_hits += 1
+                batch.usage.cached_tokens += result.prompt_tokens + result.completion_tokens
             else:
                 batch.usage.failures += 1
         return list(batch.results)
@@ -353,6 +355,7 @@ class LLMClient:
                 reply = self.cache.get(key)
                 if reply is not None:
                     batch.usage.cache_hits += 1
+                    batch.usage.cached_tokens += reply.prompt_tokens + reply.completion_tokens
                     return LLMResult(
                         reply.text,
                         cached=True,
@@ -510,16 +513,20 @@ def prefix_groups(texts: Sequence[str], min_shared: float = 0.5) -> list[list[in
     of one question); prompts that share only a few-shot header stay apart.
     """
     groups: list[list[int]] = []
-    heads: dict[str, list[int]] = defaultdict(list)  # first 64 characters -> group indices
+    # Bucketed by a head every two prompts of one group share: at least min_shared of the
+    # shortest prompt. (The first 64 characters alone are one bucket when every prompt opens
+    # with the same system message, and grouping 10k prompts became quadratic.)
+    width = max(64, math.ceil(min_shared * min((len(t) for t in texts), default=0)))
+    heads: dict[str, list[int]] = defaultdict(list)  # head -> group indices
     for i, text in enumerate(texts):
-        for g in heads[text[:64]]:
+        for g in heads[text[:width]]:
             first = texts[groups[g][0]]
             shared = math.ceil(min_shared * min(len(first), len(text)))
             if first[:shared] == text[:shared]:
                 groups[g].append(i)
                 break
         else:
-            heads[text[:64]].append(len(groups))
+            heads[text[:width]].append(len(groups))
             groups.append([i])
     return groups
 

@@ -188,3 +188,33 @@ def test_bad_rationale_file_names_file_line_and_field(tmp_path):
     path.write_text('{"id": "a", "rationale": "r", "kept": true}\n{"id": "b", "kept": true}\n')
     with pytest.raises(ValueError, match=r"train\.jsonl: record 1 \(line 2\): field 'rationale'"):
         read_kept(path)
+
+
+def test_the_reader_can_judge_which_rationales_to_keep(tmp_path):
+    """judge_by: reader keeps what leads the reader to the gold answer: here the second sample
+    of each question, including an unparseable teacher reply the teacher's own rule drops."""
+    teacher = _responder()
+
+    def respond(messages):
+        user = messages[-1]["content"]
+        if "Reasoning: " not in user:
+            return teacher(messages)
+        question = user.split("Question: ", 1)[1].split("\n", 1)[0]
+        rationale = user.split("Reasoning: ", 1)[1]
+        helped = "(sample 1)" in rationale or (
+            "rather" in rationale and question == "Q-unparseable"
+        )
+        return f"Answer: {GOLD[question] if helped else 'nobody'}"
+
+    with FakeLLMServer(responder=respond) as server:
+        config = _config(server, tmp_path, rule="exact_match", judge_by="reader")
+        summary = build_rationales(_records(), config, "train")
+    kept = _kept(config.path("train"))
+    assert kept == {(q, 1) for q in SCRIPT if q != "Q-unparseable"} | {
+        ("Q-unparseable", 0),
+        ("Q-unparseable", 1),
+    }
+    rows = [json.loads(line) for line in config.path("train").read_text().splitlines()]
+    assert all("reader_answer" in r for r in rows)
+    # 10 checks, 9 sent: Q-unparseable's two replies are the same text, asked once
+    assert summary["judged_by"] == "reader" and summary["reader_requests_sent"] == 9

@@ -24,7 +24,7 @@ from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.files import write_atomically
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
-from lm_guided_cot.llm.roles import Teacher, TeacherConfig
+from lm_guided_cot.llm.roles import Reader, ReaderConfig, Teacher, TeacherConfig
 from lm_guided_cot.metrics import best_inclusion, score_answer
 from lm_guided_cot.paths import expand_path
 
@@ -49,6 +49,11 @@ class RationaleConfig:
         threshold: the F1 a teacher answer needs under ``rule: f1``.
         keep: ``all`` correct samples, or only the ``best`` one per question (highest score,
             first on ties). A correct answer with an empty rationale is never kept.
+        judge_by: whose answer the rule checks: the ``teacher``'s own (the paper), or the
+            ``reader``'s when given the rationale (``reader`` settings, same LLM): a rationale is
+            then kept when it leads the reader to the gold answer, whether or not the teacher
+            wrote its own answer in the expected form. One reader call per sample.
+        reader: the reader's prompt under ``judge_by: reader`` (its context: the benchmark's).
         chunk_size: questions per batch sent to the teacher (progress is logged per chunk).
     """
 
@@ -59,6 +64,8 @@ class RationaleConfig:
     rule: Rule = "exact_match"
     threshold: float = 0.5
     keep: Literal["all", "best"] = "all"
+    judge_by: Literal["teacher", "reader"] = "teacher"
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
     chunk_size: int = 64
 
     def path(self, split: str) -> Path:
@@ -138,16 +145,39 @@ def build_rationales(
         "empty_rationales": 0,
         "kept": 0,
         "questions_with_kept": 0,
+        "judged_by": config.judge_by,
     }
     chunk: list[QARecord] = []
+    reader = Reader(client, config.reader)
+
+    def _reader_answers(records: list[QARecord], outputs: list) -> list[list[str]]:
+        """The reader's answer with each sample's rationale ("" where there is none to read)."""
+        pairs = [
+            (r, s.rationale)
+            for r, samples in zip(records, outputs)
+            for s in samples
+            if s.error is None and s.rationale.strip()
+        ]
+        if not pairs:
+            return [[""] * len(samples) for samples in outputs]
+        with client.progress(f"the reader checks the teacher's rationales, {split}"):
+            replies = iter(reader.answer([r for r, _ in pairs], [x for _, x in pairs]))
+        return [
+            [
+                next(replies).answer if s.error is None and s.rationale.strip() else ""
+                for s in samples
+            ]
+            for samples in outputs
+        ]
 
     def flush() -> None:
         with client.progress(f"teacher rationales, {split}"):
             outputs = teacher.explain(chunk, samples=config.samples)
-        for record, samples in zip(chunk, outputs):
+        reader_answers = _reader_answers(chunk, outputs) if config.judge_by == "reader" else None
+        for i, (record, samples) in enumerate(zip(chunk, outputs)):
+            answers = reader_answers[i] if reader_answers else [s.answer for s in samples]
             judged = [
-                judge_answer(s.answer, record.gold_answers, config.rule, config.threshold)
-                for s in samples
+                judge_answer(a, record.gold_answers, config.rule, config.threshold) for a in answers
             ]
             # A right answer with no reasoning before it teaches the small LM nothing.
             usable = [c and bool(s.rationale.strip()) for (c, _), s in zip(judged, samples)]
@@ -168,6 +198,7 @@ def build_rationales(
                         "sample": j,
                         "rationale": sample.rationale,
                         "teacher_answer": sample.answer,
+                        **({"reader_answer": answers[j]} if reader_answers else {}),
                         "gold_answers": record.gold_answers,
                         "correct": correct,
                         "score": score,
@@ -191,6 +222,13 @@ def build_rationales(
     if chunk:
         flush()
     usage = client.role_usage(Teacher.role)
+    if config.judge_by == "reader":
+        checks = client.role_usage(Reader.role)
+        summary.update(
+            reader_prompt_tokens=checks.prompt_tokens,
+            reader_completion_tokens=checks.completion_tokens,
+            reader_requests_sent=checks.requests,
+        )
     summary.update(
         kept_fraction=summary["kept"] / summary["asked"] if summary["asked"] else 0.0,
         rule=config.rule,

@@ -102,7 +102,9 @@ def test_mixed_faults_every_request_ends_answered_or_counted(tmp_path):
             assert result.text == f"Answer: question number {i}"  # its own answer, no mix-ups
     usage = client.role_usage("reader")
     assert usage.replies == 198 and usage.failures == 2
-    assert usage.requests == stats["requests"]
+    # every request the server saw is counted; on a loaded CPU a request can also time out
+    # (0.5 s) before the server reads it, counted as sent on this side only
+    assert stats["requests"] <= usage.requests <= stats["requests"] + 3
     assert usage.retries == usage.requests - 200
     assert sum(r.attempts for r in results) == usage.requests
     assert all(

@@ -47,6 +47,33 @@ def _responder(gold: dict[str, str]):
     return respond
 
 
+def run_evaluate(tmp_path: Path, shared_data: Path, config: dict, n: int, **data_args):
+    """``lmcot evaluate`` in a subprocess on the first ``n`` HotpotQA validation questions,
+    with ``config`` as its evaluation YAML and ``data_args`` added to the data's init_args."""
+    data = {
+        "data": {
+            "class_path": "lm_guided_cot.data.HotpotQADataModule",
+            "init_args": {
+                "test": str(shared_data / "hotpotqa/validation.jsonl"),
+                "max_eval_examples": n,
+                "cache_dir": str(tmp_path / "hf"),
+                **data_args,
+            },
+        }
+    }
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "evaluate.yaml").write_text(yaml.safe_dump(config))
+    configs = ["-c", str(tmp_path / "data.yaml"), "-c", str(tmp_path / "evaluate.yaml")]
+    return subprocess.run(
+        [sys.executable, "-m", "lm_guided_cot.cli", "evaluate", *configs],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
 @pytest.mark.slow
 def test_evaluate_table_predictions_and_official_scores(tmp_path, shared_data, tiny_causal_dir):
     gold = _gold(shared_data)
@@ -75,28 +102,7 @@ def test_evaluate_table_predictions_and_official_scores(tmp_path, shared_data, t
             "output_dir": str(out),
             "bootstrap_resamples": 500,
         }
-        data = {
-            "data": {
-                "class_path": "lm_guided_cot.data.HotpotQADataModule",
-                "init_args": {
-                    "test": str(shared_data / "hotpotqa/validation.jsonl"),
-                    "max_eval_examples": N,
-                    "prompt": {"max_tokens": 128},
-                    "cache_dir": str(tmp_path / "hf"),
-                },
-            }
-        }
-        (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
-        (tmp_path / "evaluate.yaml").write_text(yaml.safe_dump(config))
-        configs = ["-c", str(tmp_path / "data.yaml"), "-c", str(tmp_path / "evaluate.yaml")]
-        run = subprocess.run(
-            [sys.executable, "-m", "lm_guided_cot.cli", "evaluate", *configs],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=REPO,
-            env={**os.environ, "COLUMNS": "200"},
-        )
+        run = run_evaluate(tmp_path, shared_data, config, N, prompt={"max_tokens": 128})
         assert run.returncode == 0, run.stderr[-3000:]
         sent = server.stats()["requests"]
 

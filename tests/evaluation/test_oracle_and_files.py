@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.evaluation.runner import _require_supporting_facts
 from lm_guided_cot.evaluation.settings import gold_rationale, read_rationale_file
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
-from tests.evaluation.test_evaluate import _gold, _responder
+from tests.evaluation.test_evaluate import _gold, _responder, run_evaluate
 from tests.helpers import qa_record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,26 +83,7 @@ def test_oracle_and_file_rows_from_one_question_major_pass(tmp_path, shared_data
             "output_dir": str(out),
             "bootstrap_resamples": 200,
         }
-        data = {
-            "data": {
-                "class_path": "lm_guided_cot.data.HotpotQADataModule",
-                "init_args": {
-                    "test": str(shared_data / "hotpotqa/validation.jsonl"),
-                    "max_eval_examples": N,
-                    "cache_dir": str(tmp_path / "hf"),
-                },
-            }
-        }
-        (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
-        (tmp_path / "evaluate.yaml").write_text(yaml.safe_dump(config))
-        configs = ["-c", str(tmp_path / "data.yaml"), "-c", str(tmp_path / "evaluate.yaml")]
-        run = subprocess.run(
-            [sys.executable, "-m", "lm_guided_cot.cli", "evaluate", *configs],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=REPO,
-        )
+        run = run_evaluate(tmp_path, shared_data, config, N)
         assert run.returncode == 0, run.stderr[-3000:]
         sent = server.stats()["requests"]
 

@@ -64,6 +64,22 @@ def _labels(policy: SmallLM, lengths: list[int], ended: list[bool] | None = None
     return labels
 
 
+def _trainable(model_dir, folder, module_class=PPOModule, **ppo) -> PPOModule:
+    """A PPOModule to ``fit``: the vowel reward, 2 short samples per question, one update a step."""
+    settings = dict(
+        rollout=GenerationConfig(max_new_tokens=8, do_sample=True),
+        samples_per_question=2,
+        ppo_epochs=1,
+    )
+    return module_class(
+        model=str(model_dir),
+        reward=VowelShareReward(),
+        ppo=PPOConfig(**{**settings, **ppo}),
+        num_logged_examples=0,
+        export_dir=str(folder / "export"),
+    )
+
+
 @pytest.mark.parametrize("whiten", [True, False])
 def test_rloo_advantages_keep_their_sign_whatever_the_lengths(tiny_causal_dir, whiten):
     # the issue's example: scores [1, 0.6, 0, 0], lengths [40, 4, 4, 4]; whitening over tokens
@@ -164,19 +180,7 @@ def test_gradients_are_clipped_after_unscaling_under_16_mixed(
             return optimizer
 
     L.seed_everything(0)
-    module = Recording(
-        model=str(tiny_causal_dir),
-        reward=VowelShareReward(),
-        ppo=PPOConfig(
-            rollout=GenerationConfig(max_new_tokens=8, do_sample=True),
-            samples_per_question=2,
-            ppo_epochs=1,
-            minibatch_size=8,
-            max_grad_norm=1e-3,
-        ),
-        num_logged_examples=0,
-        export_dir=str(tmp_path / "export"),
-    )
+    module = _trainable(tiny_causal_dir, tmp_path, Recording, minibatch_size=8, max_grad_norm=1e-3)
     precision = MixedPrecision(
         "16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10)
     )
@@ -260,18 +264,7 @@ def test_an_rloo_checkpoint_with_the_old_value_head_resumes(tiny_causal_dir, sha
 
     def fit(folder, epochs, ckpt_path=None):
         L.seed_everything(0)
-        module = PPOModule(
-            model=str(tiny_causal_dir),
-            reward=VowelShareReward(),
-            ppo=PPOConfig(
-                rollout=GenerationConfig(max_new_tokens=8, do_sample=True),
-                samples_per_question=2,
-                advantage="rloo",
-                ppo_epochs=1,
-            ),
-            num_logged_examples=0,
-            export_dir=str(folder / "export"),
-        )
+        module = _trainable(tiny_causal_dir, folder, advantage="rloo")
         checkpoints = ModelCheckpoint(dirpath=folder, save_top_k=-1, every_n_epochs=1)
         trainer = _quiet_trainer(
             max_epochs=epochs, callbacks=[checkpoints], enable_checkpointing=True

@@ -23,6 +23,7 @@ from rich.progress import track
 
 from lm_guided_cot.data.datamodule import MultiHopQADataModule
 from lm_guided_cot.data.errors import DataFormatError
+from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.evaluation.results import ExampleResult
 from lm_guided_cot.evaluation.voting import majority_vote
@@ -96,13 +97,11 @@ def read_rationale_file(path: str | Path, records: Sequence[QARecord]) -> list[l
             )
         by_id.setdefault(str(rid), []).extend(texts)
 
-    try:
-        text = Path(source).read_text(encoding="utf-8")
-    except OSError as error:
-        raise DataFormatError(source, None, None, f"cannot read it ({error.strerror})") from None
+    if not Path(source).is_file():
+        raise DataFormatError(source, None, None, "cannot read it (no such file)")
     if source.endswith(".json"):
         try:
-            content = json.loads(text)
+            content = json.loads(Path(source).read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise DataFormatError(source, None, None, f"not valid JSON ({error})") from None
         if not isinstance(content, dict):
@@ -110,17 +109,7 @@ def read_rationale_file(path: str | Path, records: Sequence[QARecord]) -> list[l
         for rid, value in content.items():
             add(rid, value, None, str(rid), None)
     else:
-        index = -1
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            index += 1
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataFormatError(
-                    source, index, None, f"not valid JSON ({error})", number
-                ) from None
+        for index, number, row in iter_json_records(source):
             if not isinstance(row, dict):
                 raise DataFormatError(source, index, None, "expected a JSON object", number)
             key = "rationales" if "rationales" in row else "rationale"

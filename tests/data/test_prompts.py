@@ -143,3 +143,32 @@ def test_fair_shares_properties(lengths, budget):
         if cut:
             assert all(n <= cut[0] for s, n in zip(shares, lengths) if s == n)
             assert budget - sum(shares) < len(lengths)  # nothing left that could be shared
+
+
+def test_relevance_order_and_max_bodies_spend_the_budget_on_the_question_s_paragraphs(tokenizer):
+    filler = tuple(f"Filler sentence {j} about common things." for j in range(8))
+    paragraphs = (
+        Paragraph("Harbour", filler),
+        Paragraph("Quillfeather Abbey", ("The abbey was founded by Osric in 1120.",)),
+        Paragraph("Market", filler),
+        Paragraph("Osric", ("Osric was born in Tamworth and founded things.",)),
+    )
+    record = QARecord(
+        id="rel",
+        question="Where was the founder of Quillfeather Abbey born?",
+        answer="Tamworth",
+        paragraphs=paragraphs,
+    )
+    order = [p.title for p in select_paragraphs(record, PromptConfig(paragraph_order="relevance"))]
+    assert order[0] == "Quillfeather Abbey"  # rare question words in its title
+    assert set(order) == {p.title for p in paragraphs}
+    titles_only = "Question: \n\nContext:\n" + "".join(f"{p.title}: \n" for p in paragraphs)
+    budget = len(tokenizer(record.question + titles_only + "\nRationale:")["input_ids"]) + 45
+    config = PromptConfig(max_tokens=budget, paragraph_order="relevance", max_bodies=1)
+    prompt = PromptBuilder(config, tokenizer).build(record)
+    assert "The abbey was founded by Osric in 1120." in prompt
+    assert "Filler" not in prompt and "Tamworth" not in prompt  # the others keep titles only
+    for paragraph in paragraphs:
+        assert f"{paragraph.title}: " in prompt
+    with pytest.raises(ValueError, match="max_bodies"):
+        PromptConfig(max_bodies=0)

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.rationales import (
     RationaleConfig,
     build_rationales,
@@ -14,8 +15,8 @@ from lm_guided_cot.data.rationales import (
     read_kept,
     select_kept,
 )
-from lm_guided_cot.data.records import Paragraph, QARecord
-from lm_guided_cot.llm.config import SamplingParams
+from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
+from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.roles import TeacherConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.helpers import fake_llm_config
@@ -218,3 +219,29 @@ def test_the_reader_can_judge_which_rationales_to_keep(tmp_path):
     assert all("reader_answer" in r for r in rows)
     # 10 checks, 9 sent: Q-unparseable's two replies are the same text, asked once
     assert summary["judged_by"] == "reader" and summary["reader_requests_sent"] == 9
+
+
+def test_supporting_facts_source_writes_the_gold_sentences_without_a_large_lm(tmp_path):
+    paragraphs = (Paragraph("A", ("A one.", " A two.")), Paragraph("B", ("B one.",)))
+    with_facts = QARecord(
+        id="q1",
+        question="?",
+        answer="x",
+        paragraphs=paragraphs,
+        supporting_facts=(SupportingFact("B", 0), SupportingFact("A", 1)),
+    )
+    without = QARecord(id="q2", question="?", answer="y", paragraphs=paragraphs)
+    # An LLM config that could not be reached: the source must not build a client at all.
+    config = RationaleConfig(
+        dir=str(tmp_path),
+        source="supporting_facts",
+        llm=LLMConfig(model="openai/none", api_base="http://127.0.0.1:9"),
+    )
+    summary = build_rationales([with_facts, without], config, "train")
+    kept = read_kept(config.path("train"))
+    assert [(r["id"], r["rationale"]) for r in kept] == [("q1", "B one. A two.")]
+    assert summary["kept"] == 1 and summary["without_supporting_facts"] == 1
+    assert summary["requests_sent"] == 0
+    with pytest.raises(DataFormatError, match="no validation question has any"):
+        build_rationales([without], config, "validation")
+    assert not config.path("validation").exists()

@@ -10,7 +10,10 @@ ones are cut to one common length).
 from __future__ import annotations
 
 import logging
+import math
 import random
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -39,10 +42,17 @@ class PromptConfig:
         max_tokens: token budget of the whole prompt (special tokens included). Over it,
             paragraph bodies are shortened (titles always stay); ``None`` for no limit.
         paragraph_order: ``original`` (as in the data), ``shuffle`` (a fixed per-question
-            permutation drawn from ``seed`` and the record id) or ``gold_first`` (paragraphs
-            holding supporting facts first: an ablation, it leaks the gold).
+            permutation drawn from ``seed`` and the record id), ``relevance`` (most words
+            shared with the question first, see ``relevance_order``: no gold is used) or
+            ``gold_first`` (paragraphs holding supporting facts first: an ablation, it leaks
+            the gold).
         context: ``all`` paragraphs, or ``gold_only`` (oracle ablation: only those holding a
             supporting fact).
+        max_bodies: over the budget, only the first ``max_bodies`` paragraphs in the order
+            above keep body text (sharing the budget); the others keep their titles. With
+            ``relevance`` this spends a small budget on the paragraphs likely to matter
+            (HotpotQA, 384 tokens: 62% of the gold sentences whole in the prompt with 3,
+            16% without); ``None``: every paragraph shares the budget.
         seed: seed of the ``shuffle`` order.
     """
 
@@ -50,8 +60,9 @@ class PromptConfig:
     paragraph_template: str = "{title}: {text}"
     paragraph_separator: str = "\n"
     max_tokens: int | None = 512
-    paragraph_order: Literal["original", "shuffle", "gold_first"] = "original"
+    paragraph_order: Literal["original", "shuffle", "relevance", "gold_first"] = "original"
     context: Literal["all", "gold_only"] = "all"
+    max_bodies: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -67,6 +78,38 @@ class PromptConfig:
                 )
         if self.max_tokens is not None and self.max_tokens <= 0:
             raise ValueError(f"PromptConfig.max_tokens must be positive, got {self.max_tokens}")
+        if self.max_bodies is not None and self.max_bodies < 1:
+            raise ValueError(f"PromptConfig.max_bodies must be at least 1, got {self.max_bodies}")
+
+
+_STOPWORDS = frozenset(
+    "a an and are as at be by did do does for from how in is it its of on or that the their "  # noqa: SIM905
+    "this to was were what when where which who whom whose with".split()
+)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOPWORDS}
+
+
+def relevance_order(question: str, paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
+    """Paragraphs by the words they share with the question, weighted by rarity among the
+    question's paragraphs (IDF); a shared word in the title counts three times. Stable on ties.
+
+    A bag-of-words ranker, not a retriever: it reads only the question and the context, so it
+    is as legitimate at test time as the original order.
+    """
+    asked = _words(question)
+    bags = [(_words(p.title), _words(f"{p.title} {p.text}")) for p in paragraphs]
+    frequency = Counter(w for _, bag in bags for w in bag)
+    n = len(paragraphs)
+
+    def score(index: int) -> float:
+        title, bag = bags[index]
+        return sum(math.log(1 + n / frequency[w]) * (3 if w in title else 1) for w in asked & bag)
+
+    ranked = sorted(range(n), key=lambda i: -score(i))
+    return [paragraphs[i] for i in ranked]
 
 
 def select_paragraphs(record: QARecord, config: PromptConfig) -> list[Paragraph]:
@@ -77,6 +120,8 @@ def select_paragraphs(record: QARecord, config: PromptConfig) -> list[Paragraph]
         paragraphs = [p for p in paragraphs if p.title in gold]
     if config.paragraph_order == "shuffle":
         random.Random(f"{config.seed}:{record.id}").shuffle(paragraphs)
+    elif config.paragraph_order == "relevance":
+        paragraphs = relevance_order(record.question, paragraphs)
     elif config.paragraph_order == "gold_first":
         paragraphs.sort(key=lambda p: p.title not in gold)  # stable: keeps order within groups
     return paragraphs
@@ -148,6 +193,8 @@ class PromptBuilder:
             return prompt
 
         bodies = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for _, text in full]
+        if self.config.max_bodies is not None:
+            bodies = [b if i < self.config.max_bodies else [] for i, b in enumerate(bodies)]
         titles_only = self.render(record.question, [(title, "") for title, _ in full])
         budget = limit - self.count(titles_only)
         if budget <= 0:

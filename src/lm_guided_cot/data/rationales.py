@@ -41,6 +41,11 @@ class RationaleConfig:
         dir: folder of ``<split>.jsonl`` (one line per teacher sample) and
             ``<split>.summary.json``; built by ``lmcot rationales`` or, when missing, by the
             DataModule's ``prepare_data`` (rank 0).
+        source: who writes the targets: the large LM as ``teacher`` (the paper), or
+            ``supporting_facts``: each question's gold supporting sentences, an extractive
+            target shaped like the evaluation's oracle row (no large-LM call; the split must
+            carry supporting facts, as HotpotQA's and 2Wiki's training sets do). The teacher
+            and keep-rule fields below apply to ``teacher`` only.
         llm: the large LM acting as teacher.
         teacher: the teacher's prompt, demonstrations and sampling.
         samples: rationales asked per question (use a teacher temperature > 0 when above 1).
@@ -58,6 +63,7 @@ class RationaleConfig:
     """
 
     dir: str = "rationales"
+    source: Literal["teacher", "supporting_facts"] = "teacher"
     llm: LLMConfig = field(default_factory=LLMConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     samples: int = 1
@@ -125,6 +131,8 @@ def build_rationales(
     client: LLMClient | None = None,
 ) -> dict[str, Any]:
     """Ask the teacher about every record, write ``<split>.jsonl`` and its summary; return the summary."""
+    if config.source == "supporting_facts":
+        return _write_supporting_facts(records, config, split)
     client = client or LLMClient(config.llm)
     teacher = Teacher(client, config.teacher)
     sampling = config.teacher.sampling or config.llm.sampling
@@ -246,6 +254,50 @@ def build_rationales(
         config.path(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     )
     write_atomically(config.summary_path(split), json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _write_supporting_facts(
+    records: Iterable[QARecord], config: RationaleConfig, split: str
+) -> dict[str, Any]:
+    """``source: supporting_facts``: one kept row per question, its gold supporting sentences."""
+    rows = []
+    for record in records:
+        rationale = record.gold_rationale
+        rows.append(
+            {
+                "id": record.id,
+                "sample": 0,
+                "rationale": rationale,
+                "gold_answers": record.gold_answers,
+                "kept": bool(rationale),
+                "error": None,
+                "source": "supporting_facts",
+            }
+        )
+    if rows and not any(r["kept"] for r in rows):
+        raise DataFormatError(
+            str(config.path(split)),
+            None,
+            "supporting_facts",
+            f"source: supporting_facts needs supporting facts, and no {split} question has any",
+        )
+    kept = sum(r["kept"] for r in rows)
+    summary = {
+        "split": split,
+        "source": "supporting_facts",
+        "questions": len(rows),
+        "kept": kept,
+        "questions_with_kept": kept,
+        "without_supporting_facts": len(rows) - kept,
+        "kept_fraction": kept / len(rows) if rows else 0.0,
+        "requests_sent": 0,
+    }
+    write_atomically(
+        config.path(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    )
+    write_atomically(config.summary_path(split), json.dumps(summary, indent=2) + "\n")
+    log.info("supporting-fact rationales (%s): %d of %d questions", split, kept, len(rows))
     return summary
 
 

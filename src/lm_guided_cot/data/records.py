@@ -68,6 +68,22 @@ class QARecord:
         """Titles of the paragraphs that hold a supporting fact, in first-mention order."""
         return list(dict.fromkeys(f.title for f in self.supporting_facts))
 
+    @property
+    def gold_rationale(self) -> str:
+        """The gold supporting sentences in the order the record lists them, joined by spaces.
+
+        The oracle guide of the evaluation and the ``supporting_facts`` source of stage-1
+        targets. A supporting fact pointing past its paragraph's last sentence (a known quirk
+        of a few HotpotQA records) contributes nothing.
+        """
+        sentences = {p.title: p.sentences for p in self.paragraphs}
+        texts = [
+            sentences[f.title][f.sent_id].strip()
+            for f in self.supporting_facts
+            if f.sent_id < len(sentences.get(f.title, ()))
+        ]
+        return " ".join(t for t in texts if t)
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> QARecord:
         """Build a record from one row of a dataset with ``FEATURES``."""

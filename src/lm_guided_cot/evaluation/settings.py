@@ -132,18 +132,8 @@ def read_rationale_file(path: str | Path, records: Sequence[QARecord]) -> list[l
 
 
 def gold_rationale(record: QARecord) -> str:
-    """The gold supporting sentences in the order the record lists them: the oracle guide.
-
-    A supporting fact pointing past its paragraph's last sentence (a known quirk of a few
-    HotpotQA records) contributes nothing.
-    """
-    sentences = {p.title: p.sentences for p in record.paragraphs}
-    texts = [
-        sentences[f.title][f.sent_id].strip()
-        for f in record.supporting_facts
-        if f.sent_id < len(sentences.get(f.title, ()))
-    ]
-    return " ".join(t for t in texts if t)
+    """The oracle guide's rationale: the record's gold supporting sentences."""
+    return record.gold_rationale
 
 
 def _errors(*errors: str | None) -> list[str]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 
 from lightning import LightningDataModule, LightningModule
-from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from lm_guided_cot.commands import COMMANDS
+from lm_guided_cot.modules.progress import default_progress_bar
 
 _DESCRIPTION = (
     "LM-guided chain-of-thought: a small LM writes the rationales a frozen large LM answers with.\n"
@@ -40,7 +40,7 @@ def build_cli(args: list[str] | None, run: bool = True) -> LmcotCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [RichProgressBar()]},
+        trainer_defaults={"callbacks": [default_progress_bar()]},
         parser_kwargs={"description": _DESCRIPTION} if run else {},
         run=run,
         args=args,

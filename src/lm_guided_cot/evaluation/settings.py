@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from rich.progress import track
 
 from lm_guided_cot.data.datamodule import MultiHopQADataModule
 from lm_guided_cot.data.errors import DataFormatError
@@ -28,6 +27,7 @@ from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.evaluation.results import ExampleResult
 from lm_guided_cot.evaluation.voting import majority_vote
 from lm_guided_cot.hparams import as_dataclass
+from lm_guided_cot.llm.progress import BatchProgress
 from lm_guided_cot.llm.roles import Judge, Reader, Teacher
 from lm_guided_cot.paths import expand_path
 from lm_guided_cot.policy import GenerationConfig, SmallLM
@@ -225,8 +225,11 @@ def generate_rationales(
     rationales: list[list[str]] = [[] for _ in range(n)]
     try:
         batches = prompts.eval_dataloader(split, batch_size=setting.batch_size)
-        if show_progress:
-            batches = track(batches, f"{setting.name}: small LM writes rationales")
+        progress = (
+            BatchProgress(f"{setting.name}: small LM writes rationales", len(batches))
+            if show_progress
+            else None
+        )
         for batch in batches:
             k = setting.samples
             labels = policy.generate(
@@ -237,6 +240,10 @@ def generate_rationales(
             texts = policy.decode(labels)
             for index, text in zip(batch["index"].repeat_interleave(k).tolist(), texts):
                 rationales[index].append(text)
+            if progress is not None:
+                progress.advance()
+        if progress is not None:
+            progress.close()
     finally:
         torch.set_rng_state(generator_state)
         del policy

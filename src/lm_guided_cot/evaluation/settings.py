@@ -223,13 +223,13 @@ def generate_rationales(
     generator_state = torch.get_rng_state()
     torch.manual_seed(seed)  # sampled settings are reproducible and independent of order
     rationales: list[list[str]] = [[] for _ in range(n)]
+    batches = prompts.eval_dataloader(split, batch_size=setting.batch_size)
+    progress = (
+        BatchProgress(f"{setting.name}: small LM writes rationales", len(batches))
+        if show_progress
+        else None
+    )
     try:
-        batches = prompts.eval_dataloader(split, batch_size=setting.batch_size)
-        progress = (
-            BatchProgress(f"{setting.name}: small LM writes rationales", len(batches))
-            if show_progress
-            else None
-        )
         for batch in batches:
             k = setting.samples
             labels = policy.generate(
@@ -242,9 +242,9 @@ def generate_rationales(
                 rationales[index].append(text)
             if progress is not None:
                 progress.advance()
-        if progress is not None:
-            progress.close()
     finally:
+        if progress is not None:
+            progress.close()  # a live bar left running would keep drawing over the error
         torch.set_rng_state(generator_state)
         del policy
     return rationales

@@ -52,6 +52,41 @@ def test_score_verb_prints_official_metrics(shared_data, tmp_path):
     assert result == score_file(str(path), str(gold))
 
 
+def test_score_verb_on_2wiki_with_evidence_percent_and_bad_entries(shared_data, tmp_path):
+    gold = shared_data / "2wikimultihopqa/dev.json"
+    rows = json.loads(gold.read_text())
+    half = rows[: len(rows) // 2]
+    predictions = {
+        "answer": {r["_id"]: r["answer"] for r in rows},
+        # lowercased titles are right by 2Wiki's rules
+        "sp": {r["_id"]: [[t.lower(), s] for t, s in r["supporting_facts"]] for r in rows},
+        "evidence": {r["_id"]: r["evidences"] for r in half},  # the rest: missing, scored 0
+    }
+    first = rows[0]["_id"]
+    predictions["sp"][first].append(["Beta", 0, 0.9])  # malformed: a false positive, reported
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps(predictions))
+    env = {"HF_DATASETS_CACHE": str(tmp_path / "c")}
+    done = _lmcot("score", str(path), str(gold), "--percent", "true", **env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["em"], result["sp_recall"], result["evi_em"]) == (100.0, 100.0, 50.0)
+    assert result["missing"] == {"evidence": len(rows) - len(half)}
+    # the malformed entry costs the first record its sp and joint EM: 99 and 50 - 1 of 100
+    assert (result["sp_em"], result["joint_em"]) == (99.0, 49.0)
+    plain = score_file(str(path), str(gold))
+    percent = {k: round(v * 100, 2) for k, v in plain.items() if isinstance(v, float)}
+    assert result == {**plain, **percent}
+    assert f"lmcot score: {path}: record {first!r}: field 'sp': entry" in done.stderr
+    assert '["Beta", 0, 0.9]' in done.stderr
+
+    predictions["sp"][first] = [["Beta", [0]]]  # the official script stops on it: so do we
+    path.write_text(json.dumps(predictions))
+    done = _lmcot("score", str(path), str(gold), **env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"lmcot score: {path}: record {first!r}: field 'sp': entry")
+
+
 def test_print_config_explains_the_data_preset():
     done = _lmcot(
         "fit",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
+from typing import Any
 
 from jsonargparse import auto_cli
 
 from lm_guided_cot.data.readers import default_source_for, read_split
+from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.config import LLMConfig
-from lm_guided_cot.metrics import GoldExample, read_prediction_file, score_predictions
+from lm_guided_cot.metrics import GoldExample, official_report, read_prediction_file
 
 
 def score_file(
@@ -18,33 +21,38 @@ def score_file(
     source: str | None = None,
     aliases: str | None = None,
     split: str = "validation",
-) -> dict[str, float]:
+    percent: bool = False,
+) -> dict[str, Any]:
     """Score an official-format prediction file against a gold split, by the official rules.
 
     Args:
-        predictions: JSON file ``{"answer": {id: str}, "sp": {id: [[title, sent_id]]}}``.
+        predictions: JSON file ``{"answer": {id: str}, "sp": {id: [[title, sent_id]]}}``, and
+            for 2Wiki ``"evidence": {id: [[subject, relation, object]]}``.
         gold: the gold split: a file, a dataset folder or a hub id.
         source: ``hotpotqa`` or ``2wikimultihopqa``; guessed from the gold path when absent.
-        aliases: 2Wiki ``id_aliases.json``, to accept answer aliases.
+        aliases: 2Wiki ``id_aliases.json``, to accept answer and evidence aliases.
         split: split to read when ``gold`` is a folder or hub id.
+        percent: print each mean as 2Wiki's official script does, ``round(100 * mean, 2)``.
+
+    Returns the metrics under the official keys, then ``absent`` (sections the file lacks),
+    ``missing`` (gold ids a section lacks) and ``malformed`` (entries scored as the official
+    script scores them, each named by file, id and entry) where there are any.
     """
-    records = read_split(
-        gold, source or default_source_for(gold), split=split, aliases_path=aliases
-    )
-    examples = (
-        GoldExample(
-            row["id"],
-            [row["answer"], *row["answer_aliases"]],
-            [(f["title"], f["sent_id"]) for f in row["supporting_facts"]],
-        )
-        for row in records.dataset
-    )
-    return score_predictions(read_prediction_file(predictions), examples)
+    benchmark = source or default_source_for(gold)
+    records = read_split(gold, benchmark, split=split, aliases_path=aliases)
+    examples = (GoldExample.from_record(QARecord.from_row(row)) for row in records.dataset)
+    report = official_report(read_prediction_file(predictions), examples, benchmark, predictions)
+    return report.as_dict(percent=percent)
 
 
 def score(argv: list[str]) -> None:
     """Score an official-format prediction file."""
-    result = auto_cli(score_file, args=argv, prog="lmcot score")
+    try:
+        result = auto_cli(score_file, args=argv, prog="lmcot score")
+    except ValueError as err:  # bad input: one line naming file, record and field
+        raise SystemExit(f"lmcot score: {err}") from None
+    for message in result.get("malformed", ()):
+        print(f"lmcot score: {message}", file=sys.stderr)
     print(json.dumps(result, indent=2))
 
 

@@ -1,12 +1,17 @@
-"""Official HotpotQA / 2WikiMultiHopQA answer and supporting-fact scores, plain and as torchmetrics.
+"""Official HotpotQA / 2WikiMultiHopQA scores, plain and as torchmetrics.
 
-The plain functions follow ``hotpot_evaluate_v1.py`` line for line, quirks included:
+The plain functions follow ``hotpot_evaluate_v1.py`` and 2Wiki's
+``2wikimultihop_evaluate_v1.1.py`` line for line, quirks included:
 - answers are normalised SQuAD-style (lower case, no punctuation, no articles, white space folded);
 - F1 is 0 when either side normalises to ``yes``/``no``/``noanswer`` and the two differ;
 - two answers that both normalise to the empty string have EM 1 but F1 0 (no shared token);
+- supporting facts are compared as given (``set(map(tuple, sp))``: ``"0"`` is not ``0``);
+  2Wiki lowercases titles first and keeps the duplicates that lowercasing makes;
+- 2Wiki scores evidence triples (lowercased, no punctuation, white space folded) against each
+  gold triple's accepted forms, and its joint is answer x supporting facts x evidence;
 - a prediction file that lacks an id scores 0 on it; the mean is over all gold records.
-2Wiki's script is the same, with the best score over the gold answer and its aliases, each
-of EM, F1, precision and recall maximised separately.
+2Wiki takes the best score over the gold answer and its aliases, each of EM, F1, precision and
+recall maximised separately.
 
 The torchmetrics classes keep sums and counts (float64), so a DDP reduction gives exactly the
 numbers one process would.
@@ -14,17 +19,25 @@ numbers one process would.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torchmetrics import Metric
+
+if TYPE_CHECKING:
+    from lm_guided_cot.data.records import QARecord
+
+HOTPOTQA = "hotpotqa"
+TWOWIKI = "2wikimultihopqa"
+BENCHMARKS = (HOTPOTQA, TWOWIKI)
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -39,14 +52,28 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+def normalize_evidence_text(text: str) -> str:
+    """2Wiki's evidence normalisation: lower, strip punctuation, fold spaces (articles stay)."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    return " ".join(text.split())
+
+
 @dataclass(frozen=True)
 class AnswerScore:
-    """EM, F1, precision and recall of one predicted answer."""
+    """EM, F1, precision and recall of one prediction (answer, supporting facts or evidence)."""
 
     em: float
     f1: float
     precision: float
     recall: float
+
+
+_ZERO = AnswerScore(0.0, 0.0, 0.0, 0.0)
+
+
+class PredictionFormatError(ValueError):
+    """A predicted entry that the official script cannot score either: it stops on it."""
 
 
 def exact_match(prediction: str, gold: str) -> float:
@@ -98,15 +125,64 @@ def score_answer(prediction: str, golds: str | Sequence[str]) -> AnswerScore:
     return AnswerScore(em, f1, precision, recall)
 
 
+def _check_benchmark(benchmark: str) -> None:
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
+
+
+def _tuples(entries: Any) -> set[tuple]:
+    """``set(map(tuple, entries))``, as both scripts build their sets, or the entry it stops on."""
+    if isinstance(entries, (int, float)) or entries is None:
+        raise PredictionFormatError(f"expected a list, found {_kind(entries)}")
+    out = set()
+    for entry in entries:
+        try:
+            out.add(tuple(entry))
+        except TypeError:  # not iterable (a number, null) or holds a list/object (unhashable)
+            raise PredictionFormatError(
+                f"entry {entry!r} cannot be made a tuple of plain values"
+            ) from None
+    return out
+
+
+def _lower_titles(facts: Iterable[tuple]) -> list[list]:
+    """2Wiki's ``normalize_sp``: each fact as a list with its title lowercased, duplicates kept."""
+    out = []
+    for fact in facts:
+        fact = list(fact)
+        if not fact or not isinstance(fact[0], str):
+            raise PredictionFormatError(f"entry {fact!r} has no string title to lowercase")
+        fact[0] = fact[0].lower()
+        out.append(fact)
+    return out
+
+
+def _sp_facts(entries: Any, benchmark: str) -> set[tuple] | list[list]:
+    facts = _tuples(entries)
+    return _lower_titles(facts) if benchmark == TWOWIKI else facts
+
+
 def score_supporting_facts(
-    predicted: Iterable[Sequence[Any]], gold: Iterable[Sequence[Any]]
+    predicted: Iterable[Sequence[Any]], gold: Iterable[Sequence[Any]], benchmark: str = HOTPOTQA
 ) -> AnswerScore:
-    """Supporting-fact EM/F1/precision/recall over sets of (title, sent_id) pairs."""
-    pred_set = {(str(t), int(s)) for t, s in predicted}
-    gold_set = {(str(t), int(s)) for t, s in gold}
-    tp = len(pred_set & gold_set)
-    fp = len(pred_set - gold_set)
-    fn = len(gold_set - pred_set)
+    """Supporting-fact EM/F1/precision/recall, the facts compared exactly as the official script.
+
+    HotpotQA compares ``(title, sent_id)`` tuples as given; 2Wiki lowercases titles first, and a
+    predicted fact that lowercasing duplicates counts twice. Raises ``PredictionFormatError``
+    on an entry the official script stops on.
+    """
+    _check_benchmark(benchmark)
+    pred = _sp_facts(predicted, benchmark)
+    ref = _sp_facts(gold, benchmark)
+    tp = fp = fn = 0
+    for fact in pred:
+        if fact in ref:
+            tp += 1
+        else:
+            fp += 1
+    for fact in ref:
+        if fact not in pred:
+            fn += 1
     precision = tp / (tp + fp) if tp + fp > 0 else 0.0
     recall = tp / (tp + fn) if tp + fn > 0 else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
@@ -114,12 +190,77 @@ def score_supporting_facts(
     return AnswerScore(em, f1, precision, recall)
 
 
-def joint_score(answer: AnswerScore, sp: AnswerScore) -> AnswerScore:
-    """The official joint metric: products of precision, recall and EM; F1 from those."""
+def evidence_forms(
+    subject: str,
+    relation: str,
+    obj: str,
+    subject_aliases: Iterable[str] = (),
+    object_aliases: Iterable[str] = (),
+) -> list[list[str]]:
+    """The accepted forms of one gold triple: every subject name by every object name."""
+    subjects = dict.fromkeys((subject, *subject_aliases))
+    objects = dict.fromkeys((obj, *object_aliases))
+    return [[s, relation, o] for s, o in itertools.product(subjects, objects)]
+
+
+def _normalize_evidence(value: Any) -> Any:
+    """2Wiki's ``normalize_evi`` on a copy: every string at any depth normalised.
+
+    The script's loop runs ``range(len(x))`` over anything not a string: an empty string or
+    object passes untouched, anything else that is not a list stops it.
+    """
+    if isinstance(value, (list, tuple)):  # a tuple is what a list is in JSON
+        return [
+            normalize_evidence_text(v) if isinstance(v, str) else _normalize_evidence(v)
+            for v in value
+        ]
+    if isinstance(value, (str, dict)) and not value:
+        return value
+    raise PredictionFormatError(f"{value!r} is neither a string nor a list of them")
+
+
+def _gold_evidence_sets(gold: Sequence[Sequence[Sequence[str]]]) -> list[set[tuple]]:
+    """Per gold triple, the set of its normalised forms (the script's ``gold_evi_pred``)."""
+    return [{tuple(normalize_evidence_text(x) for x in form) for form in forms} for forms in gold]
+
+
+def score_evidence(predicted: Any, gold: Sequence[Sequence[Sequence[str]]]) -> AnswerScore:
+    """2Wiki's evidence EM/F1/precision/recall (``update_evi``).
+
+    ``gold`` holds, per gold triple, its accepted ``[subject, relation, object]`` forms
+    (``evidence_forms``). A distinct predicted triple that matches any form of any gold triple
+    is a match; precision is matches over distinct predictions, recall matches over gold
+    triples (so it exceeds 1 when two alias forms of one triple are both predicted), and either
+    is 0 when its denominator is. Raises ``PredictionFormatError`` where the script stops.
+    """
+    pred = _tuples(_normalize_evidence(predicted))
+    golds = _gold_evidence_sets(gold)
+    matches = 0
+    for triple in pred:
+        for forms in golds:
+            if triple in forms:
+                matches += 1
+                break
+    precision = matches / len(pred) if pred else 0.0
+    recall = matches / len(golds) if golds else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    em = 1.0 if matches == len(pred) == len(golds) else 0.0
+    return AnswerScore(em, f1, precision, recall)
+
+
+def joint_score(
+    answer: AnswerScore, sp: AnswerScore, evidence: AnswerScore | None = None
+) -> AnswerScore:
+    """The official joint: products of precision, recall and EM (2Wiki's with the evidence's
+    too, multiplied in the script's order); F1 from the products."""
     precision = answer.precision * sp.precision
     recall = answer.recall * sp.recall
+    em = answer.em * sp.em
+    if evidence is not None:
+        precision, recall = precision * evidence.precision, recall * evidence.recall
+        em = em * evidence.em
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return AnswerScore(answer.em * sp.em, f1, precision, recall)
+    return AnswerScore(em, f1, precision, recall)
 
 
 class _ScoreSums(Metric):
@@ -148,6 +289,11 @@ class _ScoreSums(Metric):
         return {name: getattr(self, f"{name}_sum") / count for name in self._names}
 
 
+def _same_length(preds: Sequence, golds: Sequence, what: str) -> None:
+    if len(preds) != len(golds):
+        raise ValueError(f"{len(preds)} predictions but {len(golds)} {what}")
+
+
 class AnswerScores(_ScoreSums):
     """Mean answer EM, F1, precision and recall over a stream of (prediction, gold) pairs.
 
@@ -155,62 +301,214 @@ class AnswerScores(_ScoreSums):
     """
 
     def update(self, preds: Sequence[str], golds: Sequence[str | Sequence[str]]) -> None:
-        if len(preds) != len(golds):
-            raise ValueError(f"{len(preds)} predictions but {len(golds)} gold answers")
+        _same_length(preds, golds, "gold answers")
         for pred, gold in zip(preds, golds):
             self._add(score_answer(pred, gold))
 
 
 class SupportingFactScores(_ScoreSums):
-    """Mean supporting-fact EM, F1, precision and recall over (predicted set, gold set) pairs."""
+    """Mean supporting-fact EM, F1, precision and recall over (predicted set, gold set) pairs,
+    compared as ``benchmark``'s official script compares them."""
+
+    def __init__(self, benchmark: str = HOTPOTQA, **kwargs: Any) -> None:
+        _check_benchmark(benchmark)
+        super().__init__(**kwargs)
+        self.benchmark = benchmark
 
     def update(
         self, preds: Sequence[Iterable[Sequence[Any]]], golds: Sequence[Iterable[Sequence[Any]]]
     ) -> None:
-        if len(preds) != len(golds):
-            raise ValueError(f"{len(preds)} predictions but {len(golds)} gold sets")
+        _same_length(preds, golds, "gold sets")
         for pred, gold in zip(preds, golds):
-            self._add(score_supporting_facts(pred, gold))
+            self._add(score_supporting_facts(pred, gold, self.benchmark))
+
+
+class EvidenceScores(_ScoreSums):
+    """Mean 2Wiki evidence EM, F1, precision and recall; ``golds[i]`` lists each gold triple's
+    accepted forms (``evidence_forms``)."""
+
+    def update(
+        self, preds: Sequence[Any], golds: Sequence[Sequence[Sequence[Sequence[str]]]]
+    ) -> None:
+        _same_length(preds, golds, "gold evidence lists")
+        for pred, gold in zip(preds, golds):
+            self._add(score_evidence(pred, gold))
+
+
+class JointScores(_ScoreSums):
+    """Mean official joint EM, F1, precision and recall: answer x supporting facts, and for
+    2Wiki x evidence (``evidence``/``gold_evidence`` are then required)."""
+
+    def __init__(self, benchmark: str = HOTPOTQA, **kwargs: Any) -> None:
+        _check_benchmark(benchmark)
+        super().__init__(**kwargs)
+        self.benchmark = benchmark
+
+    def update(
+        self,
+        answers: Sequence[str],
+        gold_answers: Sequence[str | Sequence[str]],
+        sp: Sequence[Iterable[Sequence[Any]]],
+        gold_sp: Sequence[Iterable[Sequence[Any]]],
+        evidence: Sequence[Any] | None = None,
+        gold_evidence: Sequence[Sequence[Sequence[Sequence[str]]]] | None = None,
+    ) -> None:
+        _same_length(answers, gold_answers, "gold answers")
+        _same_length(sp, gold_sp, "gold sets")
+        _same_length(answers, sp, "supporting-fact predictions")
+        if self.benchmark == TWOWIKI:
+            if evidence is None or gold_evidence is None:
+                raise ValueError("2Wiki's joint score needs evidence and gold_evidence")
+            _same_length(evidence, gold_evidence, "gold evidence lists")
+            _same_length(answers, evidence, "evidence predictions")
+        for i, (answer, gold) in enumerate(zip(answers, gold_answers)):
+            sp_score = score_supporting_facts(sp[i], gold_sp[i], self.benchmark)
+            evi = None
+            if self.benchmark == TWOWIKI:
+                evi = score_evidence(evidence[i], gold_evidence[i])  # type: ignore[index]
+            self._add(joint_score(score_answer(answer, gold), sp_score, evi))
+
+
+# ---- official prediction files ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class GoldExample:
-    """What the official scorer needs of a gold record."""
+    """What the official scorers need of a gold record.
+
+    ``evidences``: per gold triple, its accepted ``[subject, relation, object]`` forms (2Wiki).
+    """
 
     id: str
     answers: Sequence[str]
     supporting_facts: Sequence[Sequence[Any]] = ()
+    evidences: Sequence[Sequence[Sequence[str]]] = ()
+
+    @classmethod
+    def from_record(cls, record: QARecord) -> GoldExample:
+        """The gold of a ``QARecord``: answer and aliases, supporting facts, evidence forms."""
+        return cls(
+            record.id,
+            record.gold_answers,
+            [(f.title, f.sent_id) for f in record.supporting_facts],
+            [
+                evidence_forms(e.subject, e.relation, e.object, e.subject_aliases, e.object_aliases)
+                for e in record.evidences
+            ],
+        )
 
 
-def score_predictions(
-    predictions: Mapping[str, Any], gold: Iterable[GoldExample]
-) -> dict[str, float]:
-    """Score an official-format prediction dict ``{"answer": {id: str}, "sp": {id: [[t, s]]}}``.
+@dataclass
+class OfficialReport:
+    """A prediction file scored by the official rules, and what the scores do not show.
 
-    Returns means over the gold records of ``em, f1, prec, recall`` and, when the predictions
-    carry an ``sp`` section, ``sp_*`` and ``joint_*`` too (the keys the official script
-    prints). An id missing from the predictions scores 0, as in the official script.
+    ``metrics``: means over the gold records, under the keys the official script prints.
+    ``absent``: sections the benchmark's script scores but the file lacks (their keys, and the
+    joint's, are left out). ``missing``: per section present, the gold ids it lacks (each
+    scored 0). ``malformed``: entries that are not ``[title, sent_id]`` pairs or
+    ``[subject, relation, object]`` triples, scored as the official script scores them.
     """
+
+    metrics: dict[str, float]
+    absent: list[str] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
+    malformed: list[str] = field(default_factory=list)
+
+    def as_dict(self, percent: bool = False) -> dict[str, Any]:
+        """The metrics, then ``absent``/``missing``/``malformed`` where not empty.
+
+        ``percent``: each mean as 2Wiki's official script prints it, ``round(mean * 100, 2)``.
+        """
+        out: dict[str, Any] = {
+            k: percent_rounded(v) if percent else v for k, v in self.metrics.items()
+        }
+        for name in ("absent", "missing", "malformed"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        return out
+
+
+def percent_rounded(mean: float) -> float:
+    """``round(metrics[k] / N * 100, 2)`` as 2Wiki's script prints, from the mean ``sum / N``."""
+    return round(mean * 100, 2)
+
+
+def official_report(
+    predictions: Mapping[str, Any],
+    gold: Iterable[GoldExample],
+    benchmark: str = HOTPOTQA,
+    origin: str = "predictions",
+) -> OfficialReport:
+    """Score an official-format prediction dict as ``benchmark``'s official script does.
+
+    ``{"answer": {id: str}, "sp": {id: [[title, sent_id]]}, "evidence": {id: [[s, r, o]]}}``
+    (``evidence`` is 2Wiki's). Gives ``em, f1, prec, recall``, then ``sp_*`` when there is an
+    ``sp`` section, ``evi_*`` (2Wiki) when there is an ``evidence`` section, and ``joint_*``
+    when every section the official joint multiplies is there. ``origin`` names the file in
+    messages. Raises ``PredictionFormatError`` (file, id, field, entry) on an entry the official
+    script stops on.
+    """
+    _check_benchmark(benchmark)
     answers = predictions.get("answer", {}) or {}
-    sp_preds = predictions.get("sp")
-    zero = AnswerScore(0.0, 0.0, 0.0, 0.0)
+    sections = ("sp", "evidence") if benchmark == TWOWIKI else ("sp",)
+    present = {name: predictions[name] for name in sections if predictions.get(name) is not None}
+    report = OfficialReport({}, absent=[name for name in sections if name not in present])
+    joint = not report.absent
     totals: Counter[str] = Counter()
+    missing: Counter[str] = Counter()
     n = 0
     for example in gold:
         n += 1
-        ans = score_answer(answers[example.id], example.answers) if example.id in answers else zero
+        if example.id in answers:
+            ans = score_answer(answers[example.id], example.answers)
+        else:
+            ans = _ZERO
+            missing["answer"] += 1
         _accumulate(totals, "", ans)
-        if sp_preds is not None:
-            sp = (
-                score_supporting_facts(sp_preds[example.id], example.supporting_facts)
-                if example.id in sp_preds
-                else zero
-            )
-            _accumulate(totals, "sp_", sp)
-            _accumulate(totals, "joint_", joint_score(ans, sp))
+        scores = {}
+        for name, prefix in (("sp", "sp_"), ("evidence", "evi_")):
+            if name not in present:
+                continue
+            if example.id not in present[name]:
+                missing[name] += 1
+                scores[name] = _ZERO
+            else:
+                value = present[name][example.id]
+                where = f"{origin}: record {example.id!r}: field {name!r}"
+                try:
+                    if name == "sp":
+                        scores[name] = score_supporting_facts(
+                            value, example.supporting_facts, benchmark
+                        )
+                        report.malformed += _malformed_sp(value, example, benchmark, where)
+                    else:
+                        scores[name] = score_evidence(value, example.evidences)
+                        report.malformed += _malformed_evidence(value, example, where)
+                except PredictionFormatError as err:
+                    raise PredictionFormatError(
+                        f"{where}: {err}; the official script stops on it too"
+                    ) from None
+            _accumulate(totals, prefix, scores[name])
+        if joint:
+            _accumulate(totals, "joint_", joint_score(ans, scores["sp"], scores.get("evidence")))
     if n == 0:
         raise ValueError("no gold records to score against")
-    return {key: value / n for key, value in totals.items()}
+    report.metrics = {key: value / n for key, value in totals.items()}
+    report.missing = dict(missing)
+    return report
+
+
+def score_predictions(
+    predictions: Mapping[str, Any],
+    gold: Iterable[GoldExample],
+    benchmark: str = HOTPOTQA,
+    origin: str = "predictions",
+) -> dict[str, float]:
+    """The metrics of ``official_report``: means over the gold records, the official keys.
+
+    An id missing from the predictions scores 0, as in the official script.
+    """
+    return official_report(predictions, gold, benchmark, origin).metrics
 
 
 def _accumulate(totals: Counter[str], prefix: str, score: AnswerScore) -> None:
@@ -220,20 +518,92 @@ def _accumulate(totals: Counter[str], prefix: str, score: AnswerScore) -> None:
     totals[f"{prefix}recall"] += score.recall
 
 
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _malformed_sp(value: Any, example: GoldExample, benchmark: str, where: str) -> list[str]:
+    """Messages for the entries of one ``sp`` value that are not ``[str, int]`` pairs."""
+    if not isinstance(value, list):
+        return [
+            f"{where}: expected a list of [title, sent_id] pairs, found {_kind(value)}; "
+            "scored as the official script scores it (each item as an entry)"
+        ]
+    gold = _sp_facts(example.supporting_facts, benchmark)
+    out = []
+    for entry in value:
+        if (
+            isinstance(entry, (list, tuple))
+            and len(entry) == 2
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], int)
+            and not isinstance(entry[1], bool)
+        ):
+            continue
+        (fact,) = _sp_facts([entry], benchmark)
+        outcome = (
+            "it equals a gold fact, so it counts as correct"
+            if fact in gold
+            else ("a false positive")
+        )
+        out.append(
+            f"{where}: entry {json.dumps(entry)} is not a [title, sent_id] pair; compared as "
+            f"given, as the official script does: {outcome}"
+        )
+    return out
+
+
+def _malformed_evidence(value: Any, example: GoldExample, where: str) -> list[str]:
+    """Messages for the entries of one ``evidence`` value that are not triples of strings."""
+    if not isinstance(value, list):
+        return [
+            f"{where}: expected a list of [subject, relation, object] triples, found "
+            f"{_kind(value)}; scored as the official script scores it"
+        ]
+    gold = _gold_evidence_sets(example.evidences)
+    out = []
+    for entry in value:
+        if (
+            isinstance(entry, (list, tuple))
+            and len(entry) == 3
+            and all(isinstance(x, str) for x in entry)
+        ):
+            continue
+        (triple,) = _tuples(_normalize_evidence([entry]))
+        outcome = (
+            "it equals a gold triple, so it counts as a match"
+            if any(triple in forms for forms in gold)
+            else "a false positive"
+        )
+        out.append(
+            f"{where}: entry {json.dumps(entry)} is not a [subject, relation, object] triple; "
+            f"compared as the official script does: {outcome}"
+        )
+    return out
+
+
 def read_prediction_file(path: str | Path) -> dict[str, Any]:
-    """Load and check an official-format prediction file."""
+    """Load and check an official-format prediction file.
+
+    Each section must map ids to values; what an ``sp`` or ``evidence`` value holds is left to
+    the scorer, which scores malformed entries as the official script does and reports them.
+    """
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read it ({err.strerror})") from None
     if not isinstance(data, dict) or not isinstance(data.get("answer"), dict):
         raise ValueError(f"{path}: field 'answer': expected an object mapping ids to answers")
     for rid, answer in data["answer"].items():
         if not isinstance(answer, str):
             raise ValueError(f"{path}: record {rid!r}: field 'answer': expected a string")
-    if "sp" in data and not isinstance(data["sp"], dict):
-        raise ValueError(
-            f"{path}: field 'sp': expected an object mapping ids to [[title, sent_id]]"
-        )
+    for name, layout in (
+        ("sp", "[[title, sent_id]]"),
+        ("evidence", "[[subject, relation, object]]"),
+    ):
+        if name in data and not isinstance(data[name], dict):
+            raise ValueError(f"{path}: field {name!r}: expected an object mapping ids to {layout}")
     return data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -54,6 +55,10 @@ def test_shared_samples_read_completely_and_faithfully(
             facts = [(t, s) for t, s in original["supporting_facts"]]
         assert [(p.title, list(p.sentences)) for p in record.paragraphs] == pairs
         assert [(f.title, f.sent_id) for f in record.supporting_facts] == facts
+        # 2Wiki's evidence triples are kept, for its official evidence and joint scores
+        assert [[e.subject, e.relation, e.object] for e in record.evidences] == original.get(
+            "evidences", []
+        )
 
 
 def test_hotpot_official_list_layout_equals_hf_layout(tmp_path, datasets_cache):
@@ -119,6 +124,79 @@ def test_2wiki_aliases_from_records_and_alias_file(tmp_path, datasets_cache):
     first, second = (QARecord.from_row(r) for r in result.dataset)
     assert first.gold_answers == ["USA", "United States"]
     assert second.gold_answers == ["USA", "America", "American"]
+
+
+def test_2wiki_evidence_aliases_through_evidences_id(tmp_path, datasets_cache):
+    base = {
+        "type": "compositional",
+        "question": "Where was his father born?",
+        "context": [["A", ["A's father was B."]], ["B", ["B was born in USA."]]],
+        "supporting_facts": [["A", 0], ["B", 0]],
+        "answer": "USA",
+        "evidences": [["A", "father", "B"], ["B", "place of birth", "USA"]],
+    }
+    records = [
+        {
+            **base,
+            "_id": "w1",
+            "evidences_id": [["Q1", "father", "Q2"], ["Q2", "place of birth", "Q30"]],
+        },
+        {**base, "_id": "w2", "evidences_id": []},  # as in the official file: no aliases
+    ]
+    alias_file = write_jsonl(
+        tmp_path / "id_aliases.json",
+        [
+            {"Q_id": "Q2", "aliases": ["Bee"], "demonyms": []},
+            {"Q_id": "Q30", "aliases": ["America"], "demonyms": ["American"]},
+        ],
+    )
+    path = write_json(tmp_path / "dev.json", records)
+    result = read_split(path, TWOWIKI, aliases_path=alias_file, cache_dir=datasets_cache)
+    first, second = (QARecord.from_row(r) for r in result.dataset)
+    assert first.evidences[0].subject_aliases == () and first.evidences[0].object_aliases == (
+        "Bee",
+    )
+    assert first.evidences[1].subject_aliases == ("Bee",)
+    assert first.evidences[1].object_aliases == ("America", "American")
+    assert all(not e.subject_aliases and not e.object_aliases for e in second.evidences)
+    # without an alias file, evidences_id is not read
+    plain = read_split(path, TWOWIKI, cache_dir=datasets_cache)
+    assert not QARecord.from_row(plain.dataset[0]).evidences[1].object_aliases
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"evidences": [["A", "father"]]}, "field 'evidences[0]': expected a [subject, relation"),
+        ({"evidences": [["A", "father", 3]]}, "field 'evidences[0][2]': expected a string"),
+        (
+            {"evidences": [], "evidences_id": [["Q1", "father", "Q2"]]},
+            "field 'evidences_id': 1 id triples for 0 evidences",
+        ),
+        ({"evidences_id": [["Q1", "mother", "Q2"]]}, "'mother' is not the evidence's 'father'"),
+    ],
+)
+def test_bad_2wiki_evidence_is_named(tmp_path, datasets_cache, changes, message):
+    from lm_guided_cot.data.errors import DataFormatError
+
+    record = {
+        "_id": "w1",
+        "type": "compositional",
+        "question": "Who?",
+        "answer": "B",
+        "context": [["A", ["A's father was B."]]],
+        "supporting_facts": [["A", 0]],
+        "evidences": [["A", "father", "B"]],
+        **changes,
+    }
+    alias_file = write_jsonl(tmp_path / "id_aliases.json", [{"Q_id": "Q2", "aliases": ["Bee"]}])
+    with pytest.raises(DataFormatError, match=re.escape(message)):
+        read_split(
+            write_json(tmp_path / "dev.json", [record]),
+            TWOWIKI,
+            aliases_path=alias_file,
+            cache_dir=datasets_cache,
+        )
 
 
 def test_local_dataset_folder_goes_through_load_dataset(tmp_path, datasets_cache):

@@ -54,3 +54,19 @@ def test_large_lm_batches_print_lines_in_a_log(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("reader: 1/3, ") and "left" in out[0]
     assert out[-1].startswith("reader: 3/3, ") and "left" not in out[-1]
+
+
+def test_the_batch_total_is_the_epoch_s_plan_when_max_steps_ends_it_early(tmp_path, capsys):
+    data = TensorDataset(torch.randn(16, 2), torch.randn(16, 1))
+    trainer = Trainer(
+        max_steps=3,
+        callbacks=[LogLineProgressBar(every_seconds=0)],
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        enable_model_summary=False,
+    )
+    trainer.fit(_Regression(), DataLoader(data, batch_size=2))
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
+    batches = [re.search(r"batch (\d+/\d+)", x).group(1) for x in lines if "batch " in x]
+    assert batches == ["1/3", "2/3", "3/3"]

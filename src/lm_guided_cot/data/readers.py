@@ -26,7 +26,7 @@ from lm_guided_cot.data.schema import record_to_row
 log = logging.getLogger(__name__)
 
 # Bump when the row layout or the checks change, so cached Arrow files are rebuilt.
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _ERROR = "_error"
 _FEATURES_WITH_ERROR = datasets.Features({**FEATURES, _ERROR: datasets.Value("string")})
 
@@ -62,7 +62,8 @@ def read_split(
         hub_config: the dataset configuration for ``load_dataset`` (e.g. ``"distractor"``).
         skip_invalid: leave bad records out (counted, reported) instead of raising.
         aliases_path: 2Wiki's ``id_aliases.json`` (JSON lines of ``Q_id``, ``aliases``,
-            ``demonyms``); its aliases join a record's gold answers through ``answer_id``.
+            ``demonyms``); its aliases join a record's gold answers through ``answer_id``, and
+            its evidence triples' subjects and objects through ``evidences_id``.
         cache_dir: where ``datasets`` keeps its Arrow files (default: its own cache).
     """
     if source not in SOURCES:
@@ -195,6 +196,7 @@ def _error_row(message: str) -> dict[str, Any]:
         "type": "",
         "level": "",
         "source": "",
+        "evidences": [],
         _ERROR: message,
     }
 

@@ -38,13 +38,24 @@ class SupportingFact(NamedTuple):
     sent_id: int
 
 
+class Evidence(NamedTuple):
+    """A 2Wiki gold evidence triple, with the aliases ``id_aliases.json`` gives its subject and
+    object through the record's ``evidences_id`` (empty without an alias file)."""
+
+    subject: str
+    relation: str
+    object: str
+    subject_aliases: tuple[str, ...] = ()
+    object_aliases: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class QARecord:
     """A multi-hop QA example as HotpotQA and 2WikiMultiHopQA both describe it.
 
     ``answer_aliases`` holds further accepted answers (2Wiki's aliases); scoring takes the best
     match over ``answer`` and the aliases. ``type`` and ``level`` are empty when the source has
-    none (2Wiki has no level).
+    none (2Wiki has no level). ``evidences`` are 2Wiki's gold triples (none for HotpotQA).
     """
 
     id: str
@@ -56,6 +67,7 @@ class QARecord:
     type: str = ""
     level: str = ""
     source: str = HOTPOTQA
+    evidences: tuple[Evidence, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -101,6 +113,16 @@ class QARecord:
             type=row.get("type") or "",
             level=row.get("level") or "",
             source=row.get("source") or HOTPOTQA,
+            evidences=tuple(
+                Evidence(
+                    e["subject"],
+                    e["relation"],
+                    e["object"],
+                    tuple(e["subject_aliases"]),
+                    tuple(e["object_aliases"]),
+                )
+                for e in row.get("evidences") or ()
+            ),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -119,6 +141,16 @@ class QARecord:
             "type": self.type,
             "level": self.level,
             "source": self.source,
+            "evidences": [
+                {
+                    "subject": e.subject,
+                    "relation": e.relation,
+                    "object": e.object,
+                    "subject_aliases": list(e.subject_aliases),
+                    "object_aliases": list(e.object_aliases),
+                }
+                for e in self.evidences
+            ],
         }
 
 
@@ -140,5 +172,14 @@ FEATURES = datasets.Features(
         "type": datasets.Value("string"),
         "level": datasets.Value("string"),
         "source": datasets.Value("string"),
+        "evidences": datasets.List(
+            {
+                "subject": datasets.Value("string"),
+                "relation": datasets.Value("string"),
+                "object": datasets.Value("string"),
+                "subject_aliases": datasets.List(datasets.Value("string")),
+                "object_aliases": datasets.List(datasets.Value("string")),
+            }
+        ),
     }
 )

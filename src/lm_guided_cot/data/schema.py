@@ -100,6 +100,7 @@ def record_to_row(
     if aliases and isinstance(raw.get("answer_id"), str):
         alias_list.extend(aliases.get(raw["answer_id"], ()))
 
+    evidences = _evidences(raw, check, aliases)
     row_type = raw.get("type") or ""
     level = raw.get("level") or ""
     return {
@@ -112,6 +113,7 @@ def record_to_row(
         "type": check.string(row_type, "type"),
         "level": check.string(level, "level"),
         "source": source,
+        "evidences": evidences,
     }
 
 
@@ -187,4 +189,54 @@ def _supporting_facts(raw: dict, check: _Checker, titles: set[str]) -> list[dict
         # A sentence index past the paragraph's end is kept: the official HotpotQA training
         # set has a few, and the official scorer compares (title, sent_id) pairs as given.
         out.append({"title": title, "sent_id": sent_id})
+    return out
+
+
+def _evidences(
+    raw: dict, check: _Checker, aliases: dict[str, list[str]] | None
+) -> list[dict[str, Any]]:
+    """2Wiki's ``evidences`` triples; with an alias file, the names ``evidences_id`` adds.
+
+    As in ``2wikimultihop_evaluate_v1.1.py``: a non-empty ``evidences_id`` pairs with
+    ``evidences`` triple by triple, its relation must be the triple's, and the aliases of its
+    subject and object ids are accepted in their place.
+    """
+    triples = raw.get("evidences")
+    if triples is None:
+        return []
+    out = []
+    for i, item in enumerate(check.listing(triples, "evidences")):
+        if not isinstance(item, list) or len(item) != 3:
+            raise check.fail(f"evidences[{i}]", "expected a [subject, relation, object] triple")
+        subject, relation, obj = (
+            check.string(v, f"evidences[{i}][{j}]") for j, v in enumerate(item)
+        )
+        out.append(
+            {
+                "subject": subject,
+                "relation": relation,
+                "object": obj,
+                "subject_aliases": [],
+                "object_aliases": [],
+            }
+        )
+    ids = raw.get("evidences_id")
+    if not aliases or not ids:
+        return out
+    ids = check.listing(ids, "evidences_id")
+    if len(ids) != len(out):
+        raise check.fail("evidences_id", f"{len(ids)} id triples for {len(out)} evidences")
+    for i, (item, evidence) in enumerate(zip(ids, out)):
+        if not isinstance(item, list) or len(item) != 3:
+            raise check.fail(f"evidences_id[{i}]", "expected a [subject, relation, object] triple")
+        sub_id, rel_id, obj_id = item
+        if rel_id != evidence["relation"]:
+            raise check.fail(
+                f"evidences_id[{i}][1]",
+                f"relation {rel_id!r} is not the evidence's {evidence['relation']!r}",
+            )
+        if isinstance(sub_id, str):
+            evidence["subject_aliases"] = list(aliases.get(sub_id, ()))
+        if isinstance(obj_id, str):
+            evidence["object_aliases"] = list(aliases.get(obj_id, ()))
     return out

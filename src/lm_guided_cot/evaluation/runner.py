@@ -66,7 +66,7 @@ from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Judge, JudgeConfig, Reader, ReaderConfig, Teacher, TeacherConfig
-from lm_guided_cot.metrics import GoldExample, read_prediction_file, score_predictions
+from lm_guided_cot.metrics import GoldExample, official_report, read_prediction_file
 
 STANDARD = "standard prompting"
 COT = "CoT prompting"
@@ -355,7 +355,7 @@ def _write_outputs(
     shared_pass: dict[str, float] | None = None,
 ) -> dict[str, Path]:
     files: dict[str, Path] = {}
-    gold = [GoldExample(r.id, r.gold_answers) for r in records]
+    gold = [GoldExample.from_record(r) for r in records]
     summary: dict[str, object] = {
         "benchmark": data.source,
         "split": split,
@@ -372,7 +372,7 @@ def _write_outputs(
         files[f"{result.slug}/predictions"] = written["predictions"]
         summary["settings"][result.name] = {
             "metrics": result.metrics(),
-            "official": score_predictions(read_prediction_file(written["predictions"]), gold),
+            "official": official_scores(written["predictions"], gold, data.source),
             "usage": result.usage,
             "judge_usage": result.judge_usage,
             "seconds": result.seconds,
@@ -406,6 +406,15 @@ def _write_outputs(
     _log_tensorboard(report, out / "tensorboard", markdown, num_logged_examples)
     files["tensorboard"] = out / "tensorboard"
     return files
+
+
+def official_scores(
+    predictions: Path, gold: Sequence[GoldExample], benchmark: str
+) -> dict[str, object]:
+    """A prediction file re-scored by the benchmark's official rules, as ``lmcot score`` gives
+    it: the metrics, and which sections the file lacks (the settings predict answers only)."""
+    report = official_report(read_prediction_file(predictions), gold, benchmark, str(predictions))
+    return report.as_dict()
 
 
 def _shared_pass_note(shared_pass: dict[str, float] | None) -> str:

@@ -36,6 +36,7 @@ class LogLineProgressBar(ProgressBar):
         self._start = 0.0
         self._last = 0.0
         self._batches = 0
+        self._epoch_batches: float = math.inf
 
     def disable(self) -> None:
         self._enabled = False
@@ -46,6 +47,10 @@ class LogLineProgressBar(ProgressBar):
     def on_train_start(self, trainer, pl_module) -> None:
         self._start = self._last = time.monotonic()
         self._batches = 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        # read once: with max_steps, Lightning's count shrinks to the steps left as they run
+        self._epoch_batches = self.total_train_batches
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._batches += 1
@@ -64,7 +69,7 @@ class LogLineProgressBar(ProgressBar):
         per_batch = elapsed / max(self._batches, 1)
         epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         parts = [f"epoch {trainer.current_epoch + 1}{epochs}"]
-        total = self.total_train_batches
+        total = self._epoch_batches
         if batch is not None:
             parts.append(f"batch {batch}/{total}" if math.isfinite(total) else f"batch {batch}")
         else:

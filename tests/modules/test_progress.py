@@ -27,19 +27,24 @@ class _Regression(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def test_training_progress_is_printed_as_lines_when_stdout_is_a_file(tmp_path, capsys):
-    assert isinstance(default_progress_bar(), LogLineProgressBar)  # pytest captures stdout
-    data = TensorDataset(torch.randn(8, 2), torch.randn(8, 1))
+def _progress_lines(tmp_path, capsys, examples: int, **limits) -> list[str]:
+    """Fit on ``examples`` random pairs in batches of 2 and return the printed progress lines."""
+    data = TensorDataset(torch.randn(examples, 2), torch.randn(examples, 1))
     trainer = Trainer(
-        max_epochs=2,
         callbacks=[LogLineProgressBar(every_seconds=0)],
         logger=False,
         enable_checkpointing=False,
         default_root_dir=tmp_path,
         enable_model_summary=False,
+        **limits,
     )
     trainer.fit(_Regression(), DataLoader(data, batch_size=2))
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
+    return [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
+
+
+def test_training_progress_is_printed_as_lines_when_stdout_is_a_file(tmp_path, capsys):
+    assert isinstance(default_progress_bar(), LogLineProgressBar)  # pytest captures stdout
+    lines = _progress_lines(tmp_path, capsys, 8, max_epochs=2)
     assert lines[0].startswith("epoch 1/2, batch 1/4, step 1/8, ")
     assert "left" in lines[0] and re.search(r"train/loss \d", lines[0])
     assert lines[-1].startswith("epoch 2/2, epoch done, step 8/8, ")
@@ -57,16 +62,6 @@ def test_large_lm_batches_print_lines_in_a_log(capsys):
 
 
 def test_the_batch_total_is_the_epoch_s_plan_when_max_steps_ends_it_early(tmp_path, capsys):
-    data = TensorDataset(torch.randn(16, 2), torch.randn(16, 1))
-    trainer = Trainer(
-        max_steps=3,
-        callbacks=[LogLineProgressBar(every_seconds=0)],
-        logger=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        enable_model_summary=False,
-    )
-    trainer.fit(_Regression(), DataLoader(data, batch_size=2))
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
+    lines = _progress_lines(tmp_path, capsys, 16, max_steps=3)
     batches = [re.search(r"batch (\d+/\d+)", x).group(1) for x in lines if "batch " in x]
     assert batches == ["1/3", "2/3", "3/3"]

@@ -11,7 +11,11 @@ from lm_guided_cot.cli import build_cli
 from lm_guided_cot.commands import evaluation_parser
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = {"hotpotqa": "hotpotqa", "2wikimultihopqa": "2wikimultihopqa", "demo": "hotpotqa"}
+BENCHMARKS = {
+    "hotpotqa": "hotpotqa",
+    "2wikimultihopqa": "2wikimultihopqa",
+    "demo": "recipe/hotpotqa",
+}
 STAGES = sorted(
     (folder, p.name)
     for folder in BENCHMARKS
@@ -48,7 +52,11 @@ def test_evaluation_preset_resolves(folder, monkeypatch):
         "LM-guided (KD+RL)",
     }
     assert any(s.samples > 1 for s in init.small_lms)  # self-consistency
-    assert init.judge is not None and init.output_dir.startswith("runs/")
+    assert init.output_dir.startswith("runs/")
+    if folder == "demo":  # the quickstart: the recipe's reader, its oracle row, no judge
+        assert init.llm.server.model == "qwen2.5-coder-0.5b" and init.oracle
+    else:
+        assert init.judge is not None
 
 
 def test_every_strategy_preset_is_shipped():

@@ -1,11 +1,11 @@
-"""``lmcot demo``: the whole pipeline on a HotpotQA slice, on a CPU, with nothing to configure.
+"""``lmcot demo``: the CPU recipe on a HotpotQA slice, on a CPU, with nothing to configure.
 
-Teacher rationales -> distillation -> PPO -> the comparison table, each stage the same
-command a user would run by hand (printed as it starts), with the presets in
-``configs/demo/`` and ``configs/hotpotqa/data.yaml``. SmolLM2-135M-Instruct from its PyPI
-wheel is the small LM and, served by llama.cpp's server (in-process when none is installed), the
-large LM. Everything lands under ``runs/demo/``;
-large-LM replies are cached there, so a rerun after an interruption skips what was answered.
+Distillation -> PPO -> the comparison table, each stage the same command a user would run by
+hand (printed as it starts), with the presets in ``configs/demo/`` and
+``configs/recipe/hotpotqa/data.yaml``. SmolLM2-135M-Instruct from its PyPI wheel is the small
+LM; Qwen2.5-Coder-0.5B-Instruct, served by llama.cpp's server (in-process when none is
+installed), is the reader. Everything lands under ``runs/demo/``; large-LM replies are cached
+there, so a rerun after an interruption skips what was answered.
 
 Data: ``$LMCOT_DATA/hotpotqa`` (default ``../shared/data``); when that folder is missing the
 demo reads ``hotpotqa/hotpot_qa`` (distractor) from the Hugging Face hub instead.
@@ -62,7 +62,7 @@ def _argv(argv: list[str]) -> Iterator[None]:
 
 
 def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None:
-    """Run teacher -> distillation -> PPO -> evaluation on a HotpotQA slice on the CPU.
+    """Run distillation -> PPO -> evaluation on a HotpotQA slice on the CPU.
 
     Args:
         config_dir: the repository's ``configs`` folder (found beside the package by default).
@@ -74,13 +74,13 @@ def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     console = Console()
     configs = _config_dir(config_dir)
-    data = ["-c", str(configs / "hotpotqa" / "data.yaml")]
+    data = ["-c", str(configs / "recipe" / "hotpotqa" / "data.yaml")]
     overrides = _data_overrides(console)
     # without the local data there are no CoT demonstrations either: zero-shot prompts then
     zero_shot = bool(overrides)
     stages = [
         (
-            "1/3 teacher rationales + distillation",
+            "1/3 distillation",
             ["fit", *data, "-c", str(configs / "demo/distill.yaml"), *overrides]
             + ["--data.init_args.rationales.teacher.demonstrations", "null"] * zero_shot,
         ),
@@ -113,6 +113,7 @@ def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None
         "  per question: runs/demo/evaluation/examples/*.jsonl, predictions/*.json\n"
         "  TensorBoard:  tensorboard --logdir runs/demo\n"
         "  exports:      runs/demo/distill/export (KD), runs/demo/ppo/export (KD+RL)\n"
-        "Next: a real large LM (--llm configs/llm/openai.yaml, vllm.yaml, ...) and the paper-scale\n"
-        "presets in configs/hotpotqa/ and configs/2wikimultihopqa/ (see the README)."
+        "Next: the whole recipe (bash bin/reproduce hotpotqa, docs/results.md), a real large LM\n"
+        "(--llm configs/llm/openai.yaml, vllm.yaml, ...) and the paper-scale presets in\n"
+        "configs/hotpotqa/ and configs/2wikimultihopqa/ (see the README)."
     )

@@ -59,6 +59,15 @@ def test_large_lm_batches_print_lines_in_a_log(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("reader: 1/3, ") and "left" in out[0]
     assert out[-1].startswith("reader: 3/3, ") and "left" not in out[-1]
+    assert len(out) == 2  # the last advance printed 3/3: close() does not print it again
+
+
+def test_a_log_gets_the_final_count_at_close_when_no_line_was_due(capsys):
+    progress = BatchProgress("reader", total=3, every_seconds=3600)
+    progress.advance(3)
+    progress.close()
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("reader: 3/3, ")
 
 
 def test_the_batch_total_is_the_epoch_s_plan_when_max_steps_ends_it_early(tmp_path, capsys):

@@ -31,6 +31,7 @@ class BatchProgress:
         self._done = 0
         self._every = every_seconds
         self._start = self._last = time.monotonic()
+        self._printed = -1  # the count of the last printed line: close() does not repeat it
         self._progress: Progress | None = None
         if sys.stdout.isatty():
             self._progress = Progress(
@@ -56,10 +57,11 @@ class BatchProgress:
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
-        else:
+        elif self._printed != self._done:
             self._print()
 
     def _print(self) -> None:
+        self._printed = self._done
         elapsed = time.monotonic() - self._start
         left = (self._total - self._done) * elapsed / self._done if self._done else float("nan")
         print(

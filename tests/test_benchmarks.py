@@ -42,7 +42,9 @@ def test_distillation_benchmark_compares_both_trainers_with_checkpointing():
     assert "gradient checkpointing on" in out and "live MiB" in out
     for label in ("lm-guided-cot DistillationModule", "transformers Seq2SeqTrainer"):
         speed, _spread, rss, _rss_spread, live = _row(out, label)
-        assert float(speed) > 0 and float(rss) >= float(live) > 100
+        # the live peak comes from a separate run of its own: a MiB or two above the median
+        # max RSS is noise, more would mean it measured something else
+        assert float(speed) > 0 and float(live) > 100 and float(live) <= 1.05 * float(rss)
     assert "ratio ours/theirs: speed" in out
 
 
@@ -55,7 +57,9 @@ def test_ppo_benchmark_runs_our_causal_and_seq2seq_contenders():
     )
     for label in ("lm-guided-cot PPOModule (RLOO)", "lm-guided-cot PPOModule (GAE), T5"):
         speed, _spread, rss, _rss_spread, live = _row(out, label)
-        assert float(speed) > 0 and float(rss) >= float(live) > 100
+        # the live peak comes from a separate run of its own: a MiB or two above the median
+        # max RSS is noise, more would mean it measured something else
+        assert float(speed) > 0 and float(live) > 100 and float(live) <= 1.05 * float(rss)
     assert "ratio" not in out  # no TRL run, no ratio
 
 

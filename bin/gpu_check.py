@@ -31,7 +31,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from lm_guided_cot.data.datamodule import HotpotQADataModule
+from lm_guided_cot.datamodules import HotpotQADataModule
 from lm_guided_cot.export import export_checkpoint
 from lm_guided_cot.modules import DistillationModule, PPOModule
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput

@@ -100,13 +100,13 @@ def test_print_config_explains_the_data_preset():
     )
     assert done.returncode == 0, done.stderr
     config = yaml.safe_load(done.stdout)["data"]
-    assert config["class_path"] == "lm_guided_cot.data.TwoWikiMultiHopQADataModule"
+    assert config["class_path"] == "lm_guided_cot.datamodules.TwoWikiMultiHopQADataModule"
     assert config["init_args"]["validation"] == "$LMCOT_DATA/2wikimultihopqa/dev.json"
     assert config["init_args"]["prompt"]["max_tokens"] == 1024
 
 
 def test_data_module_help_documents_every_option():
-    done = _lmcot("fit", "--data.help", "lm_guided_cot.data.HotpotQADataModule")
+    done = _lmcot("fit", "--data.help", "lm_guided_cot.datamodules.HotpotQADataModule")
     assert done.returncode == 0, done.stderr
     for option in (
         "--data.skip_invalid",

@@ -757,7 +757,7 @@ def shared_benchmarks(shared_data, tmp_path_factory):
 
     def examples(path, source, **kwargs):
         rows = read_split(path, source, cache_dir=cache, **kwargs).dataset
-        return [GoldExample.from_record(QARecord.from_row(row)) for row in rows]
+        return [QARecord.from_row(row).gold_example() for row in rows]
 
     return {
         HOTPOTQA: (hotpot_raw, {}, examples(shared_data / "hotpotqa/validation.jsonl", HOTPOTQA)),

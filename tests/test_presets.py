@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lm_guided_cot.cli import build_cli
-from lm_guided_cot.commands import evaluation_parser
+from lm_guided_cot.evaluation.parser import evaluation_parser
+from lm_guided_cot.trainer_cli import build_cli
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = {
@@ -35,7 +35,7 @@ def test_stage_preset_resolves(folder, name, capsys, monkeypatch):
     assert done.value.code in (0, None)
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["model"]["init_args"]["model"]
-    assert config["data"]["class_path"].startswith("lm_guided_cot.data.")
+    assert config["data"]["class_path"].startswith("lm_guided_cot.datamodules.")
     assert config["trainer"]["default_root_dir"].startswith("runs/")
 
 

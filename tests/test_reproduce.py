@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import lm_guided_cot.cli
 import lm_guided_cot.commands
+import lm_guided_cot.trainer_cli
 from lm_guided_cot.reproduce import run_recipe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def recipe(tmp_path, monkeypatch):
         text = yaml.safe_dump(config).replace("runs/recipe", str(tmp_path / "runs"))
         (folder / f"{name}.yaml").write_text(text)
     calls: list[list[str]] = []
-    monkeypatch.setattr(lm_guided_cot.cli, "build_cli", lambda args: calls.append(args))
+    monkeypatch.setattr(lm_guided_cot.trainer_cli, "run_trainer", lambda args: calls.append(args))
     monkeypatch.setattr(
         lm_guided_cot.commands, "rationales", lambda a: calls.append(["rationales", *a])
     )

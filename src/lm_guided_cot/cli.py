@@ -1,19 +1,19 @@
-"""The ``lmcot`` command.
-
-``lmcot fit|validate|test|predict`` are LightningCLI (YAML configs, ``--print_config``);
-the project's own verbs that are not Trainer methods live in ``lm_guided_cot.commands`` and
-are dispatched here before LightningCLI sees the arguments.
-"""
+"""The ``lmcot`` command: Trainer verbs go to LightningCLI (``trainer_cli``), the project's
+own verbs (``commands``, ``demo``, ``reproduce``) are dispatched before it sees the arguments."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
-from lightning import LightningDataModule, LightningModule
-from lightning.pytorch.cli import LightningCLI
+from lm_guided_cot import commands, demo, reproduce
+from lm_guided_cot.trainer_cli import build_cli
 
-from lm_guided_cot.commands import COMMANDS
-from lm_guided_cot.modules.progress import default_progress_bar
+COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    **commands.COMMANDS,
+    "demo": demo.main,
+    "reproduce": reproduce.main,
+}
 
 _DESCRIPTION = (
     "LM-guided chain-of-thought: a small LM writes the rationales a frozen large LM answers with.\n"
@@ -25,35 +25,13 @@ _DESCRIPTION = (
 )
 
 
-class LmcotCLI(LightningCLI):
-    """LightningCLI with the project's defaults: the data's tokenizer is the small LM's."""
-
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("model.init_args.model", "data.init_args.tokenizer")
-
-
-def build_cli(args: list[str] | None, run: bool = True) -> LmcotCLI:
-    """The LightningCLI of ``lmcot`` (``run=False``: parse and instantiate only)."""
-    return LmcotCLI(
-        LightningModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [default_progress_bar()]},
-        parser_kwargs={"description": _DESCRIPTION} if run else {},
-        run=run,
-        args=args,
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``lmcot`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in COMMANDS:
         COMMANDS[args[0]](args[1:])
         return
-    build_cli(argv)  # None: LightningCLI reads sys.argv itself
+    build_cli(argv, description=_DESCRIPTION)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from jsonargparse import auto_cli
 from lm_guided_cot.data.readers import default_source_for, read_split
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.config import LLMConfig
-from lm_guided_cot.metrics import GoldExample, official_report, read_prediction_file
+from lm_guided_cot.metrics import official_report, read_prediction_file
 
 
 def score_file(
@@ -40,7 +40,7 @@ def score_file(
     """
     benchmark = source or default_source_for(gold)
     records = read_split(gold, benchmark, split=split, aliases_path=aliases)
-    examples = (GoldExample.from_record(QARecord.from_row(row)) for row in records.dataset)
+    examples = (QARecord.from_row(row).gold_example() for row in records.dataset)
     report = official_report(read_prediction_file(predictions), examples, benchmark, predictions)
     return report.as_dict(percent=percent)
 
@@ -95,7 +95,7 @@ def ask(argv: list[str]) -> None:
 
 def rationales(argv: list[str]) -> None:
     """Build stage 1's teacher rationales for a config (lmcot rationales -c CONFIG)."""
-    from lm_guided_cot.cli import build_cli
+    from lm_guided_cot.trainer_cli import build_cli
 
     if not argv or argv[0] in ("-h", "--help"):
         print(
@@ -110,26 +110,9 @@ def rationales(argv: list[str]) -> None:
     print(json.dumps(summaries, indent=2))
 
 
-def evaluation_parser():
-    """The parser of ``lmcot evaluate``: the ``evaluate`` signature plus ``-c/--config``."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    from lm_guided_cot.evaluation.runner import evaluate as run_evaluation
-
-    parser = ArgumentParser(
-        prog="lmcot evaluate",
-        description=run_evaluation.__doc__.split("\n\n")[0],
-        exit_on_error=True,
-    )
-    parser.add_argument(
-        "-c", "--config", action=ActionConfigFile, help="a YAML config (repeatable)"
-    )
-    parser.add_function_arguments(run_evaluation, fail_untyped=True)
-    return parser
-
-
 def evaluate(argv: list[str]) -> None:
     """Compare standard, CoT, LM-guided and self-consistency settings (lmcot evaluate -c CONFIG)."""
+    from lm_guided_cot.evaluation.parser import evaluation_parser
     from lm_guided_cot.evaluation.runner import evaluate as run_evaluation
 
     parser = evaluation_parser()
@@ -252,30 +235,12 @@ def serve(argv: list[str]) -> None:
     auto_cli(serve_model, args=argv, prog="lmcot serve")
 
 
-def demo(argv: list[str]) -> None:
-    """Run the quickstart: teacher, distillation, PPO and the comparison table on the CPU."""
-    from lm_guided_cot.demo import run_demo
-
-    auto_cli(run_demo, args=argv, prog="lmcot demo")
-
-
-def reproduce(argv: list[str]) -> None:
-    """Run the CPU recipe of a benchmark end to end, resumable (lmcot reproduce BENCHMARK)."""
-    from lm_guided_cot.reproduce import run_recipe
-
-    if argv and not argv[0].startswith("-"):
-        argv = ["--benchmark", argv[0], *argv[1:]]
-    auto_cli(run_recipe, args=argv, prog="lmcot reproduce")
-
-
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "score": score,
     "ask": ask,
     "rationales": rationales,
     "evaluate": evaluate,
     "export": export,
-    "demo": demo,
-    "reproduce": reproduce,
     "models": models,
     "serve": serve,
 }

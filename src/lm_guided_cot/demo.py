@@ -13,15 +13,14 @@ demo reads ``hotpotqa/hotpot_qa`` (distractor) from the Hugging Face hub instead
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from jsonargparse import auto_cli
 from rich.console import Console
 
+from lm_guided_cot import commands, trainer_cli
 from lm_guided_cot.paths import expand_path
 
 HUB_DATASET = "hotpotqa/hotpot_qa"
@@ -52,15 +51,6 @@ def _data_overrides(console: Console) -> list[str]:
     ]
 
 
-@contextlib.contextmanager
-def _argv(argv: list[str]) -> Iterator[None]:
-    saved, sys.argv = sys.argv, argv
-    try:
-        yield
-    finally:
-        sys.argv = saved
-
-
 def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None:
     """Run distillation -> PPO -> evaluation on a HotpotQA slice on the CPU.
 
@@ -68,9 +58,6 @@ def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None
         config_dir: the repository's ``configs`` folder (found beside the package by default).
         skip_training: only evaluate (the two stages' exports under runs/demo must exist).
     """
-    from lm_guided_cot.cli import build_cli
-    from lm_guided_cot.commands import evaluate
-
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     console = Console()
     configs = _config_dir(config_dir)
@@ -99,11 +86,9 @@ def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None
         console.print("lmcot " + " ".join(args), style="dim", soft_wrap=True)
         stage_start = time.perf_counter()
         if args[0] == "evaluate":
-            evaluate(args[1:])
+            commands.evaluate(args[1:])
         else:
-            # LightningCLI warns when sys.argv holds other arguments than the ones it is given
-            with _argv(["lmcot", *args]):
-                build_cli(args)
+            trainer_cli.run_trainer(args)
         console.print(f"{title}: {time.perf_counter() - stage_start:.0f} s")
     minutes = (time.perf_counter() - start) / 60
     console.rule("[bold]done")
@@ -117,3 +102,8 @@ def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None
         "(--llm configs/llm/openai.yaml, vllm.yaml, ...) and the paper-scale presets in\n"
         "configs/hotpotqa/ and configs/2wikimultihopqa/ (see the README)."
     )
+
+
+def main(argv: list[str]) -> None:
+    """Run the quickstart: teacher, distillation, PPO and the comparison table on the CPU."""
+    auto_cli(run_demo, args=argv, prog="lmcot demo")

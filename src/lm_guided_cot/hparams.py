@@ -8,6 +8,7 @@ arguments with ``as_plain`` and accept either form through ``as_dataclass``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from typing import Any, TypeVar
@@ -20,6 +21,14 @@ def as_plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return value
+
+
+def save_hparams(module: Any, ignore: tuple[str, ...] = (), **configs: Any) -> None:
+    """``module.save_hyperparameters()`` from the caller's ``__init__``, with the dataclass
+    arguments in ``configs`` stored as plain dicts and the arguments in ``ignore`` left out."""
+    frame = inspect.currentframe().f_back  # the caller's arguments, as Lightning reads them
+    module.save_hyperparameters(ignore=[*ignore, *configs], frame=frame)
+    module.hparams.update({name: as_plain(value) for name, value in configs.items()})
 
 
 def as_dataclass(cls: type[T], value: Any) -> T:

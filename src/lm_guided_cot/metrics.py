@@ -27,13 +27,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import torch
 from torchmetrics import Metric
-
-if TYPE_CHECKING:
-    from lm_guided_cot.data.records import QARecord
 
 HOTPOTQA = "hotpotqa"
 TWOWIKI = "2wikimultihopqa"
@@ -123,6 +120,22 @@ def score_answer(prediction: str, golds: str | Sequence[str]) -> AnswerScore:
         em = max(em, exact_match(prediction, gold))
         f1, precision, recall = max(f1, cur_f1), max(precision, cur_p), max(recall, cur_r)
     return AnswerScore(em, f1, precision, recall)
+
+
+AnswerMetric = Literal["em", "f1", "inclusion"]
+"""How an answer is scored against its gold answers, wherever one is chosen (rewards, the
+teacher's keep rule): exact match, token F1, or inclusion of a gold answer in the reply."""
+
+
+def answer_score(prediction: str, golds: Sequence[str], metric: AnswerMetric) -> float:
+    """The ``metric`` score of one answer against its gold answers (the best over aliases)."""
+    if metric == "em":
+        return score_answer(prediction, golds).em
+    if metric == "f1":
+        return score_answer(prediction, golds).f1
+    if metric == "inclusion":
+        return best_inclusion(prediction, golds)
+    raise ValueError(f"unknown answer metric {metric!r}; use one of em, f1, inclusion")
 
 
 def _check_benchmark(benchmark: str) -> None:
@@ -383,19 +396,6 @@ class GoldExample:
     answers: Sequence[str]
     supporting_facts: Sequence[Sequence[Any]] = ()
     evidences: Sequence[Sequence[Sequence[str]]] = ()
-
-    @classmethod
-    def from_record(cls, record: QARecord) -> GoldExample:
-        """The gold of a ``QARecord``: answer and aliases, supporting facts, evidence forms."""
-        return cls(
-            record.id,
-            record.gold_answers,
-            [(f.title, f.sent_id) for f in record.supporting_facts],
-            [
-                evidence_forms(e.subject, e.relation, e.object, e.subject_aliases, e.object_aliases)
-                for e in record.evidences
-            ],
-        )
 
 
 @dataclass

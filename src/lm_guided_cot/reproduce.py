@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from jsonargparse import auto_cli
 from rich.console import Console
 
-from lm_guided_cot.demo import _argv
+from lm_guided_cot import commands, trainer_cli
 from lm_guided_cot.paths import expand_path
 
 Benchmark = Literal["hotpotqa", "2wikimultihopqa"]
@@ -70,9 +71,6 @@ def run_recipe(
             ``<its folder>-<file stem>`` with ``eval_file``).
         config_dir: the repository's ``configs`` folder (found beside the package by default).
     """
-    from lm_guided_cot.cli import build_cli
-    from lm_guided_cot.commands import evaluate, rationales
-
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     console = Console()
     # bin/reproduce runs from the repository root: paths the caller gave are theirs
@@ -101,8 +99,7 @@ def run_recipe(
                 continue
             args = ["rationales", *data, "-c", str(folder / "distill.yaml")]
             console.print("lmcot " + " ".join(args), style="dim", soft_wrap=True)
-            with _argv(["lmcot", *args]):
-                rationales(args[1:])
+            commands.rationales(args[1:])
         elif stage in ("distill", "ppo"):
             args, export, last = _fit_args(folder, stage)
             if (export / "config.json").exists():
@@ -114,8 +111,7 @@ def run_recipe(
             if last.exists():
                 args += ["--ckpt_path", str(last)]
             console.print("lmcot " + " ".join(args), style="dim", soft_wrap=True)
-            with _argv(["lmcot", *args]):
-                build_cli(args)
+            trainer_cli.run_trainer(args)
         else:
             args = ["evaluate", *data, "-c", str(folder / "evaluate.yaml")]
             if eval_file is not None:
@@ -125,6 +121,13 @@ def run_recipe(
             if output_dir is not None:
                 args += ["--output_dir", output_dir]
             console.print("lmcot " + " ".join(args), style="dim", soft_wrap=True)
-            evaluate(args[1:])
+            commands.evaluate(args[1:])
         console.print(f"{title}: {time.perf_counter() - stage_start:.0f} s")
     console.rule(f"[bold]done in {(time.perf_counter() - start) / 60:.1f} min")
+
+
+def main(argv: list[str]) -> None:
+    """Run the CPU recipe of a benchmark end to end, resumable (lmcot reproduce BENCHMARK)."""
+    if argv and not argv[0].startswith("-"):
+        argv = ["--benchmark", argv[0], *argv[1:]]
+    auto_cli(run_recipe, args=argv, prog="lmcot reproduce")

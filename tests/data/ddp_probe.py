@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from lm_guided_cot.data.datamodule import HotpotQADataModule
+from lm_guided_cot.datamodules import HotpotQADataModule
 from lm_guided_cot.metrics import AnswerScores
 
 

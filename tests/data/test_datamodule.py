@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lm_guided_cot.data.datamodule import HotpotQADataModule, TwoWikiMultiHopQADataModule
 from lm_guided_cot.data.prompts import PromptConfig
 from lm_guided_cot.data.records import TWOWIKI
+from lm_guided_cot.datamodules import HotpotQADataModule, TwoWikiMultiHopQADataModule
 from lm_guided_cot.paths import expand_path
 
 

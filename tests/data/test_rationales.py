@@ -8,16 +8,16 @@ from collections import Counter
 import pytest
 
 from lm_guided_cot.data.errors import DataFormatError
-from lm_guided_cot.data.rationales import (
+from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
+from lm_guided_cot.llm.config import LLMConfig, SamplingParams
+from lm_guided_cot.llm.roles import TeacherConfig
+from lm_guided_cot.rationales import (
     RationaleConfig,
     build_rationales,
     judge_answer,
     read_kept,
     select_kept,
 )
-from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
-from lm_guided_cot.llm.config import LLMConfig, SamplingParams
-from lm_guided_cot.llm.roles import TeacherConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.helpers import fake_llm_config
 
@@ -81,7 +81,7 @@ def _kept(path) -> set[tuple[str, int]]:
 @pytest.mark.parametrize(
     ("rule", "keep", "expected"),
     [
-        ("exact_match", "all", {("Q-exact", 0), ("Q-exact", 1), ("Q-partial", 1)}),
+        ("em", "all", {("Q-exact", 0), ("Q-exact", 1), ("Q-partial", 1)}),
         # "It is Berlin, Germany" has F1 0.4 against "Berlin": under the 0.5 threshold
         ("f1", "all", {("Q-exact", 0), ("Q-exact", 1), ("Q-partial", 0), ("Q-partial", 1)}),
         ("f1", "best", {("Q-exact", 0), ("Q-partial", 1)}),
@@ -175,7 +175,7 @@ def test_rebuild_is_served_from_the_cache(tmp_path):
 
 
 def test_keep_rules_by_hand():
-    assert judge_answer("the Paris", ["Paris"], "exact_match", 0.5) == (True, 1.0)
+    assert judge_answer("the Paris", ["Paris"], "em", 0.5) == (True, 1.0)
     assert judge_answer("New York City", ["New York"], "f1", 0.8) == (True, pytest.approx(0.8))
     assert judge_answer("New York City", ["New York"], "f1", 0.81)[0] is False
     assert judge_answer("in Berlin", ["Munich", "Berlin"], "inclusion", 0.5) == (True, 1.0)
@@ -208,7 +208,7 @@ def test_the_reader_can_judge_which_rationales_to_keep(tmp_path):
         return f"Answer: {GOLD[question] if helped else 'nobody'}"
 
     with FakeLLMServer(responder=respond) as server:
-        config = _config(server, tmp_path, rule="exact_match", judge_by="reader")
+        config = _config(server, tmp_path, rule="em", judge_by="reader")
         summary = build_rationales(_records(), config, "train")
     kept = _kept(config.path("train"))
     assert kept == {(q, 1) for q in SCRIPT if q != "Q-unparseable"} | {

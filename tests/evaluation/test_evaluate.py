@@ -52,7 +52,7 @@ def run_evaluate(tmp_path: Path, shared_data: Path, config: dict, n: int, **data
     with ``config`` as its evaluation YAML and ``data_args`` added to the data's init_args."""
     data = {
         "data": {
-            "class_path": "lm_guided_cot.data.HotpotQADataModule",
+            "class_path": "lm_guided_cot.datamodules.HotpotQADataModule",
             "init_args": {
                 "test": str(shared_data / "hotpotqa/validation.jsonl"),
                 "max_eval_examples": n,

@@ -11,7 +11,6 @@ from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, QARecord
 from lm_guided_cot.data.schema import record_to_row
 from lm_guided_cot.evaluation.results import ExampleResult, SettingResult, write_setting_files
 from lm_guided_cot.evaluation.runner import official_scores
-from lm_guided_cot.metrics import GoldExample
 from tests.helpers import qa_record
 
 
@@ -36,7 +35,7 @@ def _predictions(tmp_path, records, answers):
 def test_2wiki_summary_scores_answers_and_says_facts_and_evidence_are_absent(tmp_path):
     records = [_wiki_record("w1", "C"), _wiki_record("w2", "D")]
     path = _predictions(tmp_path, records, ["C", "nothing"])
-    gold = [GoldExample.from_record(r) for r in records]
+    gold = [r.gold_example() for r in records]
     assert gold[0].evidences == [[["A", "father", "B"]], [["B", "educated at", "C"]]]
     block = official_scores(path, gold, TWOWIKI)
     assert block == {
@@ -49,7 +48,7 @@ def test_2wiki_summary_scores_answers_and_says_facts_and_evidence_are_absent(tmp
 def test_hotpotqa_summary_keeps_its_numbers(tmp_path):
     records = [qa_record("q1"), qa_record("q2")]  # gold answer "yes"
     path = _predictions(tmp_path, records, ["yes", "no"])
-    block = official_scores(path, [GoldExample.from_record(r) for r in records], HOTPOTQA)
+    block = official_scores(path, [r.gold_example() for r in records], HOTPOTQA)
     assert block == {"em": 0.5, "f1": 0.5, "prec": 0.5, "recall": 0.5, "absent": ["sp"]}
 
 
@@ -65,7 +64,7 @@ def test_summary_block_with_facts_and_evidence_has_the_official_joint(tmp_path):
             }
         )
     )
-    block = official_scores(path, [GoldExample.from_record(record)], TWOWIKI)
+    block = official_scores(path, [record.gold_example()], TWOWIKI)
     # evidence: 1 of 2 gold triples -> P 1, R 0.5; joint EM 1 * 1 * 0
     assert (block["evi_prec"], block["evi_recall"], block["joint_em"]) == (1.0, 0.5, 0.0)
     assert block["joint_f1"] == pytest.approx(2 / 3)

@@ -20,8 +20,8 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
-from lm_guided_cot.data.datamodule import HotpotQADataModule
 from lm_guided_cot.data.targets import pad_labels
+from lm_guided_cot.datamodules import HotpotQADataModule
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.modules import DistillationModule, PPOModule
 from lm_guided_cot.policy import SmallLM
@@ -129,7 +129,7 @@ def main(
             max_eval_examples=4,
             batch_size=8 // devices,
             eval_batch_size=4 // devices,
-            rationales={"dir": str(out_dir / "rationales"), "llm": llm, "rule": "exact_match"},
+            rationales={"dir": str(out_dir / "rationales"), "llm": llm, "rule": "em"},
             max_target_tokens=24,
         )
         module = DistillationModule(

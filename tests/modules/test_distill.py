@@ -9,10 +9,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-from lm_guided_cot.data import HotpotQADataModule, PromptConfig, QARecord
-from lm_guided_cot.data.rationales import RationaleConfig
+from lm_guided_cot.data import PromptConfig, QARecord
 from lm_guided_cot.data.readers import read_split
+from lm_guided_cot.datamodules import HotpotQADataModule
 from lm_guided_cot.modules import DistillationModule
+from lm_guided_cot.rationales import RationaleConfig
 from tests.helpers import synthetic_rationale, write_rationales
 
 

@@ -77,7 +77,7 @@ def _config(tmp_path: Path, shared_data: Path, model_dir: Path, url: str) -> Pat
             },
         },
         "data": {
-            "class_path": "lm_guided_cot.data.HotpotQADataModule",
+            "class_path": "lm_guided_cot.datamodules.HotpotQADataModule",
             "init_args": {
                 "train": str(shared_data / "hotpotqa/train.jsonl"),
                 "validation": str(shared_data / "hotpotqa/validation.jsonl"),
@@ -91,7 +91,7 @@ def _config(tmp_path: Path, shared_data: Path, model_dir: Path, url: str) -> Pat
                 "rationales": {
                     "dir": str(tmp_path / "rationales"),
                     "llm": llm,
-                    "rule": "exact_match",
+                    "rule": "em",
                 },
             },
         },

@@ -10,11 +10,12 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from lm_guided_cot.data import HotpotQADataModule, PromptConfig, QARecord
-from lm_guided_cot.data.rationales import RationaleConfig
+from lm_guided_cot.data import PromptConfig, QARecord
 from lm_guided_cot.data.readers import read_split
+from lm_guided_cot.datamodules import HotpotQADataModule
 from lm_guided_cot.modules import DistillationModule, PPOConfig, PPOModule
 from lm_guided_cot.policy import GenerationConfig
+from lm_guided_cot.rationales import RationaleConfig
 from tests.helpers import VowelShareReward, write_rationales
 
 

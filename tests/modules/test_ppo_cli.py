@@ -78,7 +78,7 @@ def test_ppo_fit_end_to_end_logs_the_diagnostics(tmp_path, shared_data, tiny_cau
                 },
             },
             "data": {
-                "class_path": "lm_guided_cot.data.HotpotQADataModule",
+                "class_path": "lm_guided_cot.datamodules.HotpotQADataModule",
                 "init_args": {
                     "train": str(shared_data / "hotpotqa/train.jsonl"),
                     "validation": str(shared_data / "hotpotqa/validation.jsonl"),

@@ -1,33 +1,19 @@
-"""Multi-hop QA data: typed records, checked readers, prompts and LightningDataModules.
+"""Multi-hop QA data: typed records, checked readers and the small LM's prompts and targets."""
 
-Names are imported on first use, so that low-level modules (``records``, ``prompts``) can be
-imported by ``llm/`` without pulling in the DataModules, which use ``llm/`` themselves.
-"""
+from lm_guided_cot.data.errors import DataFormatError
+from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
+from lm_guided_cot.data.readers import ReadResult, read_split
+from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, Paragraph, QARecord, SupportingFact
 
-from __future__ import annotations
-
-import importlib
-
-_EXPORTS = {
-    "HotpotQADataModule": "datamodule",
-    "MultiHopQADataModule": "datamodule",
-    "TwoWikiMultiHopQADataModule": "datamodule",
-    "DataFormatError": "errors",
-    "PromptBuilder": "prompts",
-    "PromptConfig": "prompts",
-    "ReadResult": "readers",
-    "read_split": "readers",
-    "HOTPOTQA": "records",
-    "TWOWIKI": "records",
-    "Paragraph": "records",
-    "QARecord": "records",
-    "SupportingFact": "records",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = [
+    "HOTPOTQA",
+    "TWOWIKI",
+    "DataFormatError",
+    "Paragraph",
+    "PromptBuilder",
+    "PromptConfig",
+    "QARecord",
+    "ReadResult",
+    "SupportingFact",
+    "read_split",
+]

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import datasets
 
+from lm_guided_cot.metrics import GoldExample, evidence_forms
+
 HOTPOTQA = "hotpotqa"
 TWOWIKI = "2wikimultihopqa"
 SOURCES = (HOTPOTQA, TWOWIKI)
@@ -95,6 +97,18 @@ class QARecord:
             if f.sent_id < len(sentences.get(f.title, ()))
         ]
         return " ".join(t for t in texts if t)
+
+    def gold_example(self) -> GoldExample:
+        """What the official scorers need: answer and aliases, supporting facts, evidence forms."""
+        return GoldExample(
+            self.id,
+            self.gold_answers,
+            [(f.title, f.sent_id) for f in self.supporting_facts],
+            [
+                evidence_forms(e.subject, e.relation, e.object, e.subject_aliases, e.object_aliases)
+                for e in self.evidences
+            ],
+        )
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> QARecord:

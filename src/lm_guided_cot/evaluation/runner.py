@@ -31,8 +31,8 @@ from typing import Literal
 import torch
 from rich.console import Console
 
-from lm_guided_cot.data.datamodule import MultiHopQADataModule
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.datamodules import MultiHopQADataModule
 from lm_guided_cot.evaluation.bootstrap import paired_bootstrap
 from lm_guided_cot.evaluation.results import (
     ExampleResult,
@@ -57,15 +57,16 @@ from lm_guided_cot.evaluation.table import (
     Comparison,
     comparison_rows,
     csv_text,
-    markdown_table,
     print_table,
     result_rows,
+    results_markdown,
 )
 from lm_guided_cot.files import write_atomically
 from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Judge, JudgeConfig, Reader, ReaderConfig, Teacher, TeacherConfig
+from lm_guided_cot.markdown import markdown_table
 from lm_guided_cot.metrics import GoldExample, official_report, read_prediction_file
 
 STANDARD = "standard prompting"
@@ -355,7 +356,7 @@ def _write_outputs(
     shared_pass: dict[str, float] | None = None,
 ) -> dict[str, Path]:
     files: dict[str, Path] = {}
-    gold = [GoldExample.from_record(r) for r in records]
+    gold = [r.gold_example() for r in records]
     summary: dict[str, object] = {
         "benchmark": data.source,
         "split": split,
@@ -385,14 +386,14 @@ def _write_outputs(
     markdown = "\n\n".join(
         [
             f"# {data.source} {split}: {len(records)} questions, large LM `{llm.model}`",
-            markdown_table(RESULT_HEADER, rows),
+            results_markdown(RESULT_HEADER, rows),
             "EM, F1 and inclusion in %; aspects: the judge's mean score; words: mean rationale "
             "length; LLM calls and tokens: the large LM's replies the row used (cached ones "
             "included; the judge's are in summary.json); cost: what was paid for them in this run."
             + _unparsed_note(report.results)
             + _shared_pass_note(shared_pass),
             "## Paired bootstrap (difference in percentage points)",
-            markdown_table(COMPARISON_HEADER, compared) if compared else "(one setting only)",
+            results_markdown(COMPARISON_HEADER, compared) if compared else "(one setting only)",
         ]
     )
     for name, text in (
@@ -450,23 +451,17 @@ def _log_tensorboard(
         for result in report.results:
             for key, value in result.metrics().items():
                 writer.add_scalar(f"eval/{result.slug}/{key}", value, 0)
-            rows = [
-                "| question | rationale | answer | gold | F1 |",
-                "|---|---|---|---|---|",
-                *(
-                    "| "
-                    + " | ".join(
-                        str(v).replace("|", "\\|").replace("\n", " ")
-                        for v in (
-                            e.question,
-                            e.rationales[0] if e.rationales else "",
-                            e.answer,
-                            e.gold[0],
-                            f"{e.f1:.2f}",
-                        )
+            examples = markdown_table(
+                ["question", "rationale", "answer", "gold", "F1"],
+                [
+                    (
+                        e.question,
+                        e.rationales[0] if e.rationales else "",
+                        e.answer,
+                        e.gold[0],
+                        f"{e.f1:.2f}",
                     )
-                    + " |"
                     for e in result.examples[:num_logged_examples]
-                ),
-            ]
-            writer.add_text(f"eval/{result.slug}/examples", "\n".join(rows))
+                ],
+            )
+            writer.add_text(f"eval/{result.slug}/examples", examples)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from lm_guided_cot.data.datamodule import MultiHopQADataModule
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.datamodules import MultiHopQADataModule
 from lm_guided_cot.evaluation.results import ExampleResult
 from lm_guided_cot.evaluation.voting import majority_vote
 from lm_guided_cot.hparams import as_dataclass

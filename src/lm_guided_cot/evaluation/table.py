@@ -17,6 +17,7 @@ from rich.table import Table
 
 from lm_guided_cot.evaluation.bootstrap import PairedDifference
 from lm_guided_cot.evaluation.results import SettingResult
+from lm_guided_cot.markdown import markdown_table
 
 RESULT_HEADER = (
     "setting",
@@ -117,15 +118,9 @@ def formatted(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[list
     return [[_fmt(v, c) for v, c in zip(row, header)] for row in rows]
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table of the formatted rows."""
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in formatted(header, rows)]
-    return "\n".join(lines)
+def results_markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The formatted rows as a Markdown table."""
+    return markdown_table(header, formatted(header, rows))
 
 
 def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -40,7 +40,7 @@ from transformers import get_scheduler
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.evaluation.results import ExampleResult, SettingResult, write_setting_files
-from lm_guided_cot.hparams import as_dataclass, as_plain
+from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Reader, ReaderConfig
@@ -95,15 +95,12 @@ class DistillationModule(L.LightningModule):
         self.generation = as_dataclass(GenerationConfig, generation)
         self.reader_config = as_dataclass(ReaderConfig, reader)
         self.reader_llm = as_dataclass(LLMConfig, reader_llm) if reader_llm is not None else None
-        self.save_hyperparameters(ignore=["generation", "reader", "reader_llm"])
-        self.hparams.update(
-            generation=as_plain(self.generation),
-            reader=as_plain(self.reader_config),
-            reader_llm=as_plain(self.reader_llm),
+        save_hparams(
+            self, generation=self.generation, reader=self.reader_config, reader_llm=self.reader_llm
         )
         self.policy: SmallLM | None = None
         self._client: LLMClient | None = None
-        self._generated: list[tuple[int, str]] = []
+        self._generated: list[tuple[QARecord, str]] = []
         self.answer_scores = AnswerScores()
         self.val_loss = MeanMetric()
 
@@ -213,7 +210,7 @@ class DistillationModule(L.LightningModule):
             self.generation,
             **generation_kwargs(self.trainer),
         )
-        self._generated.extend(zip(batch["index"].tolist(), self.policy.decode(ids)))
+        self._generated.extend(zip(batch["records"], self.policy.decode(ids)))
 
     def on_validation_epoch_start(self) -> None:
         # Fresh states made in this loop's grad mode: after `validate` (inference mode), states
@@ -221,19 +218,18 @@ class DistillationModule(L.LightningModule):
         self.val_loss.reset()
 
     def on_validation_epoch_end(self) -> None:
-        self._evaluate("validation", "val")
+        self._evaluate("val")
 
     def on_test_epoch_end(self) -> None:
-        self._evaluate("test", "test")
+        self._evaluate("test")
 
-    def _evaluate(self, split: str, prefix: str) -> None:
+    def _evaluate(self, prefix: str) -> None:
         generated, self._generated = self._generated, []
         if not generated and not self.trainer.sanity_checking and prefix == "test":
             raise RuntimeError("the test split produced no batches")
         if not generated:
             return
-        datamodule = self.trainer.datamodule
-        records = [datamodule.record(split, index) for index, _ in generated]
+        records = [record for record, _ in generated]
         rationales = [text for _, text in generated]
         lengths = torch.tensor([len(r.split()) for r in rationales], dtype=torch.float32)
         self.log(f"{prefix}/rationale_words", lengths.mean(), sync_dist=True)

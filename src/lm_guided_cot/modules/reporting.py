@@ -12,6 +12,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from lm_guided_cot.markdown import markdown_table
 from lm_guided_cot.modules.distributed import full_weights
 from lm_guided_cot.policy import SmallLM
 
@@ -23,13 +24,7 @@ def log_text_table(
     logger = module.logger
     if not isinstance(logger, TensorBoardLogger) or not rows:
         return
-
-    def cell(value: Any) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    logger.experiment.add_text(tag, "\n".join(lines), global_step=module.global_step)
+    logger.experiment.add_text(tag, markdown_table(header, rows), global_step=module.global_step)
 
 
 def export_pretrained(policy: SmallLM, folder: str | os.PathLike) -> Path:

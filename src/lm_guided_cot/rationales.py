@@ -25,12 +25,10 @@ from lm_guided_cot.files import write_atomically
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Reader, ReaderConfig, Teacher, TeacherConfig
-from lm_guided_cot.metrics import best_inclusion, score_answer
+from lm_guided_cot.metrics import AnswerMetric, answer_score
 from lm_guided_cot.paths import expand_path
 
 log = logging.getLogger(__name__)
-
-Rule = Literal["exact_match", "f1", "inclusion"]
 
 
 @dataclass
@@ -49,7 +47,7 @@ class RationaleConfig:
         llm: the large LM acting as teacher.
         teacher: the teacher's prompt, demonstrations and sampling.
         samples: rationales asked per question (use a teacher temperature > 0 when above 1).
-        rule: when a teacher answer counts as correct: ``exact_match``, ``f1`` (at least
+        rule: when a teacher answer counts as correct: ``em`` (exact match), ``f1`` (at least
             ``threshold``) or ``inclusion`` (the gold answer occurs in the teacher's answer).
         threshold: the F1 a teacher answer needs under ``rule: f1``.
         keep: ``all`` correct samples, or only the ``best`` one per question (highest score,
@@ -67,7 +65,7 @@ class RationaleConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     samples: int = 1
-    rule: Rule = "exact_match"
+    rule: AnswerMetric = "em"
     threshold: float = 0.5
     keep: Literal["all", "best"] = "all"
     judge_by: Literal["teacher", "reader"] = "teacher"
@@ -82,19 +80,11 @@ class RationaleConfig:
 
 
 def judge_answer(
-    answer: str, golds: Sequence[str], rule: Rule, threshold: float
+    answer: str, golds: Sequence[str], rule: AnswerMetric, threshold: float
 ) -> tuple[bool, float]:
-    """``(correct, score)`` of a teacher answer under a keep rule."""
-    if rule == "exact_match":
-        score = score_answer(answer, golds).em
-        return score == 1.0, score
-    if rule == "f1":
-        score = score_answer(answer, golds).f1
-        return score >= threshold, score
-    if rule == "inclusion":
-        score = best_inclusion(answer, golds)
-        return score == 1.0, score
-    raise ValueError(f"unknown keep rule {rule!r}")
+    """``(correct, score)`` of a teacher answer under a keep rule (F1 needs ``threshold``)."""
+    score = answer_score(answer, golds, rule)
+    return (score >= threshold if rule == "f1" else score == 1.0), score
 
 
 def select_kept(correct: Sequence[bool], scores: Sequence[float], keep: str) -> list[bool]:

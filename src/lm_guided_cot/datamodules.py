@@ -6,8 +6,10 @@ by ``datasets`` next to the Arrow file, so a second run does no work), and serve
 padded batches. Shuffling draws from ``seed``; under DDP Lightning swaps in a
 ``DistributedSampler`` (seeded by ``seed_everything``), so each rank sees its own shard.
 
-Each batch is ``{"input_ids", "attention_mask", "index"}`` (prompts left-padded): ``index``
-points into ``self.records(split)``, where stages look up question, context and gold answers.
+Each batch is ``{"input_ids", "attention_mask", "index", "records"}`` (prompts left-padded;
+``records`` the questions themselves, ``index`` their rows in ``self.records(split)``), made by
+``PromptCollator`` from rows that carry their record's columns, so the stage modules need
+nothing but the batch.
 
 With ``rationales`` set (stage 1), the training batches and the first validation loader are
 teacher rationales instead: one row per kept rationale, ``labels`` holding its tokens
@@ -17,8 +19,7 @@ validation question, so generation metrics are not limited to the ones the teach
 
 from __future__ import annotations
 
-import functools
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import datasets
 import lightning as L
@@ -26,14 +27,15 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 from transformers import PreTrainedTokenizerBase
 
+from lm_guided_cot.data.batches import PromptCollator
 from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
-from lm_guided_cot.data.rationales import RationaleConfig, build_rationales, read_kept
 from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, QARecord
-from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets, pad_labels
-from lm_guided_cot.hparams import as_dataclass, as_plain
+from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets
+from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.model_specs import load_tokenizer
 from lm_guided_cot.paths import expand_path
+from lm_guided_cot.rationales import RationaleConfig, build_rationales, read_kept
 
 Split = Literal["train", "validation", "test"]
 
@@ -113,8 +115,7 @@ class MultiHopQADataModule(L.LightningDataModule):
         super().__init__()
         prompt = as_dataclass(PromptConfig, prompt)
         rationales = as_dataclass(RationaleConfig, rationales) if rationales is not None else None
-        self.save_hyperparameters(ignore=["prompt", "rationales"])
-        self.hparams.update(prompt=as_plain(prompt), rationales=as_plain(rationales))
+        save_hparams(self, prompt=prompt, rationales=rationales)
         self.tokenizer_name = tokenizer
         self.paths: dict[str, str | None] = {"train": train, "validation": validation, "test": test}
         self.prompt_config = prompt
@@ -184,20 +185,20 @@ class MultiHopQADataModule(L.LightningDataModule):
             )
         index_of = {rid: i for i, rid in enumerate(self._records[split]["id"])}
         kept = [row for row in read_kept(path) if row["id"] in index_of]
+        if not kept:
+            raise ValueError(f"{path}: no kept rationale belongs to a record of the {split} split")
         labels = encode_targets(
             self.tokenizer, [row["rationale"] for row in kept], self.max_target_tokens
         )
-        self._targets[split] = datasets.Dataset.from_dict(
-            {
-                "index": [index_of[row["id"]] for row in kept],
-                "labels": [[t for t in row if t != IGNORE_INDEX] for row in labels.tolist()],
-            }
-        )
-        if not kept:
-            raise ValueError(f"{path}: no kept rationale belongs to a record of the {split} split")
+        # One row per kept rationale: its question's prompt row (record columns included) and
+        # the rationale's ids, so that a batch of targets is as self-contained as one of prompts.
+        prompts = self.tokenized(split).select([index_of[row["id"]] for row in kept])
+        self._targets[split] = prompts.add_column(
+            "labels", [[t for t in row if t != IGNORE_INDEX] for row in labels.tolist()]
+        ).with_format("python")
 
     def targets(self, split: Split) -> datasets.Dataset:
-        """Kept teacher rationales of a split: ``index`` (into records) and ``labels`` (token ids)."""
+        """Kept teacher rationales of a split: prompt rows (``index`` into records) with ``labels``."""
         if split not in self._targets:
             self.records(split)
             self._load_targets(split)
@@ -252,11 +253,11 @@ class MultiHopQADataModule(L.LightningDataModule):
                 "index": indices,
             }
 
+        # The record's columns stay beside its prompt: batches carry their records.
         tokenized = records.map(
             encode,
             batched=True,
             with_indices=True,
-            remove_columns=records.column_names,
             desc="writing and tokenising prompts",
         )
         return tokenized.with_format("python")
@@ -274,29 +275,16 @@ class MultiHopQADataModule(L.LightningDataModule):
         return QARecord.from_row(self.records(split)[int(index)])
 
     def tokenized(self, split: Split) -> datasets.Dataset:
-        """The tokenised prompts of a split (``input_ids``, ``attention_mask``, ``index``)."""
+        """The tokenised prompts of a split: the record's columns plus ``input_ids``,
+        ``attention_mask`` and ``index``."""
         if split not in self._tokenized:
             self._tokenized[split] = self._tokenize(self.records(split))
         return self._tokenized[split]
 
-    def collate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """Pad a list of tokenised rows to the longest one."""
-        padded = self.tokenizer.pad(
-            [{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"]} for r in rows],
-            return_tensors="pt",
-        )
-        return {
-            "input_ids": padded["input_ids"],
-            "attention_mask": padded["attention_mask"],
-            "index": torch.tensor([r["index"] for r in rows], dtype=torch.long),
-        }
-
-    def collate_targets(self, split: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """Prompts of the rows' questions (left-padded) with their rationale ``labels``."""
-        prompts = self.tokenized(split)
-        batch = self.collate([prompts[int(r["index"])] for r in rows])
-        batch["labels"] = pad_labels([r["labels"] for r in rows])
-        return batch
+    @property
+    def collate(self) -> PromptCollator:
+        """Pads rows of ``tokenized`` or ``targets`` into a batch (records included)."""
+        return PromptCollator(self.tokenizer)
 
     def _loader(self, split: Split, shuffle: bool, targets: bool = False) -> DataLoader:
         dataset = self.targets(split) if targets else self.tokenized(split)
@@ -308,7 +296,7 @@ class MultiHopQADataModule(L.LightningDataModule):
             # the global RNG, which rollouts sample from (a resumed run would drift by one).
             generator=torch.Generator().manual_seed(self.seed),
             num_workers=self.num_workers,
-            collate_fn=functools.partial(self.collate_targets, split) if targets else self.collate,
+            collate_fn=self.collate,
             persistent_workers=self.num_workers > 0,
         )
 

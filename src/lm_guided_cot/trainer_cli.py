@@ -1,0 +1,53 @@
+"""The LightningCLI behind ``lmcot fit|validate|test|predict`` (YAML configs, ``--print_config``)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from lightning import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningCLI
+
+from lm_guided_cot.modules.progress import default_progress_bar
+
+
+class LmcotCLI(LightningCLI):
+    """LightningCLI with the project's defaults: the data's tokenizer is the small LM's."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("model.init_args.model", "data.init_args.tokenizer")
+
+
+def build_cli(args: list[str] | None, run: bool = True, description: str | None = None) -> LmcotCLI:
+    """The LightningCLI of ``lmcot`` (``run=False``: parse and instantiate only)."""
+    return LmcotCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [default_progress_bar()]},
+        parser_kwargs={"description": description} if description else {},
+        run=run,
+        args=args,
+    )
+
+
+@contextlib.contextmanager
+def _argv(argv: list[str]) -> Iterator[None]:
+    saved, sys.argv = sys.argv, argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def run_trainer(args: list[str]) -> LmcotCLI:
+    """``lmcot ARGS`` from Python (the demo, the recipe), ``args[0]`` the Trainer verb.
+
+    ``sys.argv`` says the same for the call: a DDP launcher starts the other ranks by running
+    ``sys.argv`` again.
+    """
+    with _argv(["lmcot", *args]):
+        return build_cli(args)

@@ -1,20 +1,10 @@
-"""LightningDataModules for HotpotQA and 2WikiMultiHopQA.
+"""LightningDataModules for HotpotQA and 2WikiMultiHopQA (README.md, "Data").
 
-A DataModule reads its splits (files, folders or hub ids) with ``read_split``, writes each
-record's prompt and tokenises it with the small LM's tokenizer in one ``Dataset.map`` (cached
-by ``datasets`` next to the Arrow file, so a second run does no work), and serves dynamically
-padded batches. Shuffling draws from ``seed``; under DDP Lightning swaps in a
-``DistributedSampler`` (seeded by ``seed_everything``), so each rank sees its own shard.
-
-Each batch is ``{"input_ids", "attention_mask", "index", "records"}`` (prompts left-padded;
-``records`` the questions themselves, ``index`` their rows in ``self.records(split)``), made by
-``PromptCollator`` from rows that carry their record's columns, so the stage modules need
-nothing but the batch.
-
-With ``rationales`` set (stage 1), the training batches and the first validation loader are
-teacher rationales instead: one row per kept rationale, ``labels`` holding its tokens
-(right-padded, -100 padding, EOS appended). The second validation loader then serves every
-validation question, so generation metrics are not limited to the ones the teacher got right.
+Each split is read once, its prompts written and tokenised in one cached ``Dataset.map``; every
+row keeps its record's columns, so each batch (``PromptCollator``) carries its ``records``
+beside ``input_ids``/``attention_mask``/``index`` and the stage modules need nothing else. With
+``rationales`` set (stage 1), training and the first validation loader serve kept teacher
+rationales as ``labels``; the second validation loader serves every validation question.
 """
 
 from __future__ import annotations

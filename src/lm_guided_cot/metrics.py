@@ -1,20 +1,9 @@
 """Official HotpotQA / 2WikiMultiHopQA scores, plain and as torchmetrics.
 
 The plain functions follow ``hotpot_evaluate_v1.py`` and 2Wiki's
-``2wikimultihop_evaluate_v1.1.py`` line for line, quirks included:
-- answers are normalised SQuAD-style (lower case, no punctuation, no articles, white space folded);
-- F1 is 0 when either side normalises to ``yes``/``no``/``noanswer`` and the two differ;
-- two answers that both normalise to the empty string have EM 1 but F1 0 (no shared token);
-- supporting facts are compared as given (``set(map(tuple, sp))``: ``"0"`` is not ``0``);
-  2Wiki lowercases titles first and keeps the duplicates that lowercasing makes;
-- 2Wiki scores evidence triples (lowercased, no punctuation, white space folded) against each
-  gold triple's accepted forms, and its joint is answer x supporting facts x evidence;
-- a prediction file that lacks an id scores 0 on it; the mean is over all gold records.
-2Wiki takes the best score over the gold answer and its aliases, each of EM, F1, precision and
-recall maximised separately.
-
-The torchmetrics classes keep sums and counts (float64), so a DDP reduction gives exactly the
-numbers one process would.
+``2wikimultihop_evaluate_v1.1.py`` line for line, quirks included (README.md, "Metrics", lists
+them; tests/test_metrics.py holds each). The torchmetrics classes keep sums and counts
+(float64), so a DDP reduction gives exactly the numbers one process would.
 """
 
 from __future__ import annotations

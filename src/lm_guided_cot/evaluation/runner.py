@@ -1,20 +1,7 @@
 """``lmcot evaluate``: the paper's settings side by side on one split, with one large LM.
 
-What it does
-- Runs, on every question of the split (``data.init_args.max_eval_examples`` caps it):
-  standard prompting, CoT prompting, and each configured small-LM setting (LM-guided with
-  any number of checkpoints; self-consistency where ``samples > 1``).
-- Scores answers by the official rules (EM, F1, answer inclusion; 2Wiki aliases), has the
-  judge score every rationale on the configured aspects, and counts each setting's large-LM
-  calls, tokens, cost and wall time (the judge's calls are counted apart).
-- Compares settings with paired bootstrap intervals on the per-question EM/F1 differences.
-- Writes under ``output_dir``: ``results.md`` (the tables), ``results.csv``,
-  ``comparisons.csv``, ``summary.json`` (every number, plus each prediction file re-scored by
-  the official scorer), ``examples/<setting>.jsonl`` (question, rationales, answers, gold,
-  scores), ``predictions/<setting>.json`` (official layout) and ``tensorboard/``.
-
-Every large-LM reply is cached, so an interrupted evaluation resumes where it stopped: a
-rerun sends only what had no reply. Sampled rationales are seeded, so a rerun asks the same.
+README.md, "Evaluation: the paper's comparison", is the manual (settings, files written,
+resuming from the reply cache).
 """
 
 from __future__ import annotations

@@ -1,29 +1,9 @@
 """Stage 1, rationale distillation: fine-tune the small LM on the large LM's kept rationales.
 
-What it supports
-- Small LMs that are seq2seq (``AutoModelForSeq2SeqLM``, e.g. FLAN-T5) or causal
-  (``AutoModelForCausalLM``, e.g. SmolLM2): hub ids, local folders, ``folder#file.gguf``,
-  ``smollm2``. The loss is cross-entropy on the rationale tokens only (for a causal model
-  the prompt is context, never a target).
-- AdamW with linear or cosine decay after a linear warmup, stepped every optimizer step.
-  Gradient clipping, accumulation and precision (``bf16-mixed`` where the hardware has it)
-  are the Trainer's: set them under ``trainer:``. ``gradient_checkpointing`` trades a third
-  more compute for most of the activation memory.
-- Validation: the loss on the kept teacher rationales of the validation split every epoch;
-  every ``eval_every_n_epochs`` epochs also rationales generated for *all* validation
-  questions, the large LM's answers with them (reader role) scored by official EM/F1, and a
-  TensorBoard text table of examples. ``lmcot test`` does the same on the test split (for
-  a fit checkpoint with ``--ckpt_path``, or an exported folder as ``--model.init_args.model``)
-  and writes ``<log dir>/test/examples/lm_guided.jsonl`` (question, rationale, answer, gold,
-  scores) and ``<log dir>/test/predictions/lm_guided.json`` (the official layout).
-  ``lmcot evaluate`` puts several checkpoints beside the prompting baselines.
-- Export: at the end of ``fit`` the small LM and tokenizer are written with
-  ``save_pretrained`` to ``export_dir`` (default ``<log dir>/export``); stage 2 and the
-  evaluation take that folder.
-
-Batch size: ``data.batch_size`` rationales per device per step; the effective batch is that
-times devices times ``trainer.accumulate_grad_batches``. Resume: ``lmcot fit --ckpt_path``
-restores weights, optimizer, scheduler and loop state from a Lightning checkpoint.
+README.md, "Stage 1: rationale distillation", is the manual. The loss is cross-entropy on the
+rationale tokens only (a causal model's prompt is context, never a target); validation adds
+generated rationales and the reader's answers every ``eval_every_n_epochs``; ``fit`` ends by
+exporting a ``save_pretrained`` folder.
 """
 
 from __future__ import annotations

@@ -43,13 +43,12 @@ def _attached(model_dir, reward, **ppo) -> PPOModule:
     )
     module.trainer = _quiet_trainer()
     module.configure_model()
-    module._records = lambda split, index: [None] * len(index)
     return module
 
 
 def _one_question(policy: SmallLM) -> dict[str, torch.Tensor]:
     batch = policy.tokenizer(["Question: which one came first?"], return_tensors="pt")
-    return {**batch, "index": torch.tensor([0])}
+    return {**batch, "index": torch.tensor([0]), "records": [None]}
 
 
 def _labels(policy: SmallLM, lengths: list[int], ended: list[bool] | None = None) -> torch.Tensor:

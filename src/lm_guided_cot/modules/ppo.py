@@ -194,10 +194,6 @@ class PPOModule(L.LightningModule):
 
     # ---- rollout -------------------------------------------------------------------------------
 
-    def _records(self, split: str, index: torch.Tensor) -> list:
-        datamodule = self.trainer.datamodule
-        return [datamodule.record(split, i) for i in index.tolist()]
-
     def _reward(self, records: list[QARecord], texts: list[str]) -> RewardOutput:
         if self.hparams.llm_calls == "rank_zero":
             return rank_zero_reward(self.reward, records, texts)
@@ -217,12 +213,15 @@ class PPOModule(L.LightningModule):
 
     @torch.no_grad()
     def rollout(self, batch: dict[str, Any]) -> Rollout:
-        """Sample rationales for a batch of questions and score everything PPO needs."""
+        """Sample rationales for a batch of questions and score everything PPO needs.
+
+        ``batch["records"]`` holds the rows' ``QARecord`` objects, in batch order."""
         cfg = self.ppo
         k = cfg.samples_per_question
         input_ids = batch["input_ids"].repeat_interleave(k, dim=0)
         attention_mask = batch["attention_mask"].repeat_interleave(k, dim=0)
-        index = batch["index"].repeat_interleave(k, dim=0)
+        # in repeat_interleave's order: each question's k samples consecutive
+        records = [record for record in batch["records"] for _ in range(k)]
         labels = self.policy.generate(
             input_ids, attention_mask, cfg.rollout, **generation_kwargs(self.trainer)
         )
@@ -230,7 +229,6 @@ class PPOModule(L.LightningModule):
         labels = _nonempty(labels, eos)
         mask = (labels != IGNORE_INDEX).float()
         texts = self.policy.decode(labels)
-        records = self._records("train", index)
         reward = self._reward(records, texts)
         raw_scores = reward.total.to(self.device)
         scores = self._scores(raw_scores)
@@ -414,13 +412,13 @@ class PPOModule(L.LightningModule):
     # ---- evaluation ----------------------------------------------------------------------------
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate_batch(batch, "validation", "val")
+        self._evaluate_batch(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate_batch(batch, "test", "test")
+        self._evaluate_batch(batch, "test")
 
     @torch.no_grad()
-    def _evaluate_batch(self, batch: dict[str, Any], split: str, prefix: str) -> None:
+    def _evaluate_batch(self, batch: dict[str, Any], prefix: str) -> None:
         labels = self.policy.generate(
             batch["input_ids"],
             batch["attention_mask"],
@@ -428,7 +426,7 @@ class PPOModule(L.LightningModule):
             **generation_kwargs(self.trainer),
         )
         texts = self.policy.decode(labels)
-        records = self._records(split, batch["index"])
+        records = batch["records"]
         reward = self.reward(records, texts)
         n = len(texts)
         self.log(

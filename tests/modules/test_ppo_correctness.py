@@ -43,13 +43,12 @@ def _attached(model_dir, reward, **ppo) -> PPOModule:
     )
     module.trainer = _quiet_trainer()
     module.configure_model()
-    module._records = lambda split, index: [None] * len(index)
     return module
 
 
 def _one_question(policy: SmallLM) -> dict[str, torch.Tensor]:
     batch = policy.tokenizer(["Question: which one came first?"], return_tensors="pt")
-    return {**batch, "index": torch.tensor([0])}
+    return {**batch, "index": torch.tensor([0]), "records": [None]}
 
 
 def _labels(policy: SmallLM, lengths: list[int], ended: list[bool] | None = None) -> torch.Tensor:
@@ -94,11 +93,11 @@ def test_rloo_advantages_keep_their_sign_whatever_the_lengths(tiny_causal_dir, w
     roll = module.rollout(_one_question(module.policy))
     leave_one_out = torch.tensor([0.8, 0.6 - 1 / 3, -1.6 / 3, -1.6 / 3])
     expected = leave_one_out / leave_one_out.std() if whiten else leave_one_out
-    mask = roll["mask"].bool()
+    mask = roll.mask.bool()
     for row, value in enumerate(expected):
-        tokens = roll["advantages"][row][mask[row]]
+        tokens = roll.advantages[row][mask[row]]
         assert torch.allclose(tokens, torch.full_like(tokens, float(value)), atol=1e-5), row
-        assert (roll["advantages"][row][~mask[row]] == 0).all()
+        assert (roll.advantages[row][~mask[row]] == 0).all()
 
 
 def test_rloo_builds_and_optimizes_no_value_head(tiny_causal_dir):
@@ -122,8 +121,8 @@ def test_a_missing_eos_costs_the_penalty(tiny_causal_dir):
         module.policy, [6, 6, 3, 3], ended=[False, True, True, True]
     )
     roll = module.rollout(_one_question(module.policy))
-    assert roll["advantages"][:, 0].tolist() == pytest.approx([-0.5, 1 / 6, 1 / 6, 1 / 6])
-    assert roll["raw_scores"].tolist() == [1.0] * 4  # logged as the reader scored them
+    assert roll.advantages[:, 0].tolist() == pytest.approx([-0.5, 1 / 6, 1 / 6, 1 / 6])
+    assert roll.raw_scores.tolist() == [1.0] * 4  # logged as the reader scored them
 
 
 @pytest.mark.parametrize("fixture", ["tiny_causal_dir", "tiny_t5_dir"])
@@ -147,12 +146,12 @@ def test_rollouts_are_scored_with_the_distribution_they_were_sampled_from(
     monkeypatch.setattr(model, "generate", recording_generate)
     torch.manual_seed(0)
     roll = module.rollout(_one_question(module.policy))
-    labels, mask = roll["labels"], roll["mask"]
+    labels, mask = roll.labels, roll.mask
     sampler = sampled["scores"].log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
     assert mask.sum() > 4
-    assert torch.allclose(roll["logprobs"], sampler * mask, atol=1e-4)
+    assert torch.allclose(roll.logprobs, sampler * mask, atol=1e-4)
     # the reference (the same weights here) is scored the same way: no KL at the start
-    assert roll["kl"].abs().max() < 1e-4
+    assert roll.kl.abs().max() < 1e-4
 
 
 def test_reward_scaling_cannot_blow_equal_scores_up(tiny_causal_dir):

@@ -28,6 +28,7 @@ from lm_guided_cot.metrics import AnswerScores, best_inclusion
 from lm_guided_cot.modules.distributed import (
     gather_objects,
     generation_kwargs,
+    mean_over_ranks,
     pretrained_loading,
 )
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
@@ -146,9 +147,7 @@ class DistillationModule(L.LightningModule):
         # Divided by the mean token count over ranks: the ranks' averaged gradients are then
         # those of one process over all their tokens (not a mean of per-rank means).
         tokens = (batch["labels"] != IGNORE_INDEX).sum()
-        loss = self.policy.sft_loss(
-            batch, self.trainer.strategy.reduce(tokens.float(), reduce_op="mean")
-        )
+        loss = self.policy.sft_loss(batch, mean_over_ranks(self.trainer.strategy, tokens.float()))
         self.log(
             "train/loss",
             loss,

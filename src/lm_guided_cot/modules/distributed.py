@@ -1,5 +1,5 @@
-"""Data-parallel helpers of the stage modules: sums over ranks, gathering Python objects, and
-asking the large LM from rank 0 alone.
+"""Data-parallel helpers of the stage modules: every reduction over ranks (sums, means,
+gathered floats), gathering Python objects, and asking the large LM from rank 0 alone.
 
 Large-LM calls under several processes go out one of two ways (``PPOModule.llm_calls``):
 - ``every_rank``: each rank asks about its own shard; the client's shared SQLite cache and its
@@ -13,6 +13,7 @@ Large-LM calls under several processes go out one of two ways (``PPOModule.llm_c
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -36,13 +37,41 @@ def gather_objects(items: list[Any]) -> list[Any]:
     return [item for part in gathered for item in part]
 
 
-def all_reduce_sum(strategy: Any):
-    """A function summing a tensor over the ranks of a Lightning strategy (identity on one)."""
+def sum_over_ranks(strategy: Any, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over the ranks of a Lightning strategy (itself in one process)."""
+    return strategy.reduce(tensor, reduce_op="sum")
 
-    def reduce(tensor: torch.Tensor) -> torch.Tensor:
-        return strategy.reduce(tensor, reduce_op="sum")
 
-    return reduce
+def mean_over_ranks(strategy: Any, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` averaged over the ranks of a Lightning strategy (itself in one process)."""
+    return strategy.reduce(tensor, reduce_op="mean")
+
+
+def token_count(strategy: Any, mask: torch.Tensor) -> torch.Tensor:
+    """The mean token count over ranks: the divisor that makes the ranks' averaged loss (and
+    gradients) the mean over all their tokens, as one process over the whole batch."""
+    return mean_over_ranks(strategy, mask.sum())
+
+
+def mean_across_ranks(module: Any, value: torch.Tensor) -> float:
+    """A scalar averaged over the ranks of a LightningModule's trainer, as a float."""
+    if module.trainer.world_size > 1:
+        return float(module.all_gather(value.detach()).float().mean())
+    return float(value)
+
+
+def gather_floats(module: Any, values: torch.Tensor) -> list[float]:
+    """Every rank's values in rank order, non-finite ones left out (so running statistics
+    agree across ranks)."""
+    if module.trainer.world_size > 1:
+        values = module.all_gather(values.detach()).reshape(-1)
+    return [float(v) for v in values.tolist() if math.isfinite(v)]
+
+
+def std_over_ranks(module: Any, values: torch.Tensor) -> torch.Tensor:
+    """Standard deviation of every rank's values together (logged once, not averaged)."""
+    gathered = torch.tensor(gather_floats(module, values.float().to(module.device)))
+    return gathered.std() if gathered.numel() > 1 else torch.zeros(())
 
 
 @contextlib.contextmanager

@@ -47,23 +47,31 @@ rank 0 (``llm_calls``). Under ZeRO 3, generation runs with ``synced_gpus``.
 
 from __future__ import annotations
 
-import math
+import functools
 import random
 from typing import Any, Literal
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 
+from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.hparams import as_dataclass, as_plain
 from lm_guided_cot.modules.distributed import (
+    gather_floats,
     generation_kwargs,
+    mean_across_ranks,
     pretrained_loading,
     rank_zero_reward,
+    std_over_ranks,
+    sum_over_ranks,
+    token_count,
 )
 from lm_guided_cot.modules.ppo_config import PPOConfig
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
+from lm_guided_cot.modules.rollout import PPOStats, Rollout
 from lm_guided_cot.policy import GenerationConfig, SmallLM, ValueHead, hidden_size
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
 from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
@@ -186,28 +194,16 @@ class PPOModule(L.LightningModule):
 
     # ---- rollout -------------------------------------------------------------------------------
 
-    def _records(self, split: str, index: torch.Tensor) -> list:
-        datamodule = self.trainer.datamodule
-        return [datamodule.record(split, i) for i in index.tolist()]
-
-    def _reward(self, records: list, texts: list[str]) -> RewardOutput:
+    def _reward(self, records: list[QARecord], texts: list[str]) -> RewardOutput:
         if self.hparams.llm_calls == "rank_zero":
             return rank_zero_reward(self.reward, records, texts)
         return self.reward(records, texts)
-
-    def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.trainer.strategy.reduce(tensor, reduce_op="sum")
-
-    def _token_count(self, mask: torch.Tensor) -> torch.Tensor:
-        """The mean token count over ranks: the divisor that makes the ranks' averaged loss
-        (and gradients) the mean over all their tokens."""
-        return self.trainer.strategy.reduce(mask.sum(), reduce_op="mean")
 
     def _scores(self, raw: torch.Tensor) -> torch.Tensor:
         cfg = self.ppo
         scores = raw
         if cfg.reward_scaling != "none":
-            self.reward_stats.update(_gather_floats(self, raw))
+            self.reward_stats.update(gather_floats(self, raw))
             std = max(self.reward_stats.std, cfg.reward_std_floor)
             shift = self.reward_stats.mean if cfg.reward_scaling == "running_zscore" else 0.0
             scores = (raw - shift) / std
@@ -216,13 +212,16 @@ class PPOModule(L.LightningModule):
         return scores
 
     @torch.no_grad()
-    def rollout(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """Sample rationales for a batch of questions and score everything PPO needs."""
+    def rollout(self, batch: dict[str, Any]) -> Rollout:
+        """Sample rationales for a batch of questions and score everything PPO needs.
+
+        ``batch["records"]`` holds the rows' ``QARecord`` objects, in batch order."""
         cfg = self.ppo
         k = cfg.samples_per_question
         input_ids = batch["input_ids"].repeat_interleave(k, dim=0)
         attention_mask = batch["attention_mask"].repeat_interleave(k, dim=0)
-        index = batch["index"].repeat_interleave(k, dim=0)
+        # in repeat_interleave's order: each question's k samples consecutive
+        records = [record for record in batch["records"] for _ in range(k)]
         labels = self.policy.generate(
             input_ids, attention_mask, cfg.rollout, **generation_kwargs(self.trainer)
         )
@@ -230,7 +229,6 @@ class PPOModule(L.LightningModule):
         labels = _nonempty(labels, eos)
         mask = (labels != IGNORE_INDEX).float()
         texts = self.policy.decode(labels)
-        records = self._records("train", index)
         reward = self._reward(records, texts)
         raw_scores = reward.total.to(self.device)
         scores = self._scores(raw_scores)
@@ -248,6 +246,7 @@ class PPOModule(L.LightningModule):
         kl = kl_penalty(current.logprobs, ref_logprobs, cfg.kl_estimator) * mask
         kl_k3 = kl_penalty(current.logprobs, ref_logprobs, "k3") * mask
         beta = self.kl_controller.value
+        summed = functools.partial(sum_over_ranks, self.trainer.strategy)
         if cfg.advantage == "gae":
             rewards = token_rewards(scores, kl, mask, beta)
             advantages, returns = generalized_advantages(
@@ -255,105 +254,93 @@ class PPOModule(L.LightningModule):
             )
             if cfg.whiten_advantages:
                 # by the statistics of every rank's tokens, as one process would over the batch
-                advantages = masked_whiten(advantages, mask, all_reduce=self._all_reduce)
+                advantages = masked_whiten(advantages, mask, all_reduce=summed)
         else:
             sequence = scores - beta * kl.sum(dim=1)
             per_rationale = leave_one_out_advantages(sequence, k)
             if cfg.whiten_advantages:
                 # per rationale and by scale only, never per token (see PPOConfig)
-                per_rationale = scale_to_unit_std(per_rationale, all_reduce=self._all_reduce)
+                per_rationale = scale_to_unit_std(per_rationale, all_reduce=summed)
             advantages = per_rationale[:, None] * mask
             returns = torch.zeros_like(advantages)
-        return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "labels": labels,
-            "mask": mask,
-            "logprobs": current.logprobs,
-            "values": current.values,
-            "advantages": advantages,
-            "returns": returns,
-            "kl": kl,
-            "kl_k3": kl_k3,
-            "raw_scores": raw_scores,
-            "reward": reward,
-            "texts": texts,
-            "records": records,
-        }
+        return Rollout(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            mask=mask,
+            logprobs=current.logprobs,
+            values=current.values,
+            advantages=advantages,
+            returns=returns,
+            kl=kl,
+            kl_k3=kl_k3,
+            raw_scores=raw_scores,
+            reward=reward,
+            texts=texts,
+            records=records,
+        )
 
     # ---- training ----------------------------------------------------------------------------
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         cfg = self.ppo
         roll = self.rollout(batch)
         optimizer = self.optimizers()
-        n = roll["labels"].shape[0]
-        stats: dict[str, list[torch.Tensor]] = {
-            k: []
-            for k in (
-                "policy_loss",
-                "value_loss",
-                "clipfrac",
-                "approx_kl",
-                "vf_clipfrac",
-                "entropy",
-            )
-        }
+        n = roll.labels.shape[0]
+        stats = PPOStats()
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(n, device=self.device)
             for start in range(0, n, cfg.minibatch_size):
                 mb = order[start : start + cfg.minibatch_size]
-                mask = roll["mask"][mb]
-                count = self._token_count(mask)
-                out = self.policy.rationale_forward(
-                    roll["input_ids"][mb],
-                    roll["attention_mask"][mb],
-                    roll["labels"][mb],
-                    self.value_head,
-                    with_entropy=True,
-                    entropy_grad=bool(cfg.entropy_coef),
-                    temperature=cfg.rollout.temperature,
-                )
-                policy = clipped_policy_loss(
-                    out.logprobs,
-                    roll["logprobs"][mb],
-                    roll["advantages"][mb],
-                    mask,
-                    cfg.clip_range,
-                    count,
-                )
-                loss = policy.loss
-                entropy = masked_mean(out.entropy, mask, count=count)
-                if cfg.entropy_coef:
-                    loss = loss - cfg.entropy_coef * entropy
-                if cfg.advantage == "gae":
-                    value = clipped_value_loss(
-                        out.values,
-                        roll["values"][mb],
-                        roll["returns"][mb],
-                        mask,
-                        cfg.clip_range_value,
-                        count,
-                    )
-                    loss = loss + cfg.vf_coef * value.loss
-                    stats["value_loss"].append(value.loss.detach())
-                    stats["vf_clipfrac"].append(value.clipfrac.detach())
-                self.manual_backward(loss)
-                optimizer.step()  # clips in on_before_optimizer_step
-                # Freed here rather than before the next backward: the next forward's
-                # activations then peak without a model-sized set of stale gradients beside them.
-                optimizer.zero_grad(set_to_none=True)
-                stats["policy_loss"].append(policy.loss.detach())
-                stats["clipfrac"].append(policy.clipfrac.detach())
-                stats["approx_kl"].append(policy.approx_kl.detach())
-                stats["entropy"].append(entropy.detach())
-
-        mask = roll["mask"]
-        sequence_kl = roll["kl"].sum(dim=1).mean()
-        self.kl_controller.update(
-            _mean_across_ranks(self, sequence_kl), n * self.trainer.world_size
-        )
+                self._minibatch_step(roll, mb, optimizer, stats)
+        sequence_kl = roll.kl.sum(dim=1).mean()
+        self.kl_controller.update(mean_across_ranks(self, sequence_kl), n * self.trainer.world_size)
         self._log_step(roll, stats, sequence_kl)
+
+    def _minibatch_step(
+        self, roll: Rollout, mb: torch.Tensor, optimizer: LightningOptimizer, stats: PPOStats
+    ) -> None:
+        """One update on the rollout's rows ``mb``: losses, backward, step, statistics."""
+        cfg = self.ppo
+        mask = roll.mask[mb]
+        count = token_count(self.trainer.strategy, mask)
+        out = self.policy.rationale_forward(
+            roll.input_ids[mb],
+            roll.attention_mask[mb],
+            roll.labels[mb],
+            self.value_head,
+            with_entropy=True,
+            entropy_grad=bool(cfg.entropy_coef),
+            temperature=cfg.rollout.temperature,
+        )
+        policy = clipped_policy_loss(
+            out.logprobs, roll.logprobs[mb], roll.advantages[mb], mask, cfg.clip_range, count
+        )
+        loss = policy.loss
+        entropy = masked_mean(out.entropy, mask, count=count)
+        if cfg.entropy_coef:
+            loss = loss - cfg.entropy_coef * entropy
+        if cfg.advantage == "gae":
+            value = clipped_value_loss(
+                out.values,
+                roll.values[mb],
+                roll.returns[mb],
+                mask,
+                cfg.clip_range_value,
+                count,
+            )
+            loss = loss + cfg.vf_coef * value.loss
+            stats.value_loss.append(value.loss.detach())
+            stats.vf_clipfrac.append(value.clipfrac.detach())
+        self.manual_backward(loss)
+        optimizer.step()  # clips in on_before_optimizer_step
+        # Freed here rather than before the next backward: the next forward's
+        # activations then peak without a model-sized set of stale gradients beside them.
+        optimizer.zero_grad(set_to_none=True)
+        stats.policy_loss.append(policy.loss.detach())
+        stats.clipfrac.append(policy.clipfrac.detach())
+        stats.approx_kl.append(policy.approx_kl.detach())
+        stats.entropy.append(entropy.detach())
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Here, not before optimizer.step(): under 16-mixed Lightning unscales the gradients
@@ -363,35 +350,30 @@ class PPOModule(L.LightningModule):
                 optimizer, gradient_clip_val=self.ppo.max_grad_norm, gradient_clip_algorithm="norm"
             )
 
-    def _std_across_ranks(self, values: torch.Tensor) -> torch.Tensor:
-        """Standard deviation of every rank's values together (logged once, not averaged)."""
-        gathered = torch.tensor(_gather_floats(self, values.float().to(self.device)))
-        return gathered.std() if gathered.numel() > 1 else torch.zeros(())
-
-    def _log_step(
-        self, roll: dict[str, Any], stats: dict[str, list[torch.Tensor]], sequence_kl: torch.Tensor
-    ) -> None:
-        mask = roll["mask"]
+    def _log_step(self, roll: Rollout, stats: PPOStats, sequence_kl: torch.Tensor) -> None:
+        mask = roll.mask
         n = mask.shape[0]
         log = {
-            "reward/total_mean": roll["raw_scores"].float().mean(),
-            "reward/total_std": self._std_across_ranks(roll["raw_scores"]),
+            "reward/total_mean": roll.raw_scores.float().mean(),
+            "reward/total_std": std_over_ranks(self, roll.raw_scores),
             "kl/mean": sequence_kl,
-            "kl/k3": roll["kl_k3"].sum(dim=1).mean(),
+            "kl/k3": roll.kl_k3.sum(dim=1).mean(),
             "kl/coef": torch.tensor(self.kl_controller.value),
             "rationale/length": mask.sum(dim=1).mean(),
-            "rationale/eos_rate": _eos_rate(roll["labels"], self.policy.tokenizer.eos_token_id),
+            "rationale/eos_rate": _eos_rate(roll.labels, self.policy.tokenizer.eos_token_id),
         }
-        for name, values in roll["reward"].components.items():
+        for name, values in roll.reward.components.items():
             values = values.float()
             log[f"reward/{name}_mean"] = values.mean()
-            log[f"reward/{name}_std"] = self._std_across_ranks(values)
-        for name, values in stats.items():
-            if values:
-                log[f"ppo/{name}"] = torch.stack(values).mean()
+            log[f"reward/{name}_std"] = std_over_ranks(self, values)
+        for name, value in stats.means().items():
+            log[f"ppo/{name}"] = value
         if self.ppo.advantage == "gae":
             log["ppo/explained_variance"] = explained_variance(
-                roll["values"], roll["returns"], mask, all_reduce=self._all_reduce
+                roll.values,
+                roll.returns,
+                mask,
+                all_reduce=functools.partial(sum_over_ranks, self.trainer.strategy),
             )
         log = {k: v.detach().float().to(self.device) for k, v in log.items()}
         self.log_dict(log, on_step=True, on_epoch=False, sync_dist=True, batch_size=n)
@@ -403,7 +385,7 @@ class PPOModule(L.LightningModule):
             logger=False,
             batch_size=n,
         )
-        for key, value in {**roll["reward"].logs, **_llm_usage(self.reward.usage())}.items():
+        for key, value in {**roll.reward.logs, **_llm_usage(self.reward.usage())}.items():
             self.log(
                 key,
                 float(value),
@@ -422,21 +404,21 @@ class PPOModule(L.LightningModule):
                 [
                     (r.question, t, f"{s:.3f}", r.answer)
                     for r, t, s in zip(
-                        roll["records"][:k], roll["texts"][:k], roll["raw_scores"][:k].tolist()
+                        roll.records[:k], roll.texts[:k], roll.raw_scores[:k].tolist()
                     )
                 ],
             )
 
     # ---- evaluation ----------------------------------------------------------------------------
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate_batch(batch, "validation", "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate_batch(batch, "val")
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate_batch(batch, "test", "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate_batch(batch, "test")
 
     @torch.no_grad()
-    def _evaluate_batch(self, batch: dict[str, torch.Tensor], split: str, prefix: str) -> None:
+    def _evaluate_batch(self, batch: dict[str, Any], prefix: str) -> None:
         labels = self.policy.generate(
             batch["input_ids"],
             batch["attention_mask"],
@@ -444,7 +426,7 @@ class PPOModule(L.LightningModule):
             **generation_kwargs(self.trainer),
         )
         texts = self.policy.decode(labels)
-        records = self._records(split, batch["index"])
+        records = batch["records"]
         reward = self.reward(records, texts)
         n = len(texts)
         self.log(
@@ -581,18 +563,3 @@ def _llm_usage(usage: dict[str, float]) -> dict[str, float]:
     # every rank logs the same keys (a rank that asked nothing reports 0), or a synced log hangs
     out["llm/total/cache_hit_rate"] = hits / (requests + hits) if requests or hits else 0.0
     return out
-
-
-def _mean_across_ranks(module: L.LightningModule, value: torch.Tensor) -> float:
-    return (
-        float(module.all_gather(value.detach()).float().mean())
-        if module.trainer.world_size > 1
-        else float(value)
-    )
-
-
-def _gather_floats(module: L.LightningModule, values: torch.Tensor) -> list[float]:
-    """Scores of every rank (so running statistics agree across ranks)."""
-    if module.trainer.world_size > 1:
-        values = module.all_gather(values.detach()).reshape(-1)
-    return [float(v) for v in values.tolist() if math.isfinite(v)]

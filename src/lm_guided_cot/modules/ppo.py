@@ -1,48 +1,12 @@
 """Stage 2, rationale refinement with PPO, for seq2seq and causal small LMs.
 
-What it supports
-- A policy initialised from the stage-1 export (any spec ``SmallLM`` loads), a scalar value
-  head on its last decoder / response hidden states (one optimizer for both), and a frozen
-  reference (the distilled model by default) kept outside the module tree, the optimizer and
-  any DeepSpeed engine.
-- Rewards from YAML (``class_path``/``init_args``): answer F1 from the large LM, judge aspect
-  scores, marginal utility, weighted sums; all reward calls of a step run concurrently.
-- GAE advantages with a value loss, or the critic-free RLOO baseline over k samples; fixed or
-  adaptive KL coefficient; k1 KL penalty (k3 logged); optional reward scaling and clipping.
-- The policy's dropout is switched off (log-probs of a rollout and of its updates must agree),
-  so it trains in train mode, which ``gradient_checkpointing`` needs; sampling runs in eval mode.
-
-Choices that keep the estimates unbiased (each held by a test in tests/modules/test_ppo_correctness.py)
-- Rollouts are plain samples at ``rollout.temperature``, and the policy, its updates and the
-  reference are all scored at that temperature; greedy, beam, top-k/top-p and repetition-penalty
-  rollouts are refused (their log-probs are not the sampler's; greedy RLOO groups are all equal).
-  A model's own ``generation_config`` lends only its special token ids to ``generate``.
-- RLOO advantages are rescaled per rationale, never whitened per token; RLOO has no value head.
-- The KL penalty is a per-token reward with the k1 estimator; k3 is only logged (``kl/k3``).
-- Reward scaling divides by at least ``reward_std_floor``; gradients are clipped after
-  Lightning unscales them under ``16-mixed``.
-- Rationales cut at ``max_new_tokens`` are scored as the reader reads them, less
-  ``missing_eos_penalty`` (0 by default); stage-1 targets cut by ``max_target_tokens`` get no EOS.
-- Causal small LMs need left-padded prompts (refused otherwise).
-
-One ``training_step`` takes a batch of questions and does: sample rationales -> rewards ->
-reference log-probs -> KL-penalised rewards -> advantages -> ``ppo_epochs`` passes of
-minibatch updates (``manual_backward``, ``clip_gradients``). So ``trainer.global_step``
-counts *optimizer* steps: ``ceil(questions x k / minibatch_size) x ppo_epochs`` per batch --
-mind this when you set ``max_steps`` or a checkpoint cadence in steps (``max_epochs`` and
-``every_n_epochs`` count passes over the questions as usual).
-
-Batch size: ``data.batch_size`` questions per device per step, times ``samples_per_question``
-rationales. Resume: ``lmcot fit --ckpt_path`` restores policy, value head, optimizer, KL
-controller, reward statistics and the random state, so a resumed run continues the
-uninterrupted one exactly (on the same hardware, with deterministic rewards).
-
-Several processes (DDP, DeepSpeed ZeRO 2/3; presets in configs/strategy/): each rank samples
-for its own shard of questions. Losses are divided by the mean token count over ranks and
-advantages whitened by statistics over all ranks, so the averaged gradients are those of one
-process over the whole batch; reward statistics, the KL controller and logged metrics are
-reduced over ranks. Large-LM calls go out from every rank through the shared cache, or from
-rank 0 (``llm_calls``). Under ZeRO 3, generation runs with ``synced_gpus``.
+README.md, "Stage 2", is the manual, with the table of decisions that keep the estimates
+unbiased (each held by a test in tests/modules/test_ppo_correctness.py). Supports: GAE with a
+value head or critic-free RLOO over k samples; fixed or adaptive KL (k1 per token, k3 logged);
+reward scaling and clipping; exact resume; DDP and DeepSpeed ZeRO 2/3, with large-LM calls
+from every rank or from rank 0 (``llm_calls``). One ``training_step``: sample -> rewards ->
+reference log-probs -> advantages -> ``ppo_epochs`` of minibatch updates, so
+``trainer.global_step`` counts optimizer steps.
 """
 
 from __future__ import annotations
@@ -58,7 +22,7 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
-from lm_guided_cot.hparams import as_dataclass, as_plain
+from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.modules.distributed import (
     gather_floats,
     generation_kwargs,
@@ -128,8 +92,7 @@ class PPOModule(L.LightningModule):
         super().__init__()
         self.ppo = as_dataclass(PPOConfig, ppo)
         self.eval_generation = as_dataclass(GenerationConfig, eval_generation)
-        self.save_hyperparameters(ignore=["reward", "ppo", "eval_generation"])
-        self.hparams.update(ppo=as_plain(self.ppo), eval_generation=as_plain(self.eval_generation))
+        save_hparams(self, ignore=("reward",), ppo=self.ppo, eval_generation=self.eval_generation)
         self.automatic_optimization = False
         self.model_spec = model
         self.reference_spec = reference or model

@@ -360,9 +360,11 @@ class LLMClient:
         self._endpoint.hold_loop()
         return run_sync(self.acomplete(requests, role, sampling))
 
-    def shares_endpoint(self, other: LLMClient) -> bool:
-        """Whether both clients share one cache, budget and rate limits."""
-        return self._endpoint is other._endpoint
+    @property
+    def endpoint(self) -> object:
+        """What this client shares with the other clients of its endpoint (cache, budget, rate
+        limits, usage counters): the same object for all of them."""
+        return self._endpoint
 
     @contextlib.contextmanager
     def progress(self, description: str) -> Iterator[None]:

@@ -20,7 +20,7 @@ from lm_guided_cot.rewards import (
     WeightedSum,
 )
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
-from tests.helpers import fake_llm_config
+from tests.helpers import VowelShareReward, fake_llm_config
 
 ASPECTS = [Aspect("factuality", "true"), Aspect("fluency", "well written")]
 RECORDS = [
@@ -150,6 +150,10 @@ def test_sync_rewards_and_subclasses_still_work(tmp_path):
         asyncio.run(_Neither().ascore(RECORDS, ["x"] * 6))
     mention = AnswerMentionReward()
     assert mention.usage() == {} and mention.role_usages() is None
+    # a duck-typed reward (no RewardFunction: a __call__ and flat usage()) still sums
+    duck = WeightedSum([mention, VowelShareReward()])
+    assert duck(RECORDS[:1], ["Paris"]).total.tolist() == pytest.approx([1.4])
+    assert duck.usage() == {}
     with FakeLLMServer(responder=_reader_and_judge) as server:
         shouting = _Shouting(llm=fake_llm_config(server, tmp_path))
         # a reward that asks the large LM reports zeros before its first call (every DDP rank

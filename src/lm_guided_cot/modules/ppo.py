@@ -66,7 +66,7 @@ from lm_guided_cot.modules.distributed import (
 from lm_guided_cot.modules.ppo_config import PPOConfig
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.policy import GenerationConfig, SmallLM, ValueHead, hidden_size
-from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
+from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, role_usages_of
 from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
 from lm_guided_cot.rl.core import (
     clipped_policy_loss,
@@ -404,7 +404,7 @@ class PPOModule(L.LightningModule):
             logger=False,
             batch_size=n,
         )
-        for key, value in {**roll["reward"].logs, **_llm_usage(self.reward.role_usages())}.items():
+        for key, value in {**roll["reward"].logs, **_llm_usage(self.reward)}.items():
             self.log(
                 key,
                 float(value),
@@ -570,9 +570,10 @@ def _eos_rate(labels: torch.Tensor, eos_token_id: int) -> torch.Tensor:
     return (labels == eos_token_id).any(dim=1).float().mean()
 
 
-def _llm_usage(usages: dict[str, RoleUsage] | None) -> dict[str, float]:
-    """The large-LM counters worth a chart (totals; none for a reward without a large LM), with
-    a cache hit rate."""
+def _llm_usage(reward: RewardFunction) -> dict[str, float]:
+    """The reward's large-LM counters worth a chart (totals; none for a reward without a large
+    LM), with a cache hit rate."""
+    usages = role_usages_of(reward)
     if usages is None:
         total, out = RoleUsage(), {}
     else:

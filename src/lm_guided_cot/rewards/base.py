@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lm_guided_cot.data.records import QARecord
-from lm_guided_cot.llm.usage import RoleUsage, add_usages, flat_usage
+from lm_guided_cot.llm.usage import RoleUsage, add_usages, flat_usage, parse_flat_usage
 
 if TYPE_CHECKING:
     from lm_guided_cot.llm.client import LLMClient
@@ -79,23 +79,36 @@ async def ascore_of(
             return await reward.ascore(records, rationales)
         if "__call__" in vars(cls):
             return await asyncio.to_thread(reward, records, rationales)
-    raise AssertionError("unreachable: RewardFunction is in every reward's MRO")
+    raise TypeError(f"{type(reward).__name__} is not callable: it is no reward")
 
 
 def as_tensor(values: Sequence[float]) -> torch.Tensor:
     return torch.tensor(list(values), dtype=torch.float32)
 
 
+def role_usages_of(reward: Any) -> dict[str, RoleUsage] | None:
+    """``reward.role_usages()``; for a reward that is no ``RewardFunction`` but reports flat
+    ``usage()`` counters (or none), those."""
+    if isinstance(reward, RewardFunction):
+        return reward.role_usages()
+    flat = reward.usage() if hasattr(reward, "usage") else {}
+    return parse_flat_usage(flat) if flat else None
+
+
 def merge_usage(rewards: Sequence[RewardFunction]) -> dict[str, RoleUsage] | None:
     """Counters per role of several rewards, each shared endpoint counted once; ``None`` when
     none of them asks the large LM."""
     clients = {}
+    others = []  # rewards that do not say which clients they call
     for reward in rewards:
-        for client in reward.clients():
-            clients.setdefault(client.endpoint, client)  # its clients share the counters
-    if not clients:
+        if isinstance(reward, RewardFunction):
+            for client in reward.clients():
+                clients.setdefault(client.endpoint, client)  # its clients share the counters
+        elif (usages := role_usages_of(reward)) is not None:
+            others.append(usages)
+    if not clients and not others:
         return None
-    return add_usages(*(client.role_usages() for client in clients.values()))
+    return add_usages(*(client.role_usages() for client in clients.values()), *others)
 
 
 def check_lengths(records: Sequence[Any], rationales: Sequence[str]) -> None:

@@ -9,7 +9,14 @@ import torch
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.client import LLMClient
-from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, ascore_of, check_lengths
+from lm_guided_cot.llm.usage import RoleUsage
+from lm_guided_cot.rewards.base import (
+    RewardFunction,
+    RewardOutput,
+    ascore_of,
+    check_lengths,
+    merge_usage,
+)
 
 
 class WeightedSum(RewardFunction):
@@ -47,4 +54,7 @@ class WeightedSum(RewardFunction):
         return RewardOutput(total, components, logs)
 
     def clients(self) -> list[LLMClient]:
-        return [client for reward in self.rewards for client in reward.clients()]
+        return [c for r in self.rewards if isinstance(r, RewardFunction) for c in r.clients()]
+
+    def role_usages(self) -> dict[str, RoleUsage] | None:
+        return merge_usage(self.rewards)

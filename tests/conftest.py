@@ -25,6 +25,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LMCOT_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_llm_registry():
+    """Each test gets its own shared large-LM clients: the registry's clients of one test (its
+    fake server, its cache file) are closed after it, and never handed to the next."""
+    yield
+    import sys
+
+    registry = sys.modules.get("lm_guided_cot.llm.registry")
+    if registry is not None:
+        registry.close_all()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real benchmark samples (../shared/data); CI has the same folder."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -74,9 +75,8 @@ def ask_llm(question: str, llm: LLMConfig | None = None, system: str = "") -> di
         result = client.complete([LLMRequest(tuple(messages))], role="ask")[0]
     finally:
         client.close()  # stop the background loop before the interpreter's exit handlers run
-    usage = {
-        k.removeprefix("llm/ask/"): v for k, v in client.usage().items() if k.startswith("llm/ask/")
-    }
+    asked = client.role_usages().get("ask")
+    usage = dataclasses.asdict(asked) if asked is not None else {}
     return {
         "model": client.config.model,
         "reply": result.text,

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.files import write_atomically
+from lm_guided_cot.llm.usage import RoleUsage
 from lm_guided_cot.metrics import best_inclusion, score_answer
 
-# The usage counters a setting reports (LLMClient.usage() names, summed over its roles).
+# The usage counters a setting reports (RoleUsage fields, summed over its roles).
 USAGE_COUNTERS = (
     "requests",
     "replies",
@@ -125,15 +126,13 @@ def slugify(name: str) -> str:
 
 
 def usage_delta(
-    before: dict[str, float], after: dict[str, float], roles: Sequence[str]
+    before: Mapping[str, RoleUsage], after: Mapping[str, RoleUsage], roles: Sequence[str]
 ) -> dict[str, float]:
-    """The counters ``roles`` added between two ``LLMClient.usage()`` snapshots."""
-    out = dict.fromkeys(USAGE_COUNTERS, 0.0)
+    """The counters ``roles`` added between two ``LLMClient.role_usages()`` snapshots."""
+    added = RoleUsage()
     for role in roles:
-        for counter in USAGE_COUNTERS:
-            key = f"llm/{role}/{counter}"
-            out[counter] += after.get(key, 0.0) - before.get(key, 0.0)
-    return out
+        added = added + (after.get(role, RoleUsage()) - before.get(role, RoleUsage()))
+    return {counter: float(getattr(added, counter)) for counter in USAGE_COUNTERS}
 
 
 def official_predictions(examples: Sequence[ExampleResult]) -> dict[str, dict]:

@@ -175,15 +175,15 @@ def evaluate(
         ) -> None:
             console.log(f"[bold]{name}[/bold]: running")
             start = time.perf_counter() - seconds_before
-            before = client.usage()
+            before = client.role_usages()
             with progress(client, f"{name}: large LM"):
                 examples = answer()
-            usage = usage_delta(before, client.usage(), ("reader", "teacher"))
-            judge_before = judge_client.usage()
+            usage = usage_delta(before, client.role_usages(), ("reader", "teacher"))
+            judge_before = judge_client.role_usages()
             if judge_role is not None:
                 with progress(judge_client, f"{name}: judge"):
                     judge_rationales(records, examples, judge_role)
-            judge_usage = usage_delta(judge_before, judge_client.usage(), ("judge",))
+            judge_usage = usage_delta(judge_before, judge_client.role_usages(), ("judge",))
             result = SettingResult(name, examples, time.perf_counter() - start, usage, judge_usage)
             results.append(result)
             m = result.metrics()
@@ -288,10 +288,10 @@ def _question_major_pass(
         pairs += [(record, None)] * standard
         pairs += [(record, x) for rationales in guides for x in rationales[i]]
     start = time.perf_counter()
-    before = client.usage()
+    before = client.role_usages()
     with progress(client, "every row's reader requests, question by question"):
         reader.answer([r for r, _ in pairs], [x for _, x in pairs])
-    usage = usage_delta(before, client.usage(), ("reader",))
+    usage = usage_delta(before, client.role_usages(), ("reader",))
     return {**usage, "asked": float(len(pairs)), "seconds": time.perf_counter() - start}
 
 

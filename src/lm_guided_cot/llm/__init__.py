@@ -8,6 +8,7 @@ from lm_guided_cot.llm.client import (
     RoleUsage,
 )
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
+from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.llm.roles import (
     DEFAULT_ASPECTS,
     Aspect,
@@ -18,6 +19,7 @@ from lm_guided_cot.llm.roles import (
     Teacher,
     TeacherConfig,
 )
+from lm_guided_cot.llm.usage import flat_usage
 
 __all__ = [
     "DEFAULT_ASPECTS",
@@ -35,4 +37,6 @@ __all__ = [
     "SamplingParams",
     "Teacher",
     "TeacherConfig",
+    "client_for",
+    "flat_usage",
 ]

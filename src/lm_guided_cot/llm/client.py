@@ -2,8 +2,10 @@
 
 For each request of a batch the client
 1. looks the reply up in the shared cache (model, messages, sampling, sample index);
-2. claims the key, so no other process sharing the cache sends it too (it waits instead);
-3. waits for a concurrency slot and the client-side rate limits;
+2. claims the key, so no other process sharing the cache sends it too (it waits instead; so
+   does another batch of this process sending it);
+3. waits for a concurrency slot and the client-side rate limits (of the endpoint: shared by
+   every batch in flight and, through ``llm.registry``, by every role that names it);
 4. calls ``litellm.acompletion`` with a per-call timeout, retrying 429s, 5xx, timeouts,
    dropped connections, unreadable and empty replies with exponential backoff and jitter
    that honours Retry-After;
@@ -18,6 +20,7 @@ would fail every call alike.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import logging
@@ -26,8 +29,8 @@ import os
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Coroutine, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +41,7 @@ from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.limits import RateLimiter, backoff_delay, retry_after_seconds
 from lm_guided_cot.llm.progress import BatchProgress
 from lm_guided_cot.llm.secrets import redact
+from lm_guided_cot.llm.usage import RoleUsage, flat_usage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,22 +106,6 @@ class LLMResult:
 
 
 @dataclass
-class RoleUsage:
-    """Counters for one role (teacher, reader, judge, ...)."""
-
-    requests: int = 0  # calls sent to the server, retries included
-    replies: int = 0  # results with text, from the server or the cache
-    failures: int = 0  # results that stayed failed after all retries
-    retries: int = 0
-    cache_hits: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    parse_failures: int = 0  # replies the role's parser could not read (fallback used)
-    cached_tokens: int = 0  # prompt + completion tokens of the replies read from the cache
-
-
-@dataclass
 class _Batch:
     role: str
     params: dict[str, Any]
@@ -125,42 +113,234 @@ class _Batch:
     results: list[LLMResult | None] = field(default_factory=list)
 
 
-class LLMClient:
-    """Batched, cached, rate-limited, retrying access to one large LM (see the module docstring)."""
+# ---- the process's event loop -------------------------------------------------------------------
 
-    def __init__(self, config: LLMConfig | None = None) -> None:
-        self.config = _without_missing_server(config or LLMConfig())
+
+class _LoopThread:
+    """An event loop on a daemon thread, shared by every client of the process: batches of
+    different clients (the parts of a reward sum) can then be gathered on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.users = 0
+        self.thread = threading.Thread(target=self._run, name="lmcot-llm-client", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        try:
+            # litellm leaves a logging worker task on the loop: cancel it, or it is reported
+            # as "destroyed but pending" when the loop goes away
+            self.loop.run_until_complete(_cancel_pending())
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+        finally:
+            self.loop.close()
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if threading.current_thread() is not self.thread:
+            self.thread.join(5)
+
+
+_loop_lock = threading.Lock()
+_shared_loop: _LoopThread | None = None
+_exit_hook_installed = False
+
+
+def _acquire_loop() -> _LoopThread:
+    """The process's loop (started on first use), held until ``_release_loop``."""
+    global _shared_loop, _exit_hook_installed
+    with _loop_lock:
+        if _shared_loop is None:
+            _shared_loop = _LoopThread()
+            if not _exit_hook_installed:
+                # Registered after litellm's import, so it runs before litellm's exit handlers.
+                atexit.register(_stop_at_exit)
+                _exit_hook_installed = True
+        _shared_loop.users += 1
+        return _shared_loop
+
+
+def _release_loop(held: _LoopThread) -> None:
+    """Give back one hold; the last one stops the loop (no other client's tasks are left)."""
+    global _shared_loop
+    with _loop_lock:
+        if held is not _shared_loop:
+            return  # stopped already (exit, fork)
+        held.users -= 1
+        if held.users > 0:
+            return
+        _shared_loop = None
+    held.stop()
+
+
+def _stop_at_exit() -> None:
+    global _shared_loop
+    if "lm_guided_cot.llm.registry" in sys.modules:
+        sys.modules["lm_guided_cot.llm.registry"].close_all()
+    with _loop_lock:
+        held, _shared_loop = _shared_loop, None
+    if held is not None:
+        held.stop()
+
+
+def _forget_loop_in_child() -> None:
+    global _shared_loop
+    _shared_loop = None  # its thread did not survive the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loop_in_child)
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on the process's large-LM loop and wait for its result."""
+    held = _acquire_loop()
+    try:
+        if threading.current_thread() is held.thread:
+            coro.close()
+            raise RuntimeError(
+                "a blocking large-LM call from inside the large-LM event loop would wait for "
+                "itself: await the async variant (acomplete, ascore) instead"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, held.loop).result()
+    finally:
+        _release_loop(held)
+
+
+# ---- what the clients of one endpoint share -----------------------------------------------------
+
+
+@dataclass
+class _Budget:
+    """Concurrency and rate limits of an endpoint on one event loop (asyncio primitives belong
+    to the loop they are used on)."""
+
+    loop: asyncio.AbstractEventLoop
+    semaphore: asyncio.Semaphore
+    request_limit: RateLimiter | None
+    token_limit: RateLimiter | None
+    server_slots: asyncio.Semaphore | None
+    # keys being sent by a batch of this endpoint: another batch waits for them instead of
+    # sending them too (the cache's claims only keep other processes out)
+    in_flight: dict[str, asyncio.Event] = field(default_factory=dict)
+
+
+class _Endpoint:
+    """The cache, managed server, usage counters, concurrency budget and rate limits that every
+    client of one endpoint shares."""
+
+    def __init__(self, config: LLMConfig, requested: LLMConfig | None = None) -> None:
+        self.config = config
+        self.requested = requested or config  # before the in-process fallback, for comparisons
         _litellm()  # here, not inside the first call, whose timeout would include the import
-        if self.config.model.startswith("local/"):
+        if config.model.startswith("local/"):
             from lm_guided_cot.llm.local_provider import register_local_provider
 
             register_local_provider()
-        self.cache = ReplyCache(self.config.cache_path) if self.config.cache_path else None
+        self.cache = ReplyCache(config.cache_path) if config.cache_path else None
         self.server = None
-        self._api_base = self.config.api_base
-        if self.config.server is not None:
+        self.api_base = config.api_base
+        if config.server is not None:
             from lm_guided_cot.llm.server import ensure_server
 
-            cache_dir = Path(self.config.cache_path).parent if self.config.cache_path else None
-            self.server = ensure_server(self.config.server, cache_dir or Path(".lmcot_cache"))
-            self._api_base = self.server.api_base
-        self._group_prefixes = (
-            self.config.group_prefixes
-            if self.config.group_prefixes is not None
-            else self.config.server is not None
+            cache_dir = Path(config.cache_path).parent if config.cache_path else None
+            self.server = ensure_server(config.server, cache_dir or Path(".lmcot_cache"))
+            self.api_base = self.server.api_base
+        self.group_prefixes = (
+            config.group_prefixes
+            if config.group_prefixes is not None
+            else config.server is not None
         )
-        self._usage: dict[str, RoleUsage] = defaultdict(RoleUsage)
-        self._secret_vars = (self.config.api_key_env,) if self.config.api_key_env else ()
-        self._retry_on_empty = (
-            self.config.retry_on_empty
-            if self.config.retry_on_empty is not None
+        self.usage: dict[str, RoleUsage] = defaultdict(RoleUsage)
+        self.retry_on_empty = (
+            config.retry_on_empty
+            if config.retry_on_empty is not None
             # greedy local models and managed servers would only return the same empty reply
-            else not self.config.model.startswith("local/") and self.config.server is None
+            else not config.model.startswith("local/") and config.server is None
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_lock = threading.Lock()
+        self.shared = False  # the registry's: closed with the last of its clients
+        self.views = 0
+        self.on_close: Callable[[_Endpoint], None] | None = None
+        self._lock = threading.Lock()
+        self._held: _LoopThread | None = None
+        self._budget: _Budget | None = None
+
+    def hold_loop(self) -> None:
+        """Keep the process's loop running while this endpoint is open."""
+        with self._lock:
+            if self._held is None:
+                self._held = _acquire_loop()
+
+    def budget(self) -> _Budget:
+        """The budget on the running loop, made on first use there."""
+        loop = asyncio.get_running_loop()
+        budget = self._budget
+        if budget is None or budget.loop is not loop:
+            cfg = self.config
+            managed = self.server is not None and self.group_prefixes
+            budget = _Budget(
+                loop,
+                asyncio.Semaphore(cfg.max_concurrency),
+                RateLimiter(cfg.requests_per_minute) if cfg.requests_per_minute else None,
+                RateLimiter(cfg.tokens_per_minute) if cfg.tokens_per_minute else None,
+                # one prompt per server slot: more groups in flight than slots would evict a
+                # group's prefix before its next request comes
+                asyncio.Semaphore(cfg.server.parallel) if managed else None,
+            )
+            self._budget = budget
+            held = _shared_loop
+            if held is not None and held.loop is loop:
+                self.hold_loop()
+        return budget
+
+    def close(self) -> None:
+        """Close the cache connections and let go of the process's loop."""
+        with self._lock:
+            held, self._held = self._held, None
+            self._budget = None
+        if self.cache is not None:
+            if held is not None and threading.current_thread() is not held.thread:
+                # the loop thread has a connection of its own (they are per thread)
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(_call(self.cache.close), held.loop).result(5)
+            self.cache.close()
+        if held is not None:
+            _release_loop(held)
+        if self.on_close is not None:
+            self.on_close(self)
+
+
+async def _call(function: Callable[[], Any]) -> Any:
+    return function()
+
+
+class LLMClient:
+    """Batched, cached, rate-limited, retrying access to one large LM (see the module docstring).
+
+    ``LLMClient(config)`` owns its endpoint (cache, budget, limits); the clients that
+    ``lm_guided_cot.llm.registry.client_for`` returns share one per endpoint, each with its own
+    sampling and ``extra_params`` defaults.
+    """
+
+    def __init__(self, config: LLMConfig | None = None, *, _endpoint: _Endpoint | None = None):
+        requested = config or LLMConfig()
+        self.config = _without_missing_server(requested)
+        self._endpoint = _endpoint or _Endpoint(self.config, requested)
+        self._endpoint.views += 1
+        self._closed = False
+        endpoint = self._endpoint
+        self.cache = endpoint.cache
+        self.server = endpoint.server
+        self._api_base = endpoint.api_base
+        self._group_prefixes = endpoint.group_prefixes
+        self._usage = endpoint.usage
+        self._retry_on_empty = endpoint.retry_on_empty
+        self._secret_vars = (self.config.api_key_env,) if self.config.api_key_env else ()
         self._progress_description: str | None = None
-        self._limits: tuple | None = None
         self._lease = self.config.timeout * (self.config.max_retries + 1) + self.config.backoff_max
 
     # ---- public API ----------------------------------------------------------------------
@@ -173,24 +353,18 @@ class LLMClient:
     ) -> list[LLMResult]:
         """Answer a batch of requests (blocking); results come in request order.
 
-        Runs on the client's own event loop (a background thread that lives as long as the
-        client), so HTTP connections and rate limits carry over from one batch to the next.
+        Runs on the process's large-LM event loop (a background thread that lives while a
+        client is open), so HTTP connections and rate limits carry over from one batch to the
+        next and batches of several clients can run at once.
         """
-        loop = self._background_loop()
-        return asyncio.run_coroutine_threadsafe(
-            self.acomplete(requests, role, sampling), loop
-        ).result()
+        self._endpoint.hold_loop()
+        return run_sync(self.acomplete(requests, role, sampling))
 
-    def _background_loop(self) -> asyncio.AbstractEventLoop:
-        with self._loop_lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="lmcot-llm-client", daemon=True
-                )
-                thread.start()
-                self._loop = loop
-            return self._loop
+    @property
+    def endpoint(self) -> object:
+        """What this client shares with the other clients of its endpoint (cache, budget, rate
+        limits, usage counters): the same object for all of them."""
+        return self._endpoint
 
     @contextlib.contextmanager
     def progress(self, description: str) -> Iterator[None]:
@@ -211,17 +385,20 @@ class LLMClient:
         return BatchProgress(self._progress_description, total)
 
     def close(self) -> None:
-        """Stop the background event loop and close the cache connection."""
-        with self._loop_lock:
-            if self._loop is not None:
-                # litellm leaves a logging worker task on the loop: cancel it, or it is reported
-                # as "destroyed but pending" when the loop goes away
-                with contextlib.suppress(Exception):
-                    asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(5)
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._loop = None
-        if self.cache is not None:
-            self.cache.close()
+        """Close the cache connection and let go of the event loop.
+
+        A client of the registry closes the endpoint it shares with the last of its clients
+        (the loop itself stops when no client of any endpoint holds it).
+        """
+        endpoint = self._endpoint
+        if not endpoint.shared:
+            endpoint.close()  # a client of its own: closing it again after more use is fine
+            return
+        if not self._closed:
+            self._closed = True
+            endpoint.views -= 1
+            if endpoint.views <= 0:
+                endpoint.close()
 
     async def acomplete(
         self,
@@ -229,16 +406,14 @@ class LLMClient:
         role: str = "default",
         sampling: SamplingParams | None = None,
     ) -> list[LLMResult]:
-        """Answer a batch of requests concurrently; results come in request order."""
+        """Answer a batch of requests concurrently; results come in request order.
+
+        Batches in flight at once (on one loop) share the endpoint's concurrency budget and
+        rate limits.
+        """
         params = {**(sampling or self.config.sampling).to_params(), **self.config.extra_params}
         batch = _Batch(role, params, self._usage[role], [None] * len(requests))
-        semaphore = asyncio.Semaphore(self.config.max_concurrency)
-        limits = (
-            RateLimiter(self.config.requests_per_minute)
-            if self.config.requests_per_minute
-            else None,
-            RateLimiter(self.config.tokens_per_minute) if self.config.tokens_per_minute else None,
-        )
+        budget = self._endpoint.budget()
         # The same request twice in one batch is sent once; the copies share its result.
         first_of: dict[str, int] = {}
         copies: list[tuple[int, int]] = []
@@ -258,19 +433,14 @@ class LLMClient:
             groups = prefix_groups([_prompt_text(messages) for _, _, messages in jobs])
         else:
             groups = [[j] for j in range(len(jobs))]
-
-        # A managed server keeps one prompt per slot: more groups in flight than slots would
-        # evict a group's prefix before its next request comes.
-        managed = self.server is not None and self._group_prefixes
-        slots = self.config.server.parallel if managed else len(groups) or 1
-        group_slots = asyncio.Semaphore(slots)
+        slots = budget.server_slots or contextlib.nullcontext()
 
         async def run_in_order(members: list[int]) -> None:
             # One after another: each reuses the server's KV cache of the shared prefix.
-            async with group_slots:
+            async with slots:
                 for j in members:
                     i, key, messages = jobs[j]
-                    await self._one(batch, i, key, messages, semaphore, limits)
+                    await self._one(batch, i, key, messages, budget)
                     if bar is not None:
                         bar.advance()
 
@@ -279,7 +449,7 @@ class LLMClient:
             await asyncio.gather(*tasks)
         except BaseException:
             # A configuration error (or a cancelled caller) ends the batch: stop the rest
-            # instead of letting them go on sending on the client's long-lived loop.
+            # instead of letting them go on sending on the long-lived loop.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -298,18 +468,13 @@ class LLMClient:
                 batch.usage.failures += 1
         return list(batch.results)
 
+    def role_usages(self) -> dict[str, RoleUsage]:
+        """A snapshot of the counters per role (of every client of this endpoint)."""
+        return {role: dataclasses.replace(u) for role, u in sorted(self._usage.items())}
+
     def usage(self, prefix: str = "llm") -> dict[str, float]:
         """Counters per role and in total, as flat ``{prefix}/{role}/{counter}`` numbers for loggers."""
-        out: dict[str, float] = {}
-        total = RoleUsage()
-        for role, usage in sorted(self._usage.items()):
-            for f in fields(RoleUsage):
-                value = getattr(usage, f.name)
-                out[f"{prefix}/{role}/{f.name}"] = value
-                setattr(total, f.name, getattr(total, f.name) + value)
-        for f in fields(RoleUsage):
-            out[f"{prefix}/total/{f.name}"] = getattr(total, f.name)
-        return out
+        return flat_usage(self.role_usages(), prefix)
 
     def role_usage(self, role: str) -> RoleUsage:
         return self._usage[role]
@@ -320,22 +485,34 @@ class LLMClient:
 
     # ---- one request -----------------------------------------------------------------------
 
-    async def _one(self, batch: _Batch, index: int, key: str, messages, semaphore, limits) -> None:
-        result = await self._from_cache_or_claim(key, batch)
+    async def _one(self, batch: _Batch, index: int, key: str, messages, budget: _Budget) -> None:
+        while True:
+            if self.cache is not None:
+                while (other := budget.in_flight.get(key)) is not None:
+                    await other.wait()  # then the cache has its reply, or the key is free again
+            result = await self._from_cache_or_claim(key, batch)
+            if result is not None or self.cache is None or key not in budget.in_flight:
+                break  # (another batch of this process took the key while this one polled)
         if result is None:
+            sent = None
+            if self.cache is not None:
+                sent = budget.in_flight[key] = asyncio.Event()
             try:
-                result = await self._send(batch, messages, semaphore, limits)
+                result = await self._send(batch, messages, budget)
+                if result.ok and self.cache is not None:
+                    self.cache.put(
+                        key,
+                        self.config.model,
+                        CachedReply(
+                            result.text, result.prompt_tokens, result.completion_tokens, result.cost
+                        ),
+                    )
             finally:
                 if self.cache is not None and (result is None or not result.ok):
                     self.cache.release(key)
-            if result.ok and self.cache is not None:
-                self.cache.put(
-                    key,
-                    self.config.model,
-                    CachedReply(
-                        result.text, result.prompt_tokens, result.completion_tokens, result.cost
-                    ),
-                )
+                if sent is not None:
+                    del budget.in_flight[key]
+                    sent.set()
         usage = batch.usage
         if result.ok:
             usage.replies += 1
@@ -365,15 +542,15 @@ class LLMClient:
                     )
             await asyncio.sleep(_CLAIM_POLL_SECONDS)  # another process is sending it
 
-    async def _send(self, batch: _Batch, messages, semaphore, limits) -> LLMResult:
+    async def _send(self, batch: _Batch, messages, budget: _Budget) -> LLMResult:
         cfg = self.config
-        request_limit, token_limit = limits
+        request_limit, token_limit = budget.request_limit, budget.token_limit
         reserved = _estimate_tokens(messages) + int(batch.params.get("max_tokens", 0))
         last_error = "no attempt made"
         for attempt in range(cfg.max_retries + 1):
             if attempt:
                 batch.usage.retries += 1
-            async with semaphore:
+            async with budget.semaphore:
                 if request_limit:
                     await request_limit.acquire(1)
                 if token_limit:
@@ -544,4 +721,5 @@ __all__ = [
     "LLMResult",
     "RoleUsage",
     "prefix_groups",
+    "run_sync",
 ]

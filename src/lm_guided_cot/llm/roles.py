@@ -21,7 +21,7 @@ from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.prompts import format_context
 from lm_guided_cot.data.records import QARecord
-from lm_guided_cot.llm.client import LLMClient, LLMRequest
+from lm_guided_cot.llm.client import LLMClient, LLMRequest, LLMResult
 from lm_guided_cot.llm.config import SamplingParams
 from lm_guided_cot.llm.parsing import parse_answer, parse_aspect_scores, parse_rationale_and_answer
 from lm_guided_cot.paths import expand_path
@@ -116,11 +116,29 @@ class Reader:
         self, records: Sequence[QARecord], rationales: Sequence[str | None] | None = None
     ) -> list[ReaderOutput]:
         """One answer per record (``rationales[i]`` guides record ``i`` when given)."""
+        requests = self._requests(records, rationales)
+        return self._read(
+            self.client.complete(requests, role=self.role, sampling=self.config.sampling)
+        )
+
+    async def aanswer(
+        self, records: Sequence[QARecord], rationales: Sequence[str | None] | None = None
+    ) -> list[ReaderOutput]:
+        """``answer`` on the running event loop."""
+        requests = self._requests(records, rationales)
+        return self._read(
+            await self.client.acomplete(requests, role=self.role, sampling=self.config.sampling)
+        )
+
+    def _requests(
+        self, records: Sequence[QARecord], rationales: Sequence[str | None] | None
+    ) -> list[LLMRequest]:
         rationales = rationales if rationales is not None else [None] * len(records)
-        requests = [
+        return [
             LLMRequest(tuple(self.messages(r, x))) for r, x in zip(records, rationales, strict=True)
         ]
-        results = self.client.complete(requests, role=self.role, sampling=self.config.sampling)
+
+    def _read(self, results: Sequence[LLMResult]) -> list[ReaderOutput]:
         outputs = []
         failures = 0
         for result in results:
@@ -376,12 +394,28 @@ class Judge:
 
     def score(self, records: Sequence[QARecord], rationales: Sequence[str]) -> list[JudgeOutput]:
         """Aspect scores for each (record, rationale) pair."""
-        cfg = self.config
-        names = [a.name for a in cfg.aspects]
-        requests = [
+        requests = self._requests(records, rationales)
+        return self._read(
+            self.client.complete(requests, role=self.role, sampling=self.config.sampling)
+        )
+
+    async def ascore(
+        self, records: Sequence[QARecord], rationales: Sequence[str]
+    ) -> list[JudgeOutput]:
+        """``score`` on the running event loop."""
+        requests = self._requests(records, rationales)
+        return self._read(
+            await self.client.acomplete(requests, role=self.role, sampling=self.config.sampling)
+        )
+
+    def _requests(self, records: Sequence[QARecord], rationales: Sequence[str]) -> list[LLMRequest]:
+        return [
             LLMRequest(tuple(self.messages(r, x))) for r, x in zip(records, rationales, strict=True)
         ]
-        results = self.client.complete(requests, role=self.role, sampling=cfg.sampling)
+
+    def _read(self, results: Sequence[LLMResult]) -> list[JudgeOutput]:
+        cfg = self.config
+        names = [a.name for a in cfg.aspects]
         outputs = []
         failures = 0
         for result in results:

@@ -24,6 +24,7 @@ from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.roles import Reader, ReaderConfig
+from lm_guided_cot.llm.usage import total_usage
 from lm_guided_cot.metrics import AnswerScores, best_inclusion
 from lm_guided_cot.modules.distributed import (
     gather_objects,
@@ -230,14 +231,14 @@ class DistillationModule(L.LightningModule):
             )
             if prefix == "test":
                 self._write_test_files(records, rationales, answers)
-            usage = client.usage()
-            for key in (
-                "llm/total/requests",
-                "llm/total/cost",
-                "llm/total/cache_hits",
-                "llm/total/failures",
-            ):
-                self.log(key, float(usage[key]), reduce_fx="sum", sync_dist=True)
+            total = total_usage(client.role_usages().values())
+            for name in ("requests", "cost", "cache_hits", "failures"):
+                self.log(
+                    f"llm/total/{name}",
+                    float(getattr(total, name)),
+                    reduce_fx="sum",
+                    sync_dist=True,
+                )
         if self.global_rank == 0:
             n = self.hparams.num_logged_examples
             log_text_table(

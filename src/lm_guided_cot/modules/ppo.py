@@ -23,6 +23,7 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.hparams import as_dataclass, save_hparams
+from lm_guided_cot.llm.usage import COUNTERS, RoleUsage, total_usage
 from lm_guided_cot.modules.distributed import (
     gather_floats,
     generation_kwargs,
@@ -37,7 +38,7 @@ from lm_guided_cot.modules.ppo_config import PPOConfig
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.modules.rollout import PPOStats, Rollout
 from lm_guided_cot.policy import GenerationConfig, SmallLM, ValueHead, hidden_size
-from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
+from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, role_usages_of
 from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
 from lm_guided_cot.rl.core import (
     clipped_policy_loss,
@@ -348,7 +349,7 @@ class PPOModule(L.LightningModule):
             logger=False,
             batch_size=n,
         )
-        for key, value in {**roll.reward.logs, **_llm_usage(self.reward.usage())}.items():
+        for key, value in {**roll.reward.logs, **_llm_usage(self.reward)}.items():
             self.log(
                 key,
                 float(value),
@@ -514,15 +515,16 @@ def _eos_rate(labels: torch.Tensor, eos_token_id: int) -> torch.Tensor:
     return (labels == eos_token_id).any(dim=1).float().mean()
 
 
-def _llm_usage(usage: dict[str, float]) -> dict[str, float]:
-    """The large-LM counters worth a chart, with a cache hit rate."""
-    out = {
-        k: v
-        for k, v in usage.items()
-        if k.startswith("llm/total/") and not k.endswith("parse_failures")
-    }
-    requests = usage.get("llm/total/requests", 0.0)
-    hits = usage.get("llm/total/cache_hits", 0.0)
+def _llm_usage(reward: RewardFunction) -> dict[str, float]:
+    """The reward's large-LM counters worth a chart (totals; none for a reward without a large
+    LM), with a cache hit rate."""
+    usages = role_usages_of(reward)
+    if usages is None:
+        total, out = RoleUsage(), {}
+    else:
+        total = total_usage(usages.values())
+        out = {f"llm/total/{n}": getattr(total, n) for n in COUNTERS if n != "parse_failures"}
     # every rank logs the same keys (a rank that asked nothing reports 0), or a synced log hangs
+    hits, requests = total.cache_hits, total.requests
     out["llm/total/cache_hit_rate"] = hits / (requests + hits) if requests or hits else 0.0
     return out

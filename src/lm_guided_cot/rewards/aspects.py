@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lm_guided_cot.data.records import QARecord
-from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
+from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.llm.roles import Judge, JudgeConfig
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
 
@@ -32,7 +32,7 @@ class AspectReward(RewardFunction):
         judge: JudgeConfig | None = None,
         weights: dict[str, float] | None = None,
     ) -> None:
-        self.client = LLMClient(llm or LLMConfig())
+        self.client = client_for(llm or LLMConfig())
         self.judge = Judge(self.client, judge)
         names = [a.name for a in self.judge.config.aspects]
         unknown = set(weights or {}) - set(names)
@@ -42,10 +42,10 @@ class AspectReward(RewardFunction):
         if sum(self.weights.values()) <= 0:
             raise ValueError("the aspect weights must not all be 0")
 
-    def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
+    async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)
         low, high = self.judge.config.scale_min, self.judge.config.scale_max
-        outputs = self.judge.score(records, rationales)
+        outputs = await self.judge.ascore(records, rationales)
         per_aspect = {
             n: [(o.scores[n] - low) / (high - low) for o in outputs] for n in self.weights
         }
@@ -60,6 +60,3 @@ class AspectReward(RewardFunction):
         return RewardOutput(
             as_tensor(total), components, {f"{self.name}/unparsed": float(unparsed)}
         )
-
-    def usage(self) -> dict[str, float]:
-        return self.client.usage()

@@ -3,17 +3,26 @@
 A reward is an object chosen in YAML by ``class_path``/``init_args``; every reward returns a
 ``RewardOutput`` with the total it contributes and named components for logging, so that a
 weighted sum can report each part.
+
+A reward implements ``ascore`` (async: rewards that wait on the large LM, so that a sum can
+gather its parts on the one large-LM event loop) or ``__call__`` (plain code); each of the two
+falls back on the other.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.llm.usage import RoleUsage, add_usages, flat_usage, parse_flat_usage
+
+if TYPE_CHECKING:
+    from lm_guided_cot.llm.client import LLMClient
 
 
 @dataclass
@@ -26,35 +35,80 @@ class RewardOutput:
 
 
 class RewardFunction:
-    """Base class: subclasses implement ``__call__`` (and ``usage`` if they call the large LM)."""
+    """Base class: subclasses implement ``ascore`` or ``__call__``; one that asks the large LM
+    keeps its client in ``self.client`` (or lists them in ``clients``) for the usage counters."""
 
     name: str = "reward"
 
     def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
-        raise NotImplementedError
+        if type(self).ascore is RewardFunction.ascore:
+            raise NotImplementedError(f"{type(self).__name__} defines neither __call__ nor ascore")
+        from lm_guided_cot.llm.client import run_sync
+
+        return run_sync(self.ascore(records, rationales))
+
+    async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
+        """The scores, awaited; by default ``__call__`` in a worker thread."""
+        if type(self).__call__ is RewardFunction.__call__:
+            raise NotImplementedError(f"{type(self).__name__} defines neither __call__ nor ascore")
+        return await asyncio.to_thread(self, records, rationales)
+
+    def clients(self) -> list[LLMClient]:
+        """The large-LM clients this reward calls."""
+        client = getattr(self, "client", None)
+        return [client] if client is not None else []
+
+    def role_usages(self) -> dict[str, RoleUsage] | None:
+        """Large-LM counters per role of this reward's clients; ``None`` if it asks no large LM
+        (a reward that does but has not yet reports ``{}``)."""
+        return merge_usage([self])
 
     def usage(self) -> dict[str, float]:
-        """Large-LM counters of the calls this reward made (flat ``llm/...`` keys)."""
-        return {}
+        """The same counters as flat ``llm/...`` keys (none without a large LM)."""
+        usages = self.role_usages()
+        return flat_usage(usages) if usages is not None else {}
+
+
+async def ascore_of(
+    reward: RewardFunction, records: Sequence[QARecord], rationales: Sequence[str]
+) -> RewardOutput:
+    """``reward.ascore``, unless a subclass overrides ``__call__`` below the class whose
+    ``ascore`` it inherits: that ``__call__`` is then the reward, run in a worker thread."""
+    for cls in type(reward).__mro__:
+        if "ascore" in vars(cls):
+            return await reward.ascore(records, rationales)
+        if "__call__" in vars(cls):
+            return await asyncio.to_thread(reward, records, rationales)
+    raise TypeError(f"{type(reward).__name__} is not callable: it is no reward")
 
 
 def as_tensor(values: Sequence[float]) -> torch.Tensor:
     return torch.tensor(list(values), dtype=torch.float32)
 
 
-def merge_usage(rewards: Sequence[RewardFunction]) -> dict[str, float]:
-    """Sum the usage counters of several rewards (they may share clients)."""
-    out: dict[str, float] = {}
-    seen: set[int] = set()
+def role_usages_of(reward: Any) -> dict[str, RoleUsage] | None:
+    """``reward.role_usages()``; for a reward that is no ``RewardFunction`` but reports flat
+    ``usage()`` counters (or none), those."""
+    if isinstance(reward, RewardFunction):
+        return reward.role_usages()
+    flat = reward.usage() if hasattr(reward, "usage") else {}
+    return parse_flat_usage(flat) if flat else None
+
+
+def merge_usage(rewards: Sequence[RewardFunction]) -> dict[str, RoleUsage] | None:
+    """Counters per role of several rewards, each shared endpoint counted once; ``None`` when
+    none of them asks the large LM."""
+    clients = {}
+    others = []  # rewards that do not say which clients they call
     for reward in rewards:
-        client = getattr(reward, "client", None)
-        if client is not None:
-            if id(client) in seen:
-                continue
-            seen.add(id(client))
-        for key, value in reward.usage().items():
-            out[key] = out.get(key, 0.0) + value
-    return out
+        if isinstance(reward, RewardFunction):
+            for client in reward.clients():
+                clients.setdefault(client.endpoint, client)  # its clients share the counters
+        elif (usages := role_usages_of(reward)) is not None:
+            others.append(usages)
+    if not clients and not others:
+        return None
+    return add_usages(*(client.role_usages() for client in clients.values()), *others)
 
 
 def check_lengths(records: Sequence[Any], rationales: Sequence[str]) -> None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
 from lm_guided_cot.data.records import QARecord
-from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, check_lengths, merge_usage
+from lm_guided_cot.llm.client import LLMClient
+from lm_guided_cot.llm.usage import RoleUsage
+from lm_guided_cot.rewards.base import (
+    RewardFunction,
+    RewardOutput,
+    ascore_of,
+    check_lengths,
+    merge_usage,
+)
 
 
 class WeightedSum(RewardFunction):
@@ -30,21 +38,23 @@ class WeightedSum(RewardFunction):
         self.rewards = rewards
         self.weights = [float(w) for w in weights]
 
-    def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
+    async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)
         total = torch.zeros(len(records))
         components: dict[str, torch.Tensor] = {}
         logs: dict[str, float] = {}
-        # The parts wait on the large LM: ask them all at once (each client has its own loop).
-        with ThreadPoolExecutor(
-            max_workers=len(self.rewards), thread_name_prefix="lmcot-reward"
-        ) as pool:
-            outputs = list(pool.map(lambda reward: reward(records, rationales), self.rewards))
+        # The parts wait on the large LM: ask them all at once, within their endpoints' budgets.
+        outputs = await asyncio.gather(
+            *(ascore_of(reward, records, rationales) for reward in self.rewards)
+        )
         for out, weight in zip(outputs, self.weights):
             total = total + weight * out.total
             components.update(out.components)
             logs.update(out.logs)
         return RewardOutput(total, components, logs)
 
-    def usage(self) -> dict[str, float]:
+    def clients(self) -> list[LLMClient]:
+        return [c for r in self.rewards if isinstance(r, RewardFunction) for c in r.clients()]
+
+    def role_usages(self) -> dict[str, RoleUsage] | None:
         return merge_usage(self.rewards)

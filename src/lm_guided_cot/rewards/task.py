@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 from lm_guided_cot.data.records import QARecord
-from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
+from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.llm.roles import Reader, ReaderConfig
 from lm_guided_cot.metrics import answer_inclusion, normalize_answer, score_answer
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
@@ -54,15 +54,15 @@ class AnswerReward(RewardFunction):
         metric: Metric = "f1",
         fallback: float = 0.0,
     ) -> None:
-        self.client = LLMClient(llm or LLMConfig())
+        self.client = client_for(llm or LLMConfig())
         self.reader = Reader(self.client, reader)
         self.metric = metric
         self.fallback = fallback
 
-    def _scores(
+    async def _scores(
         self, records: Sequence[QARecord], rationales: Sequence[str | None]
     ) -> tuple[list[float], int]:
-        outputs = self.reader.answer(records, rationales)
+        outputs = await self.reader.aanswer(records, rationales)
         scores, failures = [], 0
         for record, output in zip(records, outputs):
             if output.error is not None:
@@ -72,16 +72,13 @@ class AnswerReward(RewardFunction):
                 scores.append(answer_score(output.answer, record.gold_answers, self.metric))
         return scores, failures
 
-    def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
+    async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)
-        scores, failures = self._scores(records, rationales)
+        scores, failures = await self._scores(records, rationales)
         total = as_tensor(scores)
         return RewardOutput(
             total, {self.name: total}, {f"{self.name}/failed_calls": float(failures)}
         )
-
-    def usage(self) -> dict[str, float]:
-        return self.client.usage()
 
 
 class MarginalUtilityReward(AnswerReward):
@@ -89,11 +86,11 @@ class MarginalUtilityReward(AnswerReward):
 
     name = "marginal_utility"
 
-    def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
+    async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)
-        with_rationale, failures = self._scores(records, rationales)
+        with_rationale, failures = await self._scores(records, rationales)
         # Same prompt for every sample of a question: the client's cache answers repeats.
-        without, failures_without = self._scores(records, [None] * len(records))
+        without, failures_without = await self._scores(records, [None] * len(records))
         total = as_tensor([a - b for a, b in zip(with_rationale, without)])
         return RewardOutput(
             total,

@@ -15,7 +15,9 @@ can inject, per request and with given probabilities (seeded):
 ``first_attempt_fault`` makes every prompt's first request fail with the given fault (and
 its retries succeed); a prompt containing ``ALWAYS_FAIL`` always gets a 500.
 
-``GET /stats`` reports what it saw: requests in total and per prompt, faults by kind. Run it
+``GET /stats`` reports what it saw: requests in total and per prompt, faults by kind, and the
+most requests it was answering at once (``max_in_flight``: give a latency, so that they
+overlap, to check a client's concurrency limit). Run it
 in a thread (``FakeLLMServer().start()``) or as a process:
 ``python -m lm_guided_cot.testing.fake_llm --latency 0.1`` (prints the port).
 """
@@ -80,6 +82,8 @@ class FakeLLMServer:
         self.per_prompt: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()  # 200 replies with content, per prompt
         self.faults: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -143,6 +147,7 @@ class FakeLLMServer:
                 "per_prompt": dict(self.per_prompt),
                 "answered": dict(self.answered),
                 "faults": dict(self.faults),
+                "max_in_flight": self.max_in_flight,
             }
 
     # ---- handlers ----------------------------------------------------------------------------
@@ -161,6 +166,16 @@ class FakeLLMServer:
         return None
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         messages = body.get("messages", [])
         key = prompt_key(messages)

@@ -24,9 +24,10 @@ from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.files import write_atomically
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
-from lm_guided_cot.llm.roles import Reader, ReaderConfig, Teacher, TeacherConfig
+from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.metrics import AnswerMetric, answer_score
 from lm_guided_cot.paths import expand_path
+from lm_guided_cot.roles import Reader, ReaderConfig, Teacher, TeacherConfig
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def build_rationales(
     """Ask the teacher about every record, write ``<split>.jsonl`` and its summary; return the summary."""
     if config.source == "supporting_facts":
         return _write_supporting_facts(records, config, split)
-    client = client or LLMClient(config.llm)
+    client = client or client_for(config.llm)
     teacher = Teacher(client, config.teacher)
     sampling = config.teacher.sampling or config.llm.sampling
     provenance = {

@@ -10,7 +10,6 @@ import pytest
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
-from lm_guided_cot.llm.roles import TeacherConfig
 from lm_guided_cot.rationales import (
     RationaleConfig,
     build_rationales,
@@ -18,6 +17,7 @@ from lm_guided_cot.rationales import (
     read_kept,
     select_kept,
 )
+from lm_guided_cot.roles import TeacherConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.helpers import fake_llm_config
 

@@ -7,7 +7,7 @@ import pytest
 from lm_guided_cot.evaluation.settings import SmallLMSetting, lm_guided
 from lm_guided_cot.evaluation.voting import majority_vote
 from lm_guided_cot.llm.client import LLMClient
-from lm_guided_cot.llm.roles import Reader
+from lm_guided_cot.roles import Reader
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.helpers import fake_llm_config, qa_record
 

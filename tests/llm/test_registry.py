@@ -11,7 +11,6 @@ from lm_guided_cot.data.records import Paragraph, QARecord
 from lm_guided_cot.llm.client import LLMClient, LLMRequest
 from lm_guided_cot.llm.config import SamplingParams
 from lm_guided_cot.llm.registry import client_for, close_all
-from lm_guided_cot.llm.roles import Aspect, JudgeConfig
 from lm_guided_cot.rewards import (
     AnswerMentionReward,
     AnswerReward,
@@ -19,6 +18,7 @@ from lm_guided_cot.rewards import (
     RewardFunction,
     WeightedSum,
 )
+from lm_guided_cot.roles import Aspect, JudgeConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.helpers import VowelShareReward, fake_llm_config
 

@@ -9,7 +9,7 @@ import pytest
 from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import SamplingParams
-from lm_guided_cot.llm.roles import (
+from lm_guided_cot.roles import (
     DEFAULT_ASPECTS,
     Judge,
     JudgeConfig,

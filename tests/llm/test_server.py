@@ -19,7 +19,6 @@ import pytest
 from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.llm.client import LLMClient, LLMRequest
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams, ServerConfig
-from lm_guided_cot.llm.roles import Judge, Reader, Teacher
 from lm_guided_cot.llm.server import (
     ServerError,
     _free_port,
@@ -28,6 +27,7 @@ from lm_guided_cot.llm.server import (
     stop_all,
     stop_stale_servers,
 )
+from lm_guided_cot.roles import Judge, Reader, Teacher
 from tests.llm.test_roles import RECORD  # the France/Paris record
 
 REPO = Path(__file__).resolve().parents[2]

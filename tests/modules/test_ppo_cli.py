@@ -12,7 +12,7 @@ import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
-from lm_guided_cot.llm.roles import DEFAULT_ASPECTS
+from lm_guided_cot.roles import DEFAULT_ASPECTS
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 
 REPO = Path(__file__).resolve().parents[2]

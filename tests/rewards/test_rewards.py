@@ -9,7 +9,6 @@ import torch
 
 from lm_guided_cot.data.records import Paragraph, QARecord
 from lm_guided_cot.llm.config import LLMConfig
-from lm_guided_cot.llm.roles import Aspect, JudgeConfig
 from lm_guided_cot.rewards import (
     AnswerMentionReward,
     AnswerReward,
@@ -17,6 +16,7 @@ from lm_guided_cot.rewards import (
     MarginalUtilityReward,
     WeightedSum,
 )
+from lm_guided_cot.roles import Aspect, JudgeConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.helpers import fake_llm_config
 

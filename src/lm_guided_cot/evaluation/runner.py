@@ -52,9 +52,10 @@ from lm_guided_cot.files import write_atomically
 from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
-from lm_guided_cot.llm.roles import Judge, JudgeConfig, Reader, ReaderConfig, Teacher, TeacherConfig
+from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.markdown import markdown_table
 from lm_guided_cot.metrics import GoldExample, official_report, read_prediction_file
+from lm_guided_cot.roles import Judge, JudgeConfig, Reader, ReaderConfig, Teacher, TeacherConfig
 
 STANDARD = "standard prompting"
 COT = "CoT prompting"
@@ -159,8 +160,8 @@ def evaluate(
         raise ValueError(f"the {split} split has no questions")
     console.rule(f"evaluation: {len(records)} {split} questions, large LM {llm.model}")
 
-    client = LLMClient(llm)
-    judge_client = LLMClient(judge_llm) if judge_llm is not None else client
+    client = client_for(llm)
+    judge_client = client_for(judge_llm) if judge_llm is not None else client
     judge_role = Judge(judge_client, judge) if judge is not None else None
     results: list[SettingResult] = []
     shared_pass: dict[str, float] | None = None

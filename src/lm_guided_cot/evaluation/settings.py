@@ -7,7 +7,7 @@
 - oracle: the gold supporting sentences as the rationale (this reader's ceiling for a guide);
 - rationale file: rationales read from a file (other guides, ablations).
 
-All large-LM calls go through the roles of ``lm_guided_cot.llm.roles`` (one client, cached,
+All large-LM calls go through the roles of ``lm_guided_cot.roles`` (one client, cached,
 counted); the small LM runs here, in this process, on the configured device.
 """
 
@@ -28,9 +28,9 @@ from lm_guided_cot.evaluation.results import ExampleResult
 from lm_guided_cot.evaluation.voting import majority_vote
 from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.progress import BatchProgress
-from lm_guided_cot.llm.roles import Judge, Reader, Teacher
 from lm_guided_cot.paths import expand_path
 from lm_guided_cot.policy import GenerationConfig, SmallLM
+from lm_guided_cot.roles import Judge, Reader, Teacher
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Everything that talks to the large LM: one client, its cache, the local provider, the roles."""
+"""The transport to the large LM: one client per endpoint, its cache, limits, providers and
+reply parsers. It knows nothing of QA records; the roles (``lm_guided_cot.roles``) do."""
 
 from lm_guided_cot.llm.client import (
     LLMClient,
@@ -9,34 +10,16 @@ from lm_guided_cot.llm.client import (
 )
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.registry import client_for
-from lm_guided_cot.llm.roles import (
-    DEFAULT_ASPECTS,
-    Aspect,
-    Judge,
-    JudgeConfig,
-    Reader,
-    ReaderConfig,
-    Teacher,
-    TeacherConfig,
-)
 from lm_guided_cot.llm.usage import flat_usage
 
 __all__ = [
-    "DEFAULT_ASPECTS",
-    "Aspect",
-    "Judge",
-    "JudgeConfig",
     "LLMClient",
     "LLMConfig",
     "LLMConfigurationError",
     "LLMRequest",
     "LLMResult",
-    "Reader",
-    "ReaderConfig",
     "RoleUsage",
     "SamplingParams",
-    "Teacher",
-    "TeacherConfig",
     "client_for",
     "flat_usage",
 ]

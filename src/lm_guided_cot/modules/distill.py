@@ -23,7 +23,7 @@ from lm_guided_cot.evaluation.results import ExampleResult, SettingResult, write
 from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
-from lm_guided_cot.llm.roles import Reader, ReaderConfig
+from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.llm.usage import total_usage
 from lm_guided_cot.metrics import AnswerScores, best_inclusion
 from lm_guided_cot.modules.distributed import (
@@ -34,6 +34,7 @@ from lm_guided_cot.modules.distributed import (
 )
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.policy import GenerationConfig, SmallLM
+from lm_guided_cot.roles import Reader, ReaderConfig
 
 
 class DistillationModule(L.LightningModule):
@@ -268,7 +269,7 @@ class DistillationModule(L.LightningModule):
 
     def _reader_client(self) -> LLMClient:
         if self._client is None:
-            self._client = LLMClient(self.reader_llm)
+            self._client = client_for(self.reader_llm)
         return self._client
 
     # ---- export ------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
-from lm_guided_cot.llm.roles import Judge, JudgeConfig
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
+from lm_guided_cot.roles import Judge, JudgeConfig
 
 
 class AspectReward(RewardFunction):

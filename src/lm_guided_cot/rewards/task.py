@@ -12,27 +12,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
-from lm_guided_cot.llm.roles import Reader, ReaderConfig
-from lm_guided_cot.metrics import answer_inclusion, normalize_answer, score_answer
+from lm_guided_cot.metrics import AnswerMetric, answer_score, normalize_answer
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
-
-Metric = Literal["f1", "em", "inclusion"]
-
-
-def answer_score(answer: str, golds: Sequence[str], metric: Metric) -> float:
-    """The configured score of one answer against its gold answers."""
-    if metric == "f1":
-        return score_answer(answer, golds).f1
-    if metric == "em":
-        return score_answer(answer, golds).em
-    if metric == "inclusion":
-        return max(answer_inclusion(answer, gold) for gold in golds)
-    raise ValueError(f"unknown answer metric {metric!r}")
+from lm_guided_cot.roles import Reader, ReaderConfig
 
 
 class AnswerReward(RewardFunction):
@@ -51,7 +37,7 @@ class AnswerReward(RewardFunction):
         self,
         llm: LLMConfig | None = None,
         reader: ReaderConfig | None = None,
-        metric: Metric = "f1",
+        metric: AnswerMetric = "f1",
         fallback: float = 0.0,
     ) -> None:
         self.client = client_for(llm or LLMConfig())
@@ -109,7 +95,7 @@ class AnswerMentionReward(RewardFunction):
 
     name = "answer_mention"
 
-    def __init__(self, metric: Metric = "f1") -> None:
+    def __init__(self, metric: AnswerMetric = "f1") -> None:
         self.metric = metric
 
     def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:

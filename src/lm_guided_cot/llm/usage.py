@@ -64,22 +64,10 @@ def flat_usage(usages: Mapping[str, RoleUsage], prefix: str = "llm") -> dict[str
     return out
 
 
-def parse_flat_usage(flat: Mapping[str, float], prefix: str = "llm") -> dict[str, RoleUsage]:
-    """``flat_usage`` undone (its ``total`` left out), for code that reports only flat keys."""
-    out: dict[str, RoleUsage] = {}
-    for key, value in flat.items():
-        head, _, rest = key.partition("/")
-        role, _, name = rest.rpartition("/")
-        if head == prefix and role and role != "total" and name in COUNTERS:
-            setattr(out.setdefault(role, RoleUsage()), name, value)
-    return dict(sorted(out.items()))
-
-
 __all__ = [
     "COUNTERS",
     "RoleUsage",
     "add_usages",
     "flat_usage",
-    "parse_flat_usage",
     "total_usage",
 ]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lm_guided_cot.data.records import QARecord
-from lm_guided_cot.llm.usage import RoleUsage, add_usages, flat_usage, parse_flat_usage
+from lm_guided_cot.llm.usage import RoleUsage, add_usages, flat_usage
 
 if TYPE_CHECKING:
     from lm_guided_cot.llm.client import LLMClient
@@ -87,12 +87,10 @@ def as_tensor(values: Sequence[float]) -> torch.Tensor:
 
 
 def role_usages_of(reward: Any) -> dict[str, RoleUsage] | None:
-    """``reward.role_usages()``; for a reward that is no ``RewardFunction`` but reports flat
-    ``usage()`` counters (or none), those."""
-    if isinstance(reward, RewardFunction):
-        return reward.role_usages()
-    flat = reward.usage() if hasattr(reward, "usage") else {}
-    return parse_flat_usage(flat) if flat else None
+    """``reward.role_usages()``; ``None`` for a reward that has none (a scripted reward that is
+    no ``RewardFunction`` asks no large LM)."""
+    role_usages = getattr(reward, "role_usages", None)
+    return role_usages() if callable(role_usages) else None
 
 
 def merge_usage(rewards: Sequence[RewardFunction]) -> dict[str, RoleUsage] | None:

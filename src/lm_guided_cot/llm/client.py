@@ -20,7 +20,6 @@ would fail every call alike.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import dataclasses
 import logging
@@ -39,6 +38,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from lm_guided_cot.llm.cache import CachedReply, ReplyCache, cache_key
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.limits import RateLimiter, backoff_delay, retry_after_seconds
+from lm_guided_cot.llm.loop import LoopThread, acquire_loop, current_loop, release_loop, run_sync
 from lm_guided_cot.llm.progress import BatchProgress
 from lm_guided_cot.llm.secrets import redact
 from lm_guided_cot.llm.usage import RoleUsage, flat_usage
@@ -113,104 +113,6 @@ class _Batch:
     results: list[LLMResult | None] = field(default_factory=list)
 
 
-# ---- the process's event loop -------------------------------------------------------------------
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, shared by every client of the process: batches of
-    different clients (the parts of a reward sum) can then be gathered on it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.users = 0
-        self.thread = threading.Thread(target=self._run, name="lmcot-llm-client", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-        try:
-            # litellm leaves a logging worker task on the loop: cancel it, or it is reported
-            # as "destroyed but pending" when the loop goes away
-            self.loop.run_until_complete(_cancel_pending())
-            self.loop.run_until_complete(self.loop.shutdown_default_executor())
-        finally:
-            self.loop.close()
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        if threading.current_thread() is not self.thread:
-            self.thread.join(5)
-
-
-_loop_lock = threading.Lock()
-_shared_loop: _LoopThread | None = None
-_exit_hook_installed = False
-
-
-def _acquire_loop() -> _LoopThread:
-    """The process's loop (started on first use), held until ``_release_loop``."""
-    global _shared_loop, _exit_hook_installed
-    with _loop_lock:
-        if _shared_loop is None:
-            _shared_loop = _LoopThread()
-            if not _exit_hook_installed:
-                # Registered after litellm's import, so it runs before litellm's exit handlers.
-                atexit.register(_stop_at_exit)
-                _exit_hook_installed = True
-        _shared_loop.users += 1
-        return _shared_loop
-
-
-def _release_loop(held: _LoopThread) -> None:
-    """Give back one hold; the last one stops the loop (no other client's tasks are left)."""
-    global _shared_loop
-    with _loop_lock:
-        if held is not _shared_loop:
-            return  # stopped already (exit, fork)
-        held.users -= 1
-        if held.users > 0:
-            return
-        _shared_loop = None
-    held.stop()
-
-
-def _stop_at_exit() -> None:
-    global _shared_loop
-    if "lm_guided_cot.llm.registry" in sys.modules:
-        sys.modules["lm_guided_cot.llm.registry"].close_all()
-    with _loop_lock:
-        held, _shared_loop = _shared_loop, None
-    if held is not None:
-        held.stop()
-
-
-def _forget_loop_in_child() -> None:
-    global _shared_loop
-    _shared_loop = None  # its thread did not survive the fork
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_loop_in_child)
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on the process's large-LM loop and wait for its result."""
-    held = _acquire_loop()
-    try:
-        if threading.current_thread() is held.thread:
-            coro.close()
-            raise RuntimeError(
-                "a blocking large-LM call from inside the large-LM event loop would wait for "
-                "itself: await the async variant (acomplete, ascore) instead"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, held.loop).result()
-    finally:
-        _release_loop(held)
-
-
 # ---- what the clients of one endpoint share -----------------------------------------------------
 
 
@@ -266,14 +168,14 @@ class _Endpoint:
         self.views = 0
         self.on_close: Callable[[_Endpoint], None] | None = None
         self._lock = threading.Lock()
-        self._held: _LoopThread | None = None
+        self._held: LoopThread | None = None
         self._budget: _Budget | None = None
 
     def hold_loop(self) -> None:
         """Keep the process's loop running while this endpoint is open."""
         with self._lock:
             if self._held is None:
-                self._held = _acquire_loop()
+                self._held = acquire_loop()
 
     def budget(self) -> _Budget:
         """The budget on the running loop, made on first use there."""
@@ -292,7 +194,7 @@ class _Endpoint:
                 asyncio.Semaphore(cfg.server.parallel) if managed else None,
             )
             self._budget = budget
-            held = _shared_loop
+            held = current_loop()
             if held is not None and held.loop is loop:
                 self.hold_loop()
         return budget
@@ -309,7 +211,7 @@ class _Endpoint:
                     asyncio.run_coroutine_threadsafe(_call(self.cache.close), held.loop).result(5)
             self.cache.close()
         if held is not None:
-            _release_loop(held)
+            release_loop(held)
         if self.on_close is not None:
             self.on_close(self)
 
@@ -635,13 +537,6 @@ class LLMClient:
         return redact(f"{type(err).__name__}: {message}", self._secret_vars)[:500]
 
 
-async def _cancel_pending() -> None:
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
 async def _with_timeout(coro: Coroutine[Any, Any, T], seconds: float) -> T:
     if sys.version_info >= (3, 11):  # asyncio.timeout needs no extra task per call
         async with asyncio.timeout(seconds):
@@ -721,5 +616,4 @@ __all__ = [
     "LLMResult",
     "RoleUsage",
     "prefix_groups",
-    "run_sync",
 ]

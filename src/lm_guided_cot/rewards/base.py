@@ -43,7 +43,7 @@ class RewardFunction:
     def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         if type(self).ascore is RewardFunction.ascore:
             raise NotImplementedError(f"{type(self).__name__} defines neither __call__ nor ascore")
-        from lm_guided_cot.llm.client import run_sync
+        from lm_guided_cot.llm.loop import run_sync
 
         return run_sync(self.ascore(records, rationales))
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.llm.loop import run_sync
 from lm_guided_cot.llm.usage import RoleUsage, add_usages, flat_usage
 
 if TYPE_CHECKING:
@@ -43,8 +44,6 @@ class RewardFunction:
     def __call__(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         if type(self).ascore is RewardFunction.ascore:
             raise NotImplementedError(f"{type(self).__name__} defines neither __call__ nor ascore")
-        from lm_guided_cot.llm.loop import run_sync
-
         return run_sync(self.ascore(records, rationales))
 
     async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:

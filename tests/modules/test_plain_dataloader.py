@@ -15,6 +15,7 @@ from lm_guided_cot.modules import DistillationModule, PPOConfig, PPOModule
 from lm_guided_cot.policy import GenerationConfig
 from lm_guided_cot.rationales import RationaleConfig
 from tests.helpers import VowelShareReward, synthetic_rationale, write_rationales
+from tests.modules.test_ppo import _quiet_trainer
 
 
 class SeenRecords(VowelShareReward):
@@ -26,18 +27,6 @@ class SeenRecords(VowelShareReward):
     def __call__(self, records, rationales):
         self.ids.extend(r.id for r in records)
         return super().__call__(records, rationales)
-
-
-def _trainer(**kwargs) -> L.Trainer:
-    return L.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        **kwargs,
-    )
 
 
 def _datamodule(shared_data, model_dir, tmp_path, rationales: bool) -> HotpotQADataModule:
@@ -78,7 +67,9 @@ def test_distillation_learns_from_a_plain_dataloader(shared_data, tiny_causal_di
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             losses.append(float(outputs["loss"]))
 
-    trainer = _trainer(max_epochs=15, callbacks=[Losses()])
+    trainer = _quiet_trainer(
+        max_epochs=15, limit_val_batches=1.0, num_sanity_val_steps=0, callbacks=[Losses()]
+    )
     trainer.fit(module, train_dataloaders=train, val_dataloaders=questions)
     assert trainer.datamodule is None
     assert losses[-1] < 0.6 * losses[0], losses
@@ -103,7 +94,7 @@ def test_ppo_runs_on_a_plain_dataloader(shared_data, tiny_causal_dir, tmp_path):
         num_logged_examples=0,
         export_dir=str(tmp_path / "export"),
     )
-    trainer = _trainer(max_steps=2, limit_val_batches=0)
+    trainer = _quiet_trainer(max_steps=2)
     trainer.fit(module, train_dataloaders=loader)
     assert trainer.datamodule is None
     ids = list(dm.records("train")["id"])

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import torch
 from torchmetrics import Metric
+from lm_guided_cot.errors import InputError
 
 HOTPOTQA = "hotpotqa"
 TWOWIKI = "2wikimultihopqa"
@@ -58,7 +59,7 @@ class AnswerScore:
 _ZERO = AnswerScore(0.0, 0.0, 0.0, 0.0)
 
 
-class PredictionFormatError(ValueError):
+class PredictionFormatError(InputError):
     """A predicted entry that the official script cannot score either: it stops on it."""
 
 

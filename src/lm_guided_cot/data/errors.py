@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from lm_guided_cot.errors import InputError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(InputError):
     """A record that cannot be read as a multi-hop QA example.
 
     ``source`` is the file (or hub dataset) it came from, ``record`` its 0-based index,

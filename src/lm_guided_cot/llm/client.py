@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.llm.cache import CachedReply, ReplyCache, cache_key
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.limits import RateLimiter, backoff_delay, retry_after_seconds
@@ -72,7 +73,7 @@ _CLAIM_POLL_SECONDS = 0.05
 _OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/", "text-completion-openai/")
 
 
-class LLMConfigurationError(RuntimeError):
+class LLMConfigurationError(ConfigurationError, RuntimeError):
     """The large LM refused the client itself (credentials, model name): no call can succeed."""
 
 

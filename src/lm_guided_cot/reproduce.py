@@ -17,6 +17,7 @@ from jsonargparse import auto_cli
 from rich.console import Console
 
 from lm_guided_cot import commands, trainer_cli
+from lm_guided_cot.errors import MissingFileError
 from lm_guided_cot.paths import expand_path
 
 Benchmark = Literal["hotpotqa", "2wikimultihopqa"]
@@ -28,7 +29,7 @@ def _recipe_dir(config_dir: str | None, benchmark: str) -> Path:
     root = Path(config_dir) if config_dir else Path(__file__).resolve().parents[2] / "configs"
     folder = root / "recipe" / benchmark
     if not (folder / "data.yaml").exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{folder}: the recipe's configs are not there; run from a clone of the repository "
             "(pip install -e .) or pass --config_dir CLONE/configs"
         )

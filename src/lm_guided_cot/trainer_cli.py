@@ -15,6 +15,13 @@ from lm_guided_cot.modules.progress import default_progress_bar
 class LmcotCLI(LightningCLI):
     """LightningCLI with the project's defaults: the data's tokenizer is the small LM's."""
 
+    def init_parser(self, **kwargs):
+        parser = super().init_parser(**kwargs)
+        if "prog" not in kwargs:  # a verb's parser (the main one is given its prog)
+            # argparse's usage lists all ~60 options, and prints them above each error
+            parser.usage = "%(prog)s [-c CONFIG] [--KEY VALUE ...] (--help lists the options)"
+        return parser
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model.init_args.model", "data.init_args.tokenizer")
 
@@ -28,7 +35,7 @@ def build_cli(args: list[str] | None, run: bool = True, description: str | None 
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"callbacks": [default_progress_bar()]},
-        parser_kwargs={"description": description} if description else {},
+        parser_kwargs={"prog": "lmcot", **({"description": description} if description else {})},
         run=run,
         args=args,
     )

@@ -41,7 +41,7 @@ from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.limits import RateLimiter, backoff_delay, retry_after_seconds
 from lm_guided_cot.llm.loop import LoopThread, acquire_loop, current_loop, release_loop, run_sync
 from lm_guided_cot.llm.progress import BatchProgress
-from lm_guided_cot.llm.secrets import redact
+from lm_guided_cot.llm.secrets import redact, register_secret_variable
 from lm_guided_cot.llm.usage import RoleUsage, flat_usage
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,21 @@ class _Budget:
     in_flight: dict[str, asyncio.Event] = field(default_factory=dict)
 
 
+def _check_key_variable(name: str | None) -> None:
+    """Stop before the first request when ``api_key_env`` names no key: the provider's 401
+    would not name the variable."""
+    if not name:
+        return
+    register_secret_variable(name)
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        state = "not set" if value is None else "empty"
+        raise LLMConfigurationError(
+            f"LLMConfig.api_key_env names the environment variable {name}, which is {state}: "
+            f"export {name}=<the key> (or drop api_key_env to use the provider's own variable)"
+        )
+
+
 class _Endpoint:
     """The cache, managed server, usage counters, concurrency budget and rate limits that every
     client of one endpoint shares."""
@@ -139,6 +154,7 @@ class _Endpoint:
     def __init__(self, config: LLMConfig, requested: LLMConfig | None = None) -> None:
         self.config = config
         self.requested = requested or config  # before the in-process fallback, for comparisons
+        _check_key_variable(config.api_key_env)
         _litellm()  # here, not inside the first call, whose timeout would include the import
         if config.model.startswith("local/"):
             from lm_guided_cot.llm.local_provider import register_local_provider

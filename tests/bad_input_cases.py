@@ -1,0 +1,610 @@
+"""Bad inputs for every ``lmcot`` verb, run as a user runs them, and what each must print.
+
+``tests/test_bad_inputs.py`` runs each case as a test; ``python -m tests.bad_input_cases``
+runs them all and prints the table (case, exit code, traceback, secret, first message line),
+so the same cases measure a code before and after a change (``PYTHONPATH=OLD/src``).
+
+In each case's text, ``@TMP@`` is the case's own folder (its working directory), ``@DATA@``
+the real data samples, ``@MODEL@`` a tiny causal LM folder, ``@URL@`` a fake large LM,
+``@ID@`` the first HotpotQA validation id and ``@KEY@`` a planted credential, which must
+appear nowhere in the output or in any file the run wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("LMCOT_DATA", REPO.parent / "shared" / "data"))
+PLANTED_KEY = "sk-planted-in-config-0123456789abcdef"
+ENV_KEYS = {
+    "OPENAI_API_KEY": "sk-planted-in-env-aaaaaaaaaaaaaaaa",
+    "ANTHROPIC_API_KEY": "sk-ant-planted-in-env-bbbbbbbbbbbb",
+    "MY_SERVER_KEY": "planted-server-key-cccccccccccc",
+}
+SECRETS = (PLANTED_KEY, *ENV_KEYS.values())
+MAX_LINES = 40  # a message, perhaps a usage line and progress: never a traceback wall
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: the arguments after ``lmcot``, the files to write first (relative to
+    the case's folder), what the output must contain, and the exit code."""
+
+    name: str
+    args: tuple[str, ...]
+    expect: tuple[str, ...]
+    code: int = 2
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    faults: dict[str, float] = field(default_factory=dict)  # of the fake large LM
+    no_requests: bool = False  # the fake large LM must see no request
+    writes: tuple[str, ...] = ()  # files the run must still have written
+
+
+def _llm(**extra) -> dict:
+    return {
+        "model": "openai/fake-large",
+        "api_base": "@URL@",
+        "cache_path": "@TMP@/llm.sqlite",
+        "timeout": 5,
+        "max_retries": 1,
+        "backoff_base": 0.01,
+        "backoff_max": 0.02,
+        **extra,
+    }
+
+
+def _data(**extra) -> dict:
+    return {
+        "class_path": "lm_guided_cot.datamodules.HotpotQADataModule",
+        "init_args": {
+            "train": "@DATA@/hotpotqa/train.jsonl",
+            "validation": "@DATA@/hotpotqa/validation.jsonl",
+            "max_examples": 4,
+            "max_eval_examples": 2,
+            "batch_size": 2,
+            "eval_batch_size": 2,
+            "prompt": {"max_tokens": 96},
+            "cache_dir": "@TMP@/hf",
+            **extra,
+        },
+    }
+
+
+_TRAINER = {
+    "accelerator": "cpu",
+    "max_steps": 1,
+    "default_root_dir": "@TMP@/runs",
+    "num_sanity_val_steps": 0,
+    "limit_val_batches": 0,
+    "enable_model_summary": False,
+}
+
+PPO_CONFIG = {
+    "trainer": _TRAINER,
+    "model": {
+        "class_path": "lm_guided_cot.modules.PPOModule",
+        "init_args": {
+            "model": "@MODEL@",
+            "ppo": {"rollout": {"max_new_tokens": 4}, "samples_per_question": 2},
+            "eval_generation": {"max_new_tokens": 4},
+            "reward": {
+                "class_path": "lm_guided_cot.rewards.WeightedSum",
+                "init_args": {
+                    "weights": [1.0, 0.5],
+                    "rewards": [
+                        {
+                            "class_path": "lm_guided_cot.rewards.AnswerReward",
+                            "init_args": {"llm": _llm()},
+                        },
+                        {
+                            "class_path": "lm_guided_cot.rewards.AspectReward",
+                            "init_args": {"llm": _llm()},
+                        },
+                    ],
+                },
+            },
+        },
+    },
+    "data": _data(),
+}
+
+DISTILL_CONFIG = {
+    "trainer": _TRAINER,
+    "model": {
+        "class_path": "lm_guided_cot.modules.DistillationModule",
+        "init_args": {"model": "@MODEL@", "generation": {"max_new_tokens": 4}},
+    },
+    "data": _data(rationales={"dir": "@TMP@/rationales", "llm": _llm(max_retries=0)}),
+}
+
+EVAL_CONFIG = {
+    "llm": _llm(),
+    "judge": None,
+    "small_lms": [{"name": "guide", "model": "@MODEL@", "generation": {"max_new_tokens": 4}}],
+    "split": "validation",
+    "output_dir": "@TMP@/evaluation",
+    "data": _data(),
+}
+
+BASE_FILES: dict[str, str] = {
+    "ppo.yaml": yaml.safe_dump(PPO_CONFIG),
+    "distill.yaml": yaml.safe_dump(DISTILL_CONFIG),
+    "evaluate.yaml": yaml.safe_dump(EVAL_CONFIG),
+    "llm.yaml": yaml.safe_dump(_llm()),
+}
+GOLD = "@DATA@/hotpotqa/validation.jsonl"
+PPO = ("fit", "-c", "@TMP@/ppo.yaml")
+DISTILL = ("fit", "-c", "@TMP@/distill.yaml")
+EVALUATE = ("evaluate", "-c", "@TMP@/evaluate.yaml")
+ASK = ("ask", "hello", "--llm", "@TMP@/llm.yaml")
+REWARD_LLM = "--model.init_args.reward.init_args.rewards.0.init_args.llm"
+BAD_UTF8 = b'{"answer": {"x": "caf\xe9"}}'
+UNREACHABLE = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
+
+
+CASES: list[Case] = [
+    # ---- lmcot score -----------------------------------------------------------------------
+    Case("score: prediction file missing", ("score", "@TMP@/nope.json", GOLD), ("nope.json",)),
+    Case(
+        "score: prediction path is a folder",
+        ("score", "@TMP@/adir", GOLD),
+        ("adir",),
+        files={"adir/x": ""},
+    ),
+    Case(
+        "score: prediction file empty",
+        ("score", "@TMP@/p.json", GOLD),
+        ("p.json", "empty"),
+        files={"p.json": ""},
+    ),
+    Case(
+        "score: prediction file blank",
+        ("score", "@TMP@/p.json", GOLD),
+        ("p.json", "empty"),
+        files={"p.json": " \n\t\n"},
+    ),
+    Case(
+        "score: prediction JSON cut off",
+        ("score", "@TMP@/p.json", GOLD),
+        ("p.json", "line 1"),
+        files={"p.json": '{"answer": {"a": "b"'},
+    ),
+    Case(
+        "score: prediction file not UTF-8",
+        ("score", "@TMP@/p.json", GOLD),
+        ("p.json", "byte"),
+        files={"p.json": BAD_UTF8},
+    ),
+    Case(
+        "score: prediction top level is a list",
+        ("score", "@TMP@/p.json", GOLD),
+        ("p.json", "object"),
+        files={"p.json": "[1, 2]"},
+    ),
+    Case(
+        "score: no predicted id is in the gold file",
+        ("score", "@TMP@/p.json", GOLD),
+        ("p.json", "gold"),
+        files={"p.json": '{"answer": {"not-an-id": "x"}}'},
+    ),
+    Case(
+        "score: sp entry with one value",
+        ("score", "@TMP@/p.json", GOLD),
+        ("p.json", "@ID@", "sp"),
+        files={"p.json": '{"answer": {"@ID@": "x"}, "sp": {"@ID@": [["Title"]]}}'},
+    ),
+    Case(
+        "score: answer section is a list",
+        ("score", "@TMP@/p.json", GOLD),
+        ("p.json", "answer"),
+        files={"p.json": '{"answer": ["x"]}'},
+    ),
+    Case(
+        "score: gold file missing",
+        ("score", "@TMP@/p.json", "@TMP@/gold.jsonl"),
+        ("gold.jsonl",),
+        files={"p.json": '{"answer": {}}'},
+    ),
+    Case(
+        "score: gold file empty",
+        ("score", "@TMP@/p.json", "@TMP@/gold.jsonl"),
+        ("gold.jsonl", "empty"),
+        files={"p.json": '{"answer": {}}', "gold.jsonl": ""},
+    ),
+    Case(
+        "score: gold file not UTF-8",
+        ("score", "@TMP@/p.json", "@TMP@/gold.jsonl"),
+        ("gold.jsonl", "byte"),
+        files={"p.json": '{"answer": {}}', "gold.jsonl": BAD_UTF8},
+    ),
+    Case(
+        "score: 2Wiki gold JSON cut off",
+        ("score", "@TMP@/p.json", "@TMP@/dev.json", "--source", "2wikimultihopqa"),
+        ("dev.json",),
+        files={"p.json": '{"answer": {}}', "dev.json": '[{"_id": "a", "question'},
+    ),
+    Case(
+        "score: unknown --source",
+        ("score", "@TMP@/p.json", GOLD, "--source", "squad"),
+        ("source",),
+        files={"p.json": '{"answer": {}}'},
+    ),
+    # ---- lmcot ask (the large-LM client) ---------------------------------------------------
+    Case(
+        "ask: api_key_env names an unset variable",
+        (*ASK, "--llm.api_key_env", "LMCOT_NO_SUCH_KEY"),
+        ("LMCOT_NO_SUCH_KEY", "not set"),
+        no_requests=True,
+    ),
+    Case(
+        "ask: api_key_env names an empty variable",
+        (*ASK, "--llm.api_key_env", "LMCOT_EMPTY_KEY"),
+        ("LMCOT_EMPTY_KEY", "empty"),
+        env={"LMCOT_EMPTY_KEY": ""},
+        no_requests=True,
+    ),
+    Case(
+        "ask: a key in extra_params (YAML)",
+        ("ask", "hello", "--llm", "@TMP@/secret.yaml"),
+        ("extra_params", "credentials"),
+        files={"secret.yaml": yaml.safe_dump(_llm(extra_params={"api_key": PLANTED_KEY}))},
+    ),
+    Case(
+        "ask: a key in extra_params (command line)",
+        (*ASK, "--llm.extra_params", json.dumps({"api_key": PLANTED_KEY})),
+        ("extra_params", "credentials"),
+    ),
+    Case(
+        "ask: a top-level api_key in the LLM config",
+        ("ask", "hello", "--llm", "@TMP@/secret.yaml"),
+        ("api_key",),
+        files={"secret.yaml": yaml.safe_dump(_llm(api_key=PLANTED_KEY))},
+    ),
+    Case(
+        "ask: sampling.temperature -1", (*ASK, "--llm.sampling.temperature", "-1"), ("temperature",)
+    ),
+    Case("ask: sampling.max_tokens -3", (*ASK, "--llm.sampling.max_tokens", "-3"), ("max_tokens",)),
+    Case("ask: sampling.top_p 1.5", (*ASK, "--llm.sampling.top_p", "1.5"), ("top_p",)),
+    Case("ask: max_retries -1", (*ASK, "--llm.max_retries", "-1"), ("max_retries",)),
+    Case("ask: timeout 0", (*ASK, "--llm.timeout", "0"), ("timeout",)),
+    Case("ask: max_concurrency 0", (*ASK, "--llm.max_concurrency", "0"), ("max_concurrency",)),
+    Case(
+        "ask: requests_per_minute -5",
+        (*ASK, "--llm.requests_per_minute", "-5"),
+        ("requests_per_minute",),
+    ),
+    Case(
+        "ask: cache file that is not a cache",
+        (*ASK, "--llm.cache_path", "@TMP@/notes.sqlite"),
+        ("notes.sqlite",),
+        files={"notes.sqlite": "my notes, not a database\n" * 20},
+    ),
+    Case(
+        "ask: cache path is a folder",
+        (*ASK, "--llm.cache_path", "@TMP@/adir"),
+        ("adir",),
+        files={"adir/x": ""},
+    ),
+    Case("ask: misspelt option", (*ASK, "--llm.max_retrys", "3"), ("max_retrys",)),
+    Case(
+        "ask: LLM config file missing",
+        ("ask", "hello", "--llm", "@TMP@/missing.yaml"),
+        ("missing.yaml",),
+    ),
+    Case(
+        "ask: LLM config is not YAML",
+        ("ask", "hello", "--llm", "@TMP@/broken.yaml"),
+        ("broken.yaml",),
+        files={"broken.yaml": "model: [openai/x\ntimeout: 5\n"},
+    ),
+    Case("ask: server echoes the key in a 500", ASK, ("500",), code=1, faults={"error500": 1.0}),
+    Case(
+        "ask: nothing listens at api_base",
+        (*ASK, "--llm.api_base", UNREACHABLE),
+        ("127.0.0.1:9",),
+        code=1,
+    ),
+    # ---- lmcot fit (LightningCLI) ----------------------------------------------------------
+    Case("fit: max_examples -1", (*PPO, "--data.init_args.max_examples", "-1"), ("max_examples",)),
+    Case(
+        "fit: train file missing",
+        (*PPO, "--data.init_args.train", "@TMP@/missing.jsonl"),
+        ("missing.jsonl",),
+    ),
+    Case(
+        "fit: train file empty",
+        (*PPO, "--data.init_args.train", "@TMP@/empty.jsonl"),
+        ("empty.jsonl", "empty"),
+        files={"empty.jsonl": ""},
+    ),
+    Case(
+        "fit: train file blank",
+        (*PPO, "--data.init_args.train", "@TMP@/blank.jsonl"),
+        ("blank.jsonl", "empty"),
+        files={"blank.jsonl": "\n   \n"},
+    ),
+    Case(
+        "fit: train file not UTF-8",
+        (*PPO, "--data.init_args.train", "@TMP@/latin.jsonl"),
+        ("latin.jsonl", "byte"),
+        files={"latin.jsonl": BAD_UTF8},
+    ),
+    Case(
+        "fit: train file's last line cut off",
+        (*PPO, "--data.init_args.train", "@TMP@/cut.jsonl"),
+        ("cut.jsonl", "line 2"),
+        files={
+            "cut.jsonl": (DATA / "hotpotqa/train.jsonl").read_text().splitlines()[0]
+            + '\n{"id": "x", "question": "Wh'
+        },
+    ),
+    Case(
+        "fit: train path is an empty folder",
+        (*PPO, "--data.init_args.train", "@TMP@/adir"),
+        ("adir",),
+        files={"adir/.keep": ""},
+    ),
+    Case("fit: batch_size 0", (*PPO, "--data.init_args.batch_size", "0"), ("batch_size",)),
+    Case(
+        "fit: learning_rate -1", (*PPO, "--model.init_args.learning_rate", "-1"), ("learning_rate",)
+    ),
+    Case(
+        "fit: samples_per_question 0",
+        (*PPO, "--model.init_args.ppo.samples_per_question", "0"),
+        ("samples_per_question",),
+    ),
+    Case("fit: ppo_epochs 0", (*PPO, "--model.init_args.ppo.ppo_epochs", "0"), ("ppo_epochs",)),
+    Case(
+        "fit: rollout temperature -1",
+        (*PPO, "--model.init_args.ppo.rollout.temperature", "-1"),
+        ("temperature",),
+    ),
+    Case(
+        "fit: reward weights all zero",
+        (*PPO, "--model.init_args.reward.init_args.weights", "[0, 0]"),
+        ("weights",),
+    ),
+    Case(
+        "fit: reward weights and rewards differ in number",
+        (*PPO, "--model.init_args.reward.init_args.weights", "[1.0]"),
+        ("weights",),
+    ),
+    Case(
+        "fit: reward LLM max_retries -1",
+        (*PPO, f"{REWARD_LLM}.max_retries", "-1"),
+        ("max_retries",),
+    ),
+    Case(
+        "fit: reward LLM api_key_env unset",
+        (*PPO, f"{REWARD_LLM}.api_key_env", "LMCOT_NO_SUCH_KEY"),
+        ("LMCOT_NO_SUCH_KEY",),
+        no_requests=True,
+    ),
+    Case(
+        "fit: a key in the reward LLM's extra_params",
+        (*PPO, f"{REWARD_LLM}.extra_params", json.dumps({"api_key": PLANTED_KEY})),
+        ("extra_params", "credentials"),
+    ),
+    Case("fit: misspelt Trainer option", (*PPO, "--trainer.max_step", "3"), ("max_step",)),
+    Case("fit: config file missing", ("fit", "-c", "@TMP@/nope.yaml"), ("nope.yaml",)),
+    Case(
+        "fit: config file is not YAML",
+        ("fit", "-c", "@TMP@/broken.yaml"),
+        ("broken.yaml",),
+        files={"broken.yaml": "trainer: {max_steps: 1\nmodel: x\n"},
+    ),
+    Case(
+        "fit: small LM folder missing",
+        (*DISTILL, "--model.init_args.model", "@TMP@/no_model"),
+        ("no_model",),
+    ),
+    Case(
+        "fit: generation max_new_tokens 0",
+        (*DISTILL, "--model.init_args.generation.max_new_tokens", "0"),
+        ("max_new_tokens",),
+    ),
+    # ---- lmcot rationales, evaluate, export, models, serve, demo ---------------------------
+    Case(
+        "rationales: every teacher call failed",
+        (
+            "rationales",
+            "-c",
+            "@TMP@/distill.yaml",
+            "--data.init_args.rationales.llm.api_base",
+            UNREACHABLE,
+        ),
+        ("summary",),
+        code=1,
+        writes=("rationales/train.summary.json",),
+    ),
+    Case(
+        "rationales: a key on the command line",
+        (
+            "rationales",
+            "-c",
+            "@TMP@/distill.yaml",
+            "--data.init_args.rationales.llm.extra_params",
+            json.dumps({"api_key": PLANTED_KEY}),
+        ),
+        ("extra_params", "credentials"),
+    ),
+    Case(
+        "evaluate: guide folder missing",
+        (*EVALUATE, "--small_lms", json.dumps([{"name": "guide", "model": "@TMP@/no_export"}])),
+        ("no_export",),
+    ),
+    Case(
+        "evaluate: self-consistency with 0 samples",
+        (*EVALUATE, "--small_lms", json.dumps([{"name": "sc", "model": "@MODEL@", "samples": 0}])),
+        ("samples",),
+    ),
+    Case("evaluate: misspelt option", (*EVALUATE, "--output_dri", "x"), ("output_dri",)),
+    Case("export: checkpoint missing", ("export", "@TMP@/nope.ckpt", "@TMP@/out"), ("nope.ckpt",)),
+    Case(
+        "export: checkpoint is not a checkpoint",
+        ("export", "@TMP@/junk.ckpt", "@TMP@/out"),
+        ("junk.ckpt",),
+        files={"junk.ckpt": "not a checkpoint"},
+    ),
+    Case("models: fetch an unknown name", ("models", "fetch", "no-such-model"), ("no-such-model",)),
+    Case("serve: unknown model", ("serve", "no-such-model"), ("no-such-model",)),
+    Case("serve: port 70000", ("serve", "smollm2", "--port", "70000"), ("port",)),
+    Case(
+        "demo: --skip_training without the exports",
+        ("demo", "--skip_training", "true"),
+        ("runs/demo/distill/export",),
+    ),
+]
+
+
+def _first_hotpot_id() -> str:
+    with open(DATA / "hotpotqa/validation.jsonl", encoding="utf-8") as f:
+        return json.loads(f.readline())["id"]
+
+
+@dataclass
+class Outcome:
+    code: int
+    output: str
+    traceback: bool
+    leaked: list[str]  # planted secrets found, with where
+    requests: int
+    missing_writes: list[str]
+
+
+def _fill(text: str, subs: dict[str, str]) -> str:
+    for key, value in subs.items():
+        text = text.replace(key, value)
+    return text
+
+
+def run_case(case: Case, folder: Path, model_dir: Path, timeout: int = 300) -> Outcome:
+    """Run ``case`` in ``folder`` (created) and report what it printed and wrote."""
+    from lm_guided_cot.testing.fake_llm import FakeLLMServer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with FakeLLMServer(fault_rates=case.faults) as server:
+        subs = {
+            "@TMP@": str(folder),
+            "@DATA@": str(DATA),
+            "@MODEL@": str(model_dir),
+            "@URL@": server.base_url,
+            "@ID@": _first_hotpot_id(),
+            "@KEY@": PLANTED_KEY,
+        }
+        inputs = {}
+        for name, content in {**BASE_FILES, **case.files}.items():
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(_fill(content, subs))
+            inputs[path] = path.stat().st_mtime_ns
+        env = {
+            **os.environ,
+            **ENV_KEYS,
+            "COLUMNS": "120",
+            "HF_DATASETS_CACHE": str(folder / "hf"),
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            **case.env,
+        }
+        env.pop("LMCOT_DEBUG", None)
+        done = subprocess.run(
+            [sys.executable, "-m", "lm_guided_cot.cli", *(_fill(a, subs) for a in case.args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=folder,
+            env=env,
+        )
+        requests = server.requests
+    output = done.stdout + done.stderr
+    leaked = [f"output: {s[:12]}..." for s in SECRETS if s in output]
+    for path in folder.rglob("*"):
+        if not path.is_file() or inputs.get(path) == path.stat().st_mtime_ns:
+            continue  # the case's own input files (the planted key is in some of them)
+        data = path.read_bytes()
+        leaked += [
+            f"{path.relative_to(folder)}: {s[:12]}..." for s in SECRETS if s.encode() in data
+        ]
+    missing = [w for w in case.writes if not (folder / w).exists()]
+    return Outcome(done.returncode, output, "Traceback" in output, leaked, requests, missing)
+
+
+def problems(case: Case, outcome: Outcome, folder: Path) -> list[str]:
+    """What is wrong with ``outcome`` for ``case`` (empty when it is handled well)."""
+    subs = {"@TMP@": str(folder), "@ID@": _first_hotpot_id()}
+    found = []
+    if outcome.code != case.code:
+        found.append(f"exit code {outcome.code}, expected {case.code}")
+    if outcome.traceback:
+        found.append("a traceback")
+    found += [
+        f"does not name {e!r}"
+        for e in (_fill(x, subs) for x in case.expect)
+        if e not in outcome.output
+    ]
+    found += [f"secret leaked ({where})" for where in outcome.leaked]
+    if case.no_requests and outcome.requests:
+        found.append(f"{outcome.requests} request(s) reached the large LM")
+    found += [f"did not write {w}" for w in outcome.missing_writes]
+    lines = outcome.output.strip().splitlines()
+    if len(lines) > MAX_LINES:
+        found.append(f"{len(lines)} lines of output")
+    return found
+
+
+def _message_line(output: str, folder: Path) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    picked = next(
+        (line for line in reversed(lines) if "lmcot" in line or "rror" in line),
+        lines[-1] if lines else "",
+    )
+    return picked.replace(str(folder), "TMP").replace("|", "\\|")[:160]
+
+
+def main() -> None:
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the cases whose name contains this")
+    args = parser.parse_args()
+    import torch
+    from transformers import ByT5Tokenizer, LlamaForCausalLM
+
+    from tests.conftest import _tiny_configs
+
+    root = Path(tempfile.mkdtemp(prefix="lmcot-bad-inputs-"))
+    model_dir = root / "tiny_llama"
+    torch.manual_seed(0)
+    LlamaForCausalLM(_tiny_configs()[0]).save_pretrained(model_dir)
+    ByT5Tokenizer().save_pretrained(model_dir)
+    print("| case | exit | lines | traceback | secret | message |\n|---|---|---|---|---|---|")
+    for number, case in enumerate(CASES):
+        if args.only and args.only not in case.name:
+            continue
+        folder = root / f"case{number}"
+        outcome = run_case(case, folder, model_dir)
+        found = problems(case, outcome, folder)
+        lines = len(outcome.output.strip().splitlines())
+        print(
+            f"| {case.name} | {outcome.code} | {lines} | {'yes' if outcome.traceback else 'no'} | "
+            f"{'LEAKED' if outcome.leaked else 'no'} | {_message_line(outcome.output, folder)}"
+            f"{' **(' + '; '.join(found) + ')**' if found else ''} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -26,11 +26,15 @@ _NOISE: tuple[tuple[str, str], ...] = (
     ("lightning.pytorch.utilities.rank_zero", "💡 Tip"),
     ("lightning.fabric.utilities.rank_zero", "💡 Tip"),
     ("asyncio", "Task was destroyed but it is pending"),
+    # The prompt builders are closures over a tokenizer: datasets cannot hash them, which only
+    # means that map results are recomputed (they are, on purpose: the prompt config changes).
+    ("datasets.fingerprint", "couldn't be hashed properly"),
 )
 _NOISY_WARNINGS = (
     # The project's own verbs (rationales, demo, reproduce) run LightningCLI with args on
     # purpose, and the warning would repeat argv, keys included.
     r"LightningCLI's args parameter is intended to run from within Python",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's, about torch's pytree
 )
 
 

@@ -77,7 +77,7 @@ class LogLineProgressBar(ProgressBar):
         planned = trainer.estimated_stepping_batches
         if math.isfinite(planned):
             parts.append(f"step {trainer.global_step}/{int(planned)}")
-            left = (planned - trainer.global_step) / max(trainer.global_step, 1) * elapsed
+            left = max(planned - trainer.global_step, 0) / max(trainer.global_step, 1) * elapsed
             parts.append(
                 f"{per_batch:.1f} s/batch, {_duration(elapsed)} elapsed, {_duration(left)} left"
             )

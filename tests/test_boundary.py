@@ -1,0 +1,119 @@
+"""The CLI's edge: which errors get one message, the exit codes, --debug, and masked output."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+
+import pytest
+
+from lm_guided_cot.boundary import (
+    debug_requested,
+    explained,
+    masked_output,
+    run_verb,
+    silence_library_noise,
+)
+from lm_guided_cot.data.errors import DataFormatError
+from lm_guided_cot.errors import ConfigurationError, RunError
+from lm_guided_cot.llm.secrets import redact, register_secret_variable
+
+
+def _raise(err: BaseException):
+    def run():
+        raise err
+
+    return run
+
+
+def test_project_error_prints_one_line_and_its_exit_code(capsys):
+    with pytest.raises(SystemExit) as done:
+        run_verb("ask", _raise(ConfigurationError("LLMConfig.timeout must be positive, got 0")))
+    assert done.value.code == 2
+    assert capsys.readouterr().err == "lmcot ask: LLMConfig.timeout must be positive, got 0\n"
+    with pytest.raises(SystemExit) as done:
+        run_verb("rationales", _raise(RunError("every call failed")))
+    assert done.value.code == 1
+
+
+def test_wrapped_project_error_is_found_behind_the_wrapper(capsys):
+    # what jsonargparse and datasets do to the errors of the code they call
+    cause = DataFormatError("train.jsonl", 3, "answer", "missing", line=4)
+    try:
+        try:
+            raise cause
+        except DataFormatError as err:
+            raise ValueError("Does not validate against any of the Union subtypes") from err
+    except ValueError as wrapper:
+        assert explained(wrapper) is cause
+    with pytest.raises(SystemExit) as done:
+        run_verb("fit", _raise(RuntimeError("generation failed")))  # a bug: traceback, exit 1
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: generation failed" in err
+
+
+def test_debug_keeps_the_traceback_of_project_errors(capsys, monkeypatch):
+    monkeypatch.delenv("LMCOT_DEBUG", raising=False)
+    args, debug = debug_requested(["fit", "--debug", "-c", "x.yaml"])
+    assert (args, debug) == (["fit", "-c", "x.yaml"], True)
+    assert debug_requested(["fit"])[1]  # the flag became the variable, for DDP ranks
+    monkeypatch.setenv("LMCOT_DEBUG", "0")
+    assert not debug_requested(["fit"])[1]
+    with pytest.raises(SystemExit) as done:
+        run_verb("ask", _raise(ConfigurationError("bad")), debug=True)
+    assert done.value.code == 2 and "Traceback" in capsys.readouterr().err
+
+
+def test_redact_masks_environment_keys_fields_and_key_shapes(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-0123456789")
+    monkeypatch.setenv("MY_SERVER", "server-key-0123456789")
+    register_secret_variable("MY_SERVER")
+    text = (
+        "key sk-env-0123456789, server-key-0123456789; extra_params={'api_key': 'abc123456'} "
+        'api_key: plain12345 "password": "hunter2!" Authorization: Bearer abcdefgh12345678 '
+        "hf_abcdefghijklmnopqrstu max_tokens: 256 tokens_per_minute=3"
+    )
+    masked = redact(text)
+    for secret in (
+        "sk-env",
+        "server-key",
+        "abc123456",
+        "plain12345",
+        "hunter2",
+        "abcdefgh1",
+        "hf_",
+    ):
+        assert secret not in masked
+    assert "max_tokens: 256 tokens_per_minute=3" in masked  # not every 'token' is a secret
+
+
+def test_masked_output_covers_print_and_logging_handlers(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-0123456789")
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    logger = logging.getLogger("lmcot-test-masking")
+    handler = logging.StreamHandler(sys.stderr)  # holds the stream, as library handlers do
+    logger.addHandler(handler)
+    try:
+        with masked_output():
+            print("printed sk-env-0123456789")
+            logger.warning("logged sk-env-0123456789")
+        assert handler.stream is err  # restored
+    finally:
+        logger.removeHandler(handler)
+    assert "sk-env" not in out.getvalue() + err.getvalue()
+    assert out.getvalue() == "printed ***\n" and "logged ***" in err.getvalue()
+
+
+def test_library_noise_is_dropped_and_the_rest_kept(caplog):
+    silence_library_noise()
+    tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    with caplog.at_level(logging.INFO):
+        tips.info("💡 Tip: For seamless cloud uploads and versioning, try installing litmodels")
+        tips.info("`Trainer.fit` stopped: `max_steps=1` reached.")
+    assert [r.getMessage() for r in caplog.records] == [
+        "`Trainer.fit` stopped: `max_steps=1` reached."
+    ]

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import torch
 from torchmetrics import Metric
+
 from lm_guided_cot.errors import InputError
 
 HOTPOTQA = "hotpotqa"

@@ -10,13 +10,13 @@ and a file cut off inside a record are named too.
 
 from __future__ import annotations
 
-import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from lm_guided_cot.data.errors import DataFormatError
+from lm_guided_cot.files import not_utf8_problem, unreadable_reason
 
 _CHUNK = 1 << 20
 
@@ -46,50 +46,13 @@ def open_text(path: Path):
     try:
         return path.open(encoding="utf-8-sig")
     except OSError as err:
-        raise DataFormatError(str(path), None, None, unreadable(path, err)) from None
-
-
-def unreadable(path: Path, err: OSError) -> str:
-    """Why ``path`` cannot be opened, in words: no such file, a folder, or the system's reason."""
-    if isinstance(err, FileNotFoundError):
-        return "no such file"
-    if isinstance(err, IsADirectoryError) or path.is_dir():
-        return "a folder, not a file"
-    return f"cannot read it ({err.strerror or err})"
+        raise DataFormatError(str(path), None, None, unreadable_reason(path, err)) from None
 
 
 def not_utf8_error(path: Path) -> DataFormatError:
     """The error for a file that is not UTF-8: the first bad byte, its line and byte offset."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    fed = 0  # bytes handed to the decoder so far
-    newlines = 0  # newlines in the bytes handed over and decoded before this chunk
-    with path.open("rb") as handle:
-        while True:
-            chunk = handle.read(_CHUNK)
-            pending = decoder.getstate()[0]
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as err:
-                # err.object is the undecoded tail of the previous chunk plus this chunk
-                offset = fed - len(pending) + err.start
-                line = newlines - pending.count(b"\n") + err.object.count(b"\n", 0, err.start) + 1
-                if chunk:
-                    what = f"byte 0x{err.object[err.start]:02x} ({err.reason})"
-                else:
-                    what = "a character cut off at the end of the file"
-                return DataFormatError(
-                    str(path),
-                    None,
-                    None,
-                    f"not UTF-8 text: {what} at byte offset {offset}; save the file as UTF-8",
-                    line,
-                )
-            if not chunk:
-                break
-            fed += len(chunk)
-            newlines += chunk.count(b"\n")
-    # decoding in text mode failed but not here: should not happen; name the file anyway
-    return DataFormatError(str(path), None, None, "not UTF-8 text; save the file as UTF-8")
+    problem, line = not_utf8_problem(path, _CHUNK)
+    return DataFormatError(str(path), None, None, problem, line)
 
 
 def _cut_off(text: str, err: json.JSONDecodeError) -> bool:

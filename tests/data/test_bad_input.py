@@ -330,3 +330,13 @@ def test_name_neither_here_nor_on_the_hub(tmp_path, datasets_cache, monkeypatch)
     assert str(caught.value).startswith(
         "someone/no_such_dataset: no such file or folder, and no hub dataset of that name"
     )
+
+
+def test_skip_invalid_with_every_record_invalid_stops(tmp_path, datasets_cache):
+    records = [_without(hotpot_record("a"), "answer"), _without(hotpot_record("b"), "question")]
+    path = write_jsonl(tmp_path / "train.jsonl", records)
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, HOTPOTQA, skip_invalid=True, cache_dir=datasets_cache)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: all 2 records are invalid, none is left to use; first: ")
+    assert "record 0 (line 1): field 'answer': missing" in message

@@ -85,6 +85,13 @@ def read_split(
     if skip_invalid:
         errors = dataset[_ERROR]
         skipped = [e for e in errors if e]
+        if skipped and len(skipped) == len(errors):
+            raise DataFormatError(
+                origin,
+                None,
+                None,
+                f"all {len(errors)} records are invalid, none is left to use; first: {skipped[0]}",
+            )
         if skipped:
             keep = [i for i, e in enumerate(errors) if not e]
             dataset = dataset.select(keep)

@@ -340,3 +340,13 @@ def test_skip_invalid_with_every_record_invalid_stops(tmp_path, datasets_cache):
     message = str(caught.value)
     assert message.startswith(f"{path}: all 2 records are invalid, none is left to use; first: ")
     assert "record 0 (line 1): field 'answer': missing" in message
+
+
+def test_pretty_printed_record_in_json_lines_says_one_record_a_line(tmp_path, datasets_cache):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(hotpot_record("a"), indent=1) + "\n")
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, HOTPOTQA, cache_dir=datasets_cache)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: record 0 (line 1): not valid JSON")
+    assert "the line ends inside the record (JSON lines: one whole record a line)" in message

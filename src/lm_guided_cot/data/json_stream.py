@@ -74,7 +74,7 @@ def _iter_json_lines(path: Path) -> Iterator[tuple[int, int, Any]]:
                     problem += (
                         "; the file ends inside this record: is it cut off?"
                         if not line.endswith("\n")
-                        else "; the line ends inside the record"
+                        else "; the line ends inside the record (JSON lines: one whole record a line)"
                     )
                 raise DataFormatError(str(path), index, None, problem, line_no) from None
             yield index, line_no, value

@@ -7,6 +7,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from lm_guided_cot.cli import main
+from lm_guided_cot.errors import InputError
+from lm_guided_cot.export import export_checkpoint, load_checkpoint
 from tests.modules.test_distill import _setup, _trainer
 
 
@@ -45,5 +47,75 @@ def test_export_of_a_checkpoint_generates_like_the_module(request, tmp_path, sha
 
 
 def test_export_names_a_missing_checkpoint(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
-        main(["export", str(tmp_path / "nope.ckpt"), str(tmp_path / "out")])
+    path = tmp_path / "nope.ckpt"
+    with pytest.raises(InputError) as caught:
+        export_checkpoint(str(path), str(tmp_path / "out"))
+    assert str(caught.value).startswith(f"{path}: no such checkpoint; pass a .ckpt file")
+    assert not (tmp_path / "out").exists()
+
+
+def _write(path, content):
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "not a checkpoint that torch.load reads (the file is empty)"),
+        (
+            b"epoch,loss\n1,0.5\n",
+            "not a checkpoint that torch.load reads (not a PyTorch file: it starts with b'epoc')",
+        ),
+        (bytes(range(256)) * 8, "not a checkpoint that torch.load reads ("),
+        (
+            {"weights": torch.zeros(2)},
+            "not a Lightning checkpoint (no 'state_dict'; keys: weights)",
+        ),
+        ([torch.zeros(2)], "not a Lightning checkpoint (no 'state_dict'; it holds a list)"),
+    ],
+    ids=["empty", "text", "binary", "no-state-dict", "list"],
+)
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, content, problem):
+    path = _write(tmp_path / "model.ckpt", content)
+    with pytest.raises(InputError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {problem}")
+    assert message.endswith(
+        "pass a .ckpt file that lmcot fit saved, or the folder a DeepSpeed strategy saved"
+    )
+
+
+def test_cut_off_checkpoint_is_named(tmp_path):
+    whole = _write(tmp_path / "whole.ckpt", {"state_dict": {"policy.w": torch.zeros(64)}})
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(whole.read_bytes()[:200])
+    with pytest.raises(InputError, match=r"cut\.ckpt: not a checkpoint that torch\.load reads"):
+        load_checkpoint(cut)
+    assert load_checkpoint(whole)["state_dict"]["policy.w"].shape == (64,)
+
+
+def test_a_folder_that_is_not_a_deepspeed_checkpoint_is_named(tmp_path):
+    folder = tmp_path / "epoch=0.ckpt"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello\n")
+    with pytest.raises(InputError) as caught:
+        load_checkpoint(folder)
+    assert str(caught.value).startswith(
+        f"{folder}: a folder, but not a DeepSpeed checkpoint (no 'latest' file naming a tag folder"
+    )
+    (folder / "latest").write_text("global_step7\n")  # names a tag folder that is not there
+    with pytest.raises(InputError, match="not a DeepSpeed checkpoint"):
+        load_checkpoint(folder)
+
+
+def test_checkpoint_without_policy_weights_or_model_is_named(tmp_path):
+    path = _write(tmp_path / "other.ckpt", {"state_dict": {"encoder.w": torch.zeros(1)}})
+    with pytest.raises(InputError, match=r"other\.ckpt: no 'model' hyperparameter; pass --model"):
+        export_checkpoint(str(path), str(tmp_path / "out"))
+    with pytest.raises(InputError, match=r"other\.ckpt: no 'policy\.\*' weights"):
+        export_checkpoint(str(path), str(tmp_path / "out"), model="any/model")

@@ -32,3 +32,24 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         write_atomically(target, "new\n")
     assert target.read_text(encoding="utf-8") == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["results.md"]
+
+
+def test_find_bad_utf8_across_chunk_edges(tmp_path):
+    from lm_guided_cot.files import find_bad_utf8
+
+    text = "a\nbé\n€uro\n".encode()  # two- and three-byte characters
+    path = tmp_path / "f.txt"
+    path.write_bytes(text)
+    for size in (1, 2, 3, 5, 64):  # characters cut by every chunk edge still decode
+        assert find_bad_utf8(path, size) is None
+    path.write_bytes(text + b"x\xe2\x82")  # a character cut off at the end
+    assert find_bad_utf8(path, 4) == (
+        len(text) + 1,
+        4,
+        "a character cut off at the end of the file",
+    )
+    path.write_bytes(text + b"ok \xff\n")
+    for size in (1, 3, 64):
+        offset, line, what = find_bad_utf8(path, size)
+        assert (offset, line) == (len(text) + 3, 4)
+        assert what == "byte 0xff (invalid start byte)"

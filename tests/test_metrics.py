@@ -26,6 +26,7 @@ from lm_guided_cot.metrics import (
     SupportingFactScores,
     answer_f1,
     answer_inclusion,
+    coverage_notes,
     evidence_forms,
     exact_match,
     joint_score,
@@ -267,6 +268,167 @@ def test_bad_prediction_file_names_file_and_field(tmp_path, content, message):
     assert str(path) in str(caught.value)
 
 
+_LAYOUT_HINT = 'expected a JSON object {"answer": {id: answer}'
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", f"the file is empty; {_LAYOUT_HINT}"),
+        (b" \n\t\n", f"the file holds only white space; {_LAYOUT_HINT}"),
+        (
+            b'{"answer":\n {"q1": "caf\xe9"}}',
+            "line 2: not UTF-8 text: byte 0xe9 (invalid continuation byte) at byte offset 23",
+        ),
+        (
+            b'{"answer": {"q1": "x"}, "sp": {"q1": [["A", 0]',
+            "not valid JSON (Expecting ',' delimiter, line 1, column 47); the file ends before "
+            "the JSON does: is it cut off?",
+        ),
+        (b'{"answer": {"q1": "unfinished', "the file ends before the JSON does: is it cut off?"),
+        (b'[{"answer": {}}]', f"{_LAYOUT_HINT}"),
+        (b'"just a string"', "found a string"),
+        (b'{"answer": ["q1", "x"]}', "field 'answer': expected an object mapping ids to "),
+        (
+            b'{"answer": null}',
+            "field 'answer': expected an object mapping ids to answers, found null",
+        ),
+        (b'{"sp": {"q1": []}}', "field 'answer': missing; expected a JSON object"),
+        (
+            b'{"answer": {"q1": ["x"]}}',
+            "record 'q1': field 'answer': expected a string, found a list",
+        ),
+        (b'{"answer": {}, "sp": [["A", 0]]}', "field 'sp': expected an object mapping ids to"),
+    ],
+    ids=[
+        "empty",
+        "blank",
+        "not-utf8",
+        "cut-off",
+        "cut-in-string",
+        "list",
+        "string",
+        "answer-list",
+        "answer-null",
+        "answer-missing",
+        "answer-not-string",
+        "sp-list",
+    ],
+)
+def test_bad_prediction_file_gives_one_message_naming_it(tmp_path, content, problem):
+    path = tmp_path / "pred.json"
+    path.write_bytes(content)
+    with pytest.raises(PredictionFormatError) as caught:
+        read_prediction_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert problem in message
+
+
+def test_prediction_file_missing_or_a_folder(tmp_path):
+    with pytest.raises(PredictionFormatError, match=r"pred\.json: no such file$") as caught:
+        read_prediction_file(tmp_path / "pred.json")
+    assert str(tmp_path / "pred.json") in str(caught.value)
+    (tmp_path / "preds").mkdir()
+    with pytest.raises(PredictionFormatError) as caught:
+        read_prediction_file(tmp_path / "preds")
+    assert str(caught.value) == f"{tmp_path / 'preds'}: a folder, not a file"
+
+
+def test_prediction_file_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "pred.json"
+    path.write_bytes(b'\xef\xbb\xbf{"answer": {"q1": "x"}}')
+    assert read_prediction_file(path) == {"answer": {"q1": "x"}}
+
+
+def test_missing_and_unknown_ids_are_counted_and_the_first_named():
+    gold = [GoldExample(f"g{i}", ["x"], [("A", 0)]) for i in range(8)]
+    predictions = {
+        "answer": {"g0": "x", "g1": "x", "u1": "x", "u2": "x"},
+        "sp": {f"g{i}": [["A", 0]] for i in range(7)} | {"u3": []},
+    }
+    report = official_report(predictions, gold, HOTPOTQA, "pred.json", "gold.jsonl")
+    result = report.as_dict()
+    assert result["missing"] == {"answer": 6, "sp": 1}
+    assert result["missing_ids"] == {"answer": ["g2", "g3", "g4", "g5", "g6"], "sp": ["g7"]}
+    assert result["unknown"] == {"answer": 2, "sp": 1}
+    assert result["unknown_ids"] == {"answer": ["u1", "u2"], "sp": ["u3"]}
+    assert report.metrics["em"] == 2 / 8  # unknown ids change nothing: the script ignores them
+    notes = coverage_notes(result)
+    assert notes == [
+        "6 gold id(s) have no 'answer' prediction and score 0 there (first: g2, g3, g4, g5, g6)",
+        "1 gold id(s) have no 'sp' prediction and score 0 there (first: g7)",
+        "2 id(s) of the 'answer' section are not gold ids and are ignored (first: u1, u2)",
+        "1 id(s) of the 'sp' section are not gold ids and are ignored (first: u3)",
+    ]
+    full = official_report({"answer": {"g0": "x"}}, gold[:1], HOTPOTQA).as_dict()
+    assert not {"missing", "missing_ids", "unknown", "unknown_ids"} & set(full)
+    assert coverage_notes(full) == []
+
+
+def test_no_gold_id_predicted_stops_with_one_message():
+    gold = [GoldExample(f"g{i}", ["x"], [("A", 0)]) for i in range(3)]
+    predictions = {"answer": {"other1": "x", "other2": "y"}, "sp": {"other3": []}}
+    with pytest.raises(PredictionFormatError) as caught:
+        official_report(predictions, gold, HOTPOTQA, "pred.json", "dev.jsonl")
+    assert str(caught.value) == (
+        "pred.json: none of its 3 predicted id(s) is among the 3 gold ids of dev.jsonl "
+        "(first predicted: other1, other2, other3; first gold: g0, g1, g2): is it the "
+        "prediction file of another split or benchmark?"
+    )
+    with pytest.raises(PredictionFormatError, match=r"^pred\.json: it holds no predictions"):
+        official_report({"answer": {}, "sp": {}}, gold, HOTPOTQA, "pred.json")
+    # one gold id in one section is enough to score
+    assert official_report({"answer": {}, "sp": {"g1": []}}, gold).metrics["em"] == 0.0
+
+
+def test_score_file_names_the_bad_gold_file_and_the_file_of_another_split(
+    tmp_path, shared_data, monkeypatch
+):
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    from lm_guided_cot.commands import score_file
+    from lm_guided_cot.data.errors import DataFormatError
+
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps({"answer": {"q1": "x"}}))
+    gold = tmp_path / "validation.jsonl"
+    gold.write_text("")
+    with pytest.raises(DataFormatError) as caught:
+        score_file(str(pred), str(gold))
+    assert str(caught.value) == f"{gold}: no records: the file is empty"
+    train = shared_data / "hotpotqa/train.jsonl"
+    validation = shared_data / "hotpotqa/validation.jsonl"
+    first = json.loads(train.read_text().splitlines()[0])["id"]
+    pred.write_text(json.dumps({"answer": {first: "x"}}))  # a train id against validation
+    with pytest.raises(PredictionFormatError) as caught:
+        score_file(str(pred), str(validation))
+    assert str(caught.value).startswith(
+        f"{pred}: none of its 1 predicted id(s) is among the 300 gold ids of {validation}"
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [[], ["T"], ["T", 0, 1], {}, {"a": 1, "b": 2}, "ab", "", [None, None], [["a"], 0], [1.5, 0]],
+    ids=repr,
+)
+@pytest.mark.parametrize("section", ["sp", "evidence"])
+def test_malformed_entries_from_a_file_are_scored_or_named(tmp_path, entry, section):
+    gold = [GoldExample("q1", ["x"], [("T", 0)], [evidence_forms("A", "r", "B")])]
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps({"answer": {"q1": "x"}, "sp": {"q1": []}, section: {"q1": [entry]}}))
+    for benchmark in (HOTPOTQA, TWOWIKI):
+        try:
+            report = official_report(read_prediction_file(path), gold, benchmark, str(path))
+        except PredictionFormatError as err:  # the official script stops on it: so do we
+            message = str(err)
+        else:
+            if section == "evidence" and benchmark == HOTPOTQA:
+                continue  # HotpotQA has no evidence section
+            (message,) = report.malformed
+        assert message.startswith(f"{path}: record 'q1': field '{section}': ")
+
+
 # ---- issue 16: the four cases where the project differed from the official scripts ---------
 
 
@@ -486,7 +648,7 @@ def test_percent_output_rounds_as_the_2wiki_script_prints():
         {"answer": {"a": "x y z"}}, [GoldExample("a", ["x y"]), GoldExample("b", ["q"])]
     ).as_dict(percent=True) == {
         **{"em": 0.0, "f1": 40.0, "prec": 33.33, "recall": 50.0},
-        **{"absent": ["sp"], "missing": {"answer": 1}},
+        **{"absent": ["sp"], "missing": {"answer": 1}, "missing_ids": {"answer": ["b"]}},
     }
 
 

@@ -13,7 +13,7 @@ from jsonargparse import auto_cli
 from lm_guided_cot.data.readers import default_source_for, read_split
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.config import LLMConfig
-from lm_guided_cot.metrics import official_report, read_prediction_file
+from lm_guided_cot.metrics import coverage_notes, official_report, read_prediction_file
 
 
 def score_file(
@@ -36,13 +36,17 @@ def score_file(
         percent: print each mean as 2Wiki's official script does, ``round(100 * mean, 2)``.
 
     Returns the metrics under the official keys, then ``absent`` (sections the file lacks),
-    ``missing`` (gold ids a section lacks) and ``malformed`` (entries scored as the official
-    script scores them, each named by file, id and entry) where there are any.
+    ``missing`` and ``missing_ids`` (per section, how many gold ids it lacks, and the first),
+    ``unknown`` and ``unknown_ids`` (per section, how many of its ids are not gold ids, and the
+    first) and ``malformed`` (entries scored as the official script scores them, each named by
+    file, id and entry) where there are any. A file that predicts no gold id at all raises
+    ``PredictionFormatError``, as does a file that cannot be read or is not the official layout.
     """
     benchmark = source or default_source_for(gold)
+    predicted = read_prediction_file(predictions)  # a bad file fails before the gold is read
     records = read_split(gold, benchmark, split=split, aliases_path=aliases)
     examples = (QARecord.from_row(row).gold_example() for row in records.dataset)
-    report = official_report(read_prediction_file(predictions), examples, benchmark, predictions)
+    report = official_report(predicted, examples, benchmark, predictions, records.origin)
     return report.as_dict(percent=percent)
 
 
@@ -52,7 +56,7 @@ def score(argv: list[str]) -> None:
         result = auto_cli(score_file, args=argv, prog="lmcot score")
     except ValueError as err:  # bad input: one line naming file, record and field
         raise SystemExit(f"lmcot score: {err}") from None
-    for message in result.get("malformed", ()):
+    for message in [*coverage_notes(result), *result.get("malformed", ())]:
         print(f"lmcot score: {message}", file=sys.stderr)
     print(json.dumps(result, indent=2))
 

@@ -16,18 +16,52 @@ from typing import Any
 
 import torch
 
+from lm_guided_cot.errors import InputError
 from lm_guided_cot.modules.reporting import export_pretrained
 from lm_guided_cot.policy import SmallLM
 
 POLICY_PREFIX = "policy."
 
 
+_WHAT = "pass a .ckpt file that lmcot fit saved, or the folder a DeepSpeed strategy saved"
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint as one dict: a Lightning file, or a DeepSpeed folder consolidated to fp32."""
+    """A checkpoint as one dict: a Lightning file, or a DeepSpeed folder consolidated to fp32.
+
+    A missing path, a file ``torch.load`` cannot read, a folder that is not a DeepSpeed
+    checkpoint and a file without a ``state_dict`` raise ``InputError`` naming the path.
+    """
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    if not path.is_dir():
-        return torch.load(path, map_location="cpu", weights_only=True)
+        raise InputError(f"{path}: no such checkpoint; {_WHAT}")
+    if path.is_dir():
+        checkpoint = _load_deepspeed(path)
+    else:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # whatever the bytes make torch.load raise: not a checkpoint
+            raise InputError(
+                f"{path}: not a checkpoint that torch.load reads ({_load_failure(path, err)}); "
+                f"{_WHAT}"
+            ) from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        found = (
+            f"keys: {', '.join(map(str, list(checkpoint)[:5]))}"
+            if isinstance(checkpoint, dict)
+            else f"it holds a {type(checkpoint).__name__}"
+        )
+        raise InputError(f"{path}: not a Lightning checkpoint (no 'state_dict'; {found}); {_WHAT}")
+    return checkpoint
+
+
+def _load_deepspeed(path: Path) -> dict[str, Any]:
+    latest = path / "latest"
+    tag = latest.read_text(encoding="utf-8", errors="replace").strip() if latest.is_file() else ""
+    if not tag or not (path / tag).is_dir():
+        raise InputError(
+            f"{path}: a folder, but not a DeepSpeed checkpoint (no 'latest' file naming a tag "
+            f"folder beside it); {_WHAT}"
+        )
     try:
         from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
     except ImportError as err:  # pragma: no cover - lightning always has it
@@ -42,6 +76,24 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             ) from err
 
 
+def _load_failure(path: Path, err: Exception) -> str:
+    """What ``torch.load`` found wrong with a file, in a few words."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if isinstance(err, EOFError):
+        return "the file ends too early: is it cut off?"
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if not head.startswith((b"PK", b"\x80")):  # torch.save writes a zip; old torch a pickle
+        return f"not a PyTorch file: it starts with {head!r}"
+    text = str(err)
+    if "WeightsUnpickler error:" in text:  # torch's long weights_only text: keep its finding
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = lines[0] if lines else type(err).__name__
+    return f"not a PyTorch file: {found}" if found.startswith("Unsupported operand") else found
+
+
 def export_checkpoint(ckpt_path: str, output: str, model: str | None = None) -> str:
     """Write the small LM of a checkpoint as a folder that ``from_pretrained`` loads.
 
@@ -54,14 +106,14 @@ def export_checkpoint(ckpt_path: str, output: str, model: str | None = None) -> 
     checkpoint = load_checkpoint(Path(ckpt_path))
     spec = model or checkpoint.get("hyper_parameters", {}).get("model")
     if not spec:
-        raise ValueError(f"{ckpt_path}: no 'model' hyperparameter; pass --model")
+        raise InputError(f"{ckpt_path}: no 'model' hyperparameter; pass --model")
     weights = {
         key.removeprefix(POLICY_PREFIX): value
         for key, value in checkpoint["state_dict"].items()
         if key.startswith(POLICY_PREFIX)
     }
     if not weights:
-        raise ValueError(
+        raise InputError(
             f"{ckpt_path}: no '{POLICY_PREFIX}*' weights in the checkpoint's state_dict"
         )
     policy = SmallLM.from_pretrained(spec)
@@ -69,7 +121,7 @@ def export_checkpoint(ckpt_path: str, output: str, model: str | None = None) -> 
     # tied embeddings may be stored once; anything else missing means a mismatched --model
     missing = [k for k in result.missing_keys if k not in _tied_keys(policy)]
     if missing or result.unexpected_keys:
-        raise ValueError(
+        raise InputError(
             f"{ckpt_path}: the checkpoint's weights do not fit {spec} "
             f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})"
         )

@@ -22,6 +22,7 @@ import torch
 from torchmetrics import Metric
 
 from lm_guided_cot.errors import InputError
+from lm_guided_cot.files import not_utf8_problem, unreadable_reason
 
 HOTPOTQA = "hotpotqa"
 TWOWIKI = "2wikimultihopqa"
@@ -61,7 +62,8 @@ _ZERO = AnswerScore(0.0, 0.0, 0.0, 0.0)
 
 
 class PredictionFormatError(InputError):
-    """A predicted entry that the official script cannot score either: it stops on it."""
+    """A prediction file that cannot be scored (unreadable, not the official layout, no gold id
+    predicted), or an entry the official script cannot score either: it stops on it."""
 
 
 def exact_match(prediction: str, gold: str) -> float:
@@ -395,28 +397,58 @@ class OfficialReport:
 
     ``metrics``: means over the gold records, under the keys the official script prints.
     ``absent``: sections the benchmark's script scores but the file lacks (their keys, and the
-    joint's, are left out). ``missing``: per section present, the gold ids it lacks (each
-    scored 0). ``malformed``: entries that are not ``[title, sent_id]`` pairs or
+    joint's, are left out). ``missing``: per section present, how many gold ids it lacks (each
+    scored 0), ``missing_ids`` the first few of them. ``unknown``: per section, how many of its
+    ids are not gold ids (the official script ignores them), ``unknown_ids`` the first few.
+    ``malformed``: entries that are not ``[title, sent_id]`` pairs or
     ``[subject, relation, object]`` triples, scored as the official script scores them.
     """
 
     metrics: dict[str, float]
     absent: list[str] = field(default_factory=list)
     missing: dict[str, int] = field(default_factory=dict)
+    missing_ids: dict[str, list[str]] = field(default_factory=dict)
+    unknown: dict[str, int] = field(default_factory=dict)
+    unknown_ids: dict[str, list[str]] = field(default_factory=dict)
     malformed: list[str] = field(default_factory=list)
 
+    _EXTRAS = ("absent", "missing", "missing_ids", "unknown", "unknown_ids", "malformed")
+
     def as_dict(self, percent: bool = False) -> dict[str, Any]:
-        """The metrics, then ``absent``/``missing``/``malformed`` where not empty.
+        """The metrics, then ``absent``, ``missing``, ``missing_ids``, ``unknown``,
+        ``unknown_ids`` and ``malformed`` where not empty.
 
         ``percent``: each mean as 2Wiki's official script prints it, ``round(mean * 100, 2)``.
         """
         out: dict[str, Any] = {
             k: percent_rounded(v) if percent else v for k, v in self.metrics.items()
         }
-        for name in ("absent", "missing", "malformed"):
+        for name in self._EXTRAS:
             if getattr(self, name):
                 out[name] = getattr(self, name)
         return out
+
+
+FIRST_IDS = 5
+"""How many of the missing or unknown ids a report names."""
+
+
+def coverage_notes(result: Mapping[str, Any]) -> list[str]:
+    """One line per section for the gold ids without a prediction and the predicted ids that
+    are not gold ids, from an ``OfficialReport.as_dict()``: count and first ids."""
+    notes = []
+    for name, count in result.get("missing", {}).items():
+        first = ", ".join(result.get("missing_ids", {}).get(name, []))
+        notes.append(
+            f"{count} gold id(s) have no {name!r} prediction and score 0 there (first: {first})"
+        )
+    for name, count in result.get("unknown", {}).items():
+        first = ", ".join(result.get("unknown_ids", {}).get(name, []))
+        notes.append(
+            f"{count} id(s) of the {name!r} section are not gold ids and are ignored "
+            f"(first: {first})"
+        )
+    return notes
 
 
 def percent_rounded(mean: float) -> float:
@@ -429,6 +461,7 @@ def official_report(
     gold: Iterable[GoldExample],
     benchmark: str = HOTPOTQA,
     origin: str = "predictions",
+    gold_origin: str = "the gold split",
 ) -> OfficialReport:
     """Score an official-format prediction dict as ``benchmark``'s official script does.
 
@@ -436,8 +469,9 @@ def official_report(
     (``evidence`` is 2Wiki's). Gives ``em, f1, prec, recall``, then ``sp_*`` when there is an
     ``sp`` section, ``evi_*`` (2Wiki) when there is an ``evidence`` section, and ``joint_*``
     when every section the official joint multiplies is there. ``origin`` names the file in
-    messages. Raises ``PredictionFormatError`` (file, id, field, entry) on an entry the official
-    script stops on.
+    messages, ``gold_origin`` the gold split. Raises ``PredictionFormatError`` (file, id, field,
+    entry) on an entry the official script stops on, and when no gold id has a prediction in
+    any section (the file of another split or benchmark: every score would be 0).
     """
     _check_benchmark(benchmark)
     answers = predictions.get("answer", {}) or {}
@@ -447,21 +481,32 @@ def official_report(
     joint = not report.absent
     totals: Counter[str] = Counter()
     missing: Counter[str] = Counter()
-    n = 0
+    gold_ids: set[str] = set()
+    first_gold: list[str] = []
+    n = 0  # gold records: the official divisor, repeated ids and all
+
+    def lacks(name: str, rid: str) -> None:
+        missing[name] += 1
+        if missing[name] <= FIRST_IDS:
+            report.missing_ids.setdefault(name, []).append(rid)
+
     for example in gold:
         n += 1
+        gold_ids.add(example.id)
+        if len(first_gold) < FIRST_IDS:
+            first_gold.append(example.id)
         if example.id in answers:
             ans = score_answer(answers[example.id], example.answers)
         else:
             ans = _ZERO
-            missing["answer"] += 1
+            lacks("answer", example.id)
         _accumulate(totals, "", ans)
         scores = {}
         for name, prefix in (("sp", "sp_"), ("evidence", "evi_")):
             if name not in present:
                 continue
             if example.id not in present[name]:
-                missing[name] += 1
+                lacks(name, example.id)
                 scores[name] = _ZERO
             else:
                 value = present[name][example.id]
@@ -483,9 +528,29 @@ def official_report(
         if joint:
             _accumulate(totals, "joint_", joint_score(ans, scores["sp"], scores.get("evidence")))
     if n == 0:
-        raise ValueError("no gold records to score against")
+        raise InputError(f"{gold_origin}: no gold records to score against")
+    by_section = {"answer": answers, **present}
+    for name, section in by_section.items():
+        unknown = [str(rid) for rid in section if rid not in gold_ids]
+        if unknown:
+            report.unknown[name] = len(unknown)
+            report.unknown_ids[name] = unknown[:FIRST_IDS]
+    if not any(rid in gold_ids for section in by_section.values() for rid in section):
+        predicted = list(dict.fromkeys(str(rid) for s in by_section.values() for rid in s))
+        if not predicted:
+            problem = "it holds no predictions (every section is empty)"
+        else:
+            problem = (
+                f"none of its {len(predicted)} predicted id(s) is among the {len(gold_ids)} "
+                f"gold ids of {gold_origin} (first predicted: "
+                f"{', '.join(predicted[:FIRST_IDS])}; first gold: {', '.join(first_gold)}): "
+                "is it the prediction file of another split or benchmark?"
+            )
+        raise PredictionFormatError(f"{origin}: {problem}")
     report.metrics = {key: value / n for key, value in totals.items()}
-    report.missing = dict(missing)
+    order = list(by_section)  # answer, sp, evidence: the order of the file's sections
+    report.missing = {name: missing[name] for name in order if name in missing}
+    report.missing_ids = {name: report.missing_ids[name] for name in report.missing}
     return report
 
 
@@ -578,23 +643,73 @@ def read_prediction_file(path: str | Path) -> dict[str, Any]:
 
     Each section must map ids to values; what an ``sp`` or ``evidence`` value holds is left to
     the scorer, which scores malformed entries as the official script does and reports them.
+    A file that cannot be read, is empty, is not UTF-8 or not JSON, or is not laid out so
+    raises ``PredictionFormatError`` naming it (and the line, record and field where known).
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+        raw = path.read_bytes()
     except OSError as err:
-        raise ValueError(f"{path}: cannot read it ({err.strerror})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("answer"), dict):
-        raise ValueError(f"{path}: field 'answer': expected an object mapping ids to answers")
+        raise PredictionFormatError(f"{path}: {unreadable_reason(path, err)}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        problem, line = not_utf8_problem(path)
+        where = f"{path}: line {line}" if line is not None else str(path)
+        raise PredictionFormatError(f"{where}: {problem}") from None
+    if not text.strip():
+        empty = "the file is empty" if not text else "the file holds only white space"
+        raise PredictionFormatError(f"{path}: {empty}; expected {_LAYOUT}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        problem = f"not valid JSON ({err.msg}, line {err.lineno}, column {err.colno})"
+        if err.msg.startswith("Unterminated string") or not text[err.pos :].strip():
+            problem += "; the file ends before the JSON does: is it cut off?"
+        raise PredictionFormatError(f"{path}: {problem}") from None
+    if not isinstance(data, dict):
+        raise PredictionFormatError(f"{path}: expected {_LAYOUT}, found {_json_kind(data)}")
+    if "answer" not in data:
+        raise PredictionFormatError(
+            f"{path}: field 'answer': missing; expected {_LAYOUT} (the file has: "
+            f"{', '.join(map(repr, data)) or 'nothing'})"
+        )
+    if not isinstance(data["answer"], dict):
+        raise PredictionFormatError(
+            f"{path}: field 'answer': expected an object mapping ids to answers, found "
+            f"{_json_kind(data['answer'])}"
+        )
     for rid, answer in data["answer"].items():
         if not isinstance(answer, str):
-            raise ValueError(f"{path}: record {rid!r}: field 'answer': expected a string")
+            raise PredictionFormatError(
+                f"{path}: record {rid!r}: field 'answer': expected a string, found "
+                f"{_json_kind(answer)}"
+            )
     for name, layout in (
         ("sp", "[[title, sent_id]]"),
         ("evidence", "[[subject, relation, object]]"),
     ):
         if name in data and not isinstance(data[name], dict):
-            raise ValueError(f"{path}: field {name!r}: expected an object mapping ids to {layout}")
+            raise PredictionFormatError(
+                f"{path}: field {name!r}: expected an object mapping ids to {layout}, found "
+                f"{_json_kind(data[name])}"
+            )
     return data
+
+
+_LAYOUT = (
+    'a JSON object {"answer": {id: answer}, "sp": {id: [[title, sent_id]]}} '
+    '(2Wiki: and "evidence": {id: [[subject, relation, object]]})'
+)
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words."""
+    kinds = {dict: "an object", list: "a list", str: "a string"}
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return kinds.get(type(value), type(value).__name__)

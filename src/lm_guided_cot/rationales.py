@@ -5,7 +5,9 @@ sample's answer against the gold answers with the configured rule, marks which s
 kept (all correct ones, or the best), and writes one JSON line per sample with its provenance,
 plus a summary. Every reply is cached by the client as it arrives, so a rerun after a crash
 sends only what had no answer; the output files are written whole or not at all (temp file,
-then rename), so a file that exists is always complete.
+then rename), so a file that exists is always complete. Calls that failed are counted in the
+summary (and logged); when every call failed, only the summary is written and ``RunError``
+says so, so that no rationale file of failures stands in for a real one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Literal
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.errors import RunError
 from lm_guided_cot.files import write_atomically
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
@@ -121,7 +124,12 @@ def build_rationales(
     split: str,
     client: LLMClient | None = None,
 ) -> dict[str, Any]:
-    """Ask the teacher about every record, write ``<split>.jsonl`` and its summary; return the summary."""
+    """Ask the teacher about every record, write ``<split>.jsonl`` and its summary; return the summary.
+
+    Failed calls are rows with an ``error`` (never kept), counted in the summary's ``failed``
+    with its ``first_error``; a rerun sends them again. When every call failed, the summary
+    alone is written (an existing ``<split>.jsonl`` is left as it was) and ``RunError`` raised.
+    """
     if config.source == "supporting_facts":
         return _write_supporting_facts(records, config, split)
     client = client or client_for(config.llm)
@@ -187,6 +195,8 @@ def build_rationales(
                 summary["asked"] += 1
                 summary["answered"] += sample.error is None
                 summary["failed"] += sample.error is not None
+                if sample.error is not None and "first_error" not in summary:
+                    summary["first_error"] = sample.error
                 summary["parse_failures"] += sample.error is None and not sample.parsed
                 summary["correct"] += correct
                 summary["empty_rationales"] += correct and not sample.rationale.strip()
@@ -241,6 +251,26 @@ def build_rationales(
         cache_hits=usage.cache_hits,
         **provenance,
     )
+    if summary["asked"] and not summary["answered"]:
+        write_atomically(config.summary_path(split), json.dumps(summary, indent=2) + "\n")
+        path = config.path(split)
+        left = "left as it was" if path.exists() else "not written"
+        raise RunError(
+            f"teacher rationales ({split}): all {summary['asked']} teacher calls failed "
+            f"(first error: {summary.get('first_error')}); {path} is {left}, the summary is in "
+            f"{config.summary_path(split)}. Check the teacher's llm settings (model, api_base, "
+            "server) and run again"
+        )
+    if summary["failed"]:
+        log.warning(
+            "teacher rationales (%s): %d of %d teacher calls failed (first error: %s); they "
+            "are rows with an error, never kept. Run `lmcot rationales` again to resend only "
+            "them: the answered ones are cached",
+            split,
+            summary["failed"],
+            summary["asked"],
+            summary.get("first_error"),
+        )
     write_atomically(
         config.path(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     )

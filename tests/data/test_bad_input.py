@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -149,3 +150,203 @@ def test_skip_invalid_counts_and_reports_and_keeps_the_rest(tmp_path, datasets_c
     again = read_split(path, HOTPOTQA, skip_invalid=True, cache_dir=datasets_cache)
     assert again.skipped == result.skipped
     assert "_error" not in again.dataset.column_names
+
+
+# ---- bad files: each names the file (and the line or byte where there is one) ----------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("train.jsonl", "", "no records: the file is empty"),
+        ("train.jsonl", "  \n\n\t \n", "no records: the file holds only white space"),
+        ("dev.json", " \n", "no records: the file holds only white space"),
+        ("dev.json", "[\n]\n", "no records: the file is an empty JSON list"),
+    ],
+    ids=["empty", "blank-lines", "blank-json", "empty-list"],
+)
+def test_file_without_records_names_the_file(tmp_path, datasets_cache, name, text, problem):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, TWOWIKI, cache_dir=datasets_cache)
+    assert str(caught.value) == f"{path}: {problem}"
+
+
+def test_empty_gold_split_is_not_called_train(tmp_path, datasets_cache):
+    path = tmp_path / "validation.jsonl"
+    path.write_text("")
+    with pytest.raises(DataFormatError, match=r"validation\.jsonl: no records") as caught:
+        read_split(path, HOTPOTQA, split="validation", cache_dir=datasets_cache)
+    assert "train" not in str(caught.value)
+
+
+def test_bytes_that_are_not_utf8_give_line_and_byte_offset(tmp_path, datasets_cache):
+    path = tmp_path / "train.jsonl"
+    first = json.dumps(hotpot_record("a")) + "\n"
+    second = json.dumps(hotpot_record("caf\u00e9")) + "\n"  # é: two valid UTF-8 bytes
+    prefix = (first + second).encode("utf-8") + b'{"id": "'
+    path.write_bytes(prefix + b'\xe9t\xe9"}\n')  # Latin-1 é
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, HOTPOTQA, cache_dir=datasets_cache)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: line 3: not UTF-8 text: byte 0xe9")
+    assert f"at byte offset {len(prefix)}" in message
+    assert caught.value.line == 3
+
+
+def test_bytes_that_are_not_utf8_deep_in_a_json_list(tmp_path, monkeypatch, datasets_cache):
+    from lm_guided_cot.data import json_stream
+
+    monkeypatch.setattr(json_stream, "_CHUNK", 64)  # the bad byte lies chunks away from the start
+    records = [{"_id": f"x{i}", "question": "q?", "answer": "a", "context": []} for i in range(9)]
+    text = json.dumps(records, indent=1).encode("utf-8")
+    offset = text.index(b'"x7"') + 1
+    path = tmp_path / "dev.json"
+    path.write_bytes(text[:offset] + b"\xff" + text[offset + 1 :])
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, TWOWIKI, cache_dir=datasets_cache)
+    line = text[:offset].count(b"\n") + 1
+    assert str(caught.value).startswith(
+        f"{path}: line {line}: not UTF-8 text: byte 0xff (invalid start byte) at byte offset {offset}"
+    )
+
+
+def test_utf8_character_cut_at_the_end(tmp_path, datasets_cache):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b'{"id": "\xc3')
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, HOTPOTQA, cache_dir=datasets_cache)
+    assert str(caught.value).startswith(f"{path}: line 1: not UTF-8 text: a character cut off")
+    assert "byte offset 8" in str(caught.value)
+
+
+def test_a_leading_byte_order_mark_is_accepted(tmp_path, datasets_cache):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(hotpot_record("a")).encode() + b"\n")
+    assert read_split(path, HOTPOTQA, cache_dir=datasets_cache).dataset["id"] == ["a"]
+
+
+def test_json_list_cut_off_mid_record(tmp_path, datasets_cache):
+    records = [{"_id": f"x{i}", "question": "q?", "answer": "a", "context": []} for i in range(3)]
+    text = json.dumps(records, indent=1)
+    path = tmp_path / "dev.json"
+    path.write_text(text[: text.index('"x2"') + 10])
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, TWOWIKI, cache_dir=datasets_cache)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: record 2 (line ")
+    assert "the file ends inside this record: is it cut off?" in message
+
+
+def test_json_list_cut_off_between_records(tmp_path, datasets_cache):
+    good = json.dumps({"_id": "x", "question": "q?", "answer": "a", "context": [["T", ["s"]]]})
+    path = tmp_path / "dev.json"
+    path.write_text(f"[\n{good},\n")
+    with pytest.raises(DataFormatError, match=r"dev\.json: record 1 \(line 3\): .*never closes"):
+        read_split(path, TWOWIKI, cache_dir=datasets_cache)
+
+
+def test_jsonl_whose_last_line_is_cut(tmp_path, datasets_cache):
+    path = tmp_path / "train.jsonl"
+    lines = [json.dumps(hotpot_record(rid)) for rid in ("a", "b")]
+    path.write_text(lines[0] + "\n" + lines[1][:80])
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, HOTPOTQA, cache_dir=datasets_cache)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: record 1 (line 2): not valid JSON")
+    assert "the file ends inside this record: is it cut off?" in message
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "no_such_folder", "a/b/c"])
+def test_missing_path_names_it(tmp_path, datasets_cache, name):
+    path = tmp_path / name
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, HOTPOTQA, cache_dir=datasets_cache)
+    assert str(caught.value) == f"{path}: no such file or folder"
+
+
+def test_missing_relative_file_is_not_looked_up_on_the_hub(tmp_path, datasets_cache, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFormatError, match=r"^data/train\.jsonl: no such file or folder$"):
+        read_split("data/train.jsonl", HOTPOTQA, cache_dir=datasets_cache)
+
+
+def test_folder_without_data_files_names_it(tmp_path, datasets_cache):
+    folder = tmp_path / "not_data"
+    folder.mkdir()
+    (folder / "notes.md").write_text("nothing to read\n")
+    with pytest.raises(DataFormatError) as caught:
+        read_split(folder, HOTPOTQA, split="train", cache_dir=datasets_cache)
+    message = str(caught.value)
+    assert message.startswith(f"{folder}[train]: cannot be read as a dataset folder")
+    assert "name a .json or .jsonl file" in message
+
+
+def test_dataset_folder_without_the_split_names_folder_and_split(tmp_path, datasets_cache):
+    folder = tmp_path / "hub_like"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [hotpot_record("a")])
+    with pytest.raises(DataFormatError) as caught:
+        read_split(folder, HOTPOTQA, split="validation", cache_dir=datasets_cache)
+    message = str(caught.value)
+    assert message.startswith(f"{folder}[validation]: cannot be read as a dataset folder")
+    assert "validation" in message and "train" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "no records: the file is empty"),
+        (b'{"id": "a"}\n\xff\n', "line 2: not UTF-8 text: byte 0xff"),
+    ],
+    ids=["empty", "not-utf8"],
+)
+def test_bad_file_in_dataset_folder_names_the_file(tmp_path, datasets_cache, content, problem):
+    folder = tmp_path / "hub_like"
+    folder.mkdir()
+    (folder / "train.jsonl").write_bytes(content)
+    with pytest.raises(DataFormatError) as caught:
+        read_split(folder, HOTPOTQA, split="train", cache_dir=datasets_cache)
+    assert str(caught.value).startswith(f"{folder / 'train.jsonl'}: {problem}")
+
+
+def test_missing_or_folder_alias_file_names_it(tmp_path, datasets_cache):
+    path = write_json(
+        tmp_path / "dev.json", [{"_id": "x", "question": "q?", "answer": "a", "context": []}]
+    )
+    with pytest.raises(DataFormatError, match=r"id_aliases\.json: no such file$"):
+        read_split(path, TWOWIKI, aliases_path=tmp_path / "id_aliases.json")
+    with pytest.raises(
+        DataFormatError, match=f"^{re.escape(str(tmp_path))}: a folder, not a file$"
+    ):
+        read_split(path, TWOWIKI, aliases_path=tmp_path)
+
+
+def test_name_neither_here_nor_on_the_hub(tmp_path, datasets_cache, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # HF_DATASETS_OFFLINE (conftest): the hub answers at once
+    with pytest.raises(DataFormatError) as caught:
+        read_split("someone/no_such_dataset", HOTPOTQA, cache_dir=datasets_cache)
+    assert str(caught.value).startswith(
+        "someone/no_such_dataset: no such file or folder, and no hub dataset of that name"
+    )
+
+
+def test_skip_invalid_with_every_record_invalid_stops(tmp_path, datasets_cache):
+    records = [_without(hotpot_record("a"), "answer"), _without(hotpot_record("b"), "question")]
+    path = write_jsonl(tmp_path / "train.jsonl", records)
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, HOTPOTQA, skip_invalid=True, cache_dir=datasets_cache)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: all 2 records are invalid, none is left to use; first: ")
+    assert "record 0 (line 1): field 'answer': missing" in message
+
+
+def test_pretty_printed_record_in_json_lines_says_one_record_a_line(tmp_path, datasets_cache):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(hotpot_record("a"), indent=1) + "\n")
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, HOTPOTQA, cache_dir=datasets_cache)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: record 0 (line 1): not valid JSON")
+    assert "the line ends inside the record (JSON lines: one whole record a line)" in message

@@ -9,6 +9,7 @@ import pytest
 
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
+from lm_guided_cot.errors import RunError
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.rationales import (
     RationaleConfig,
@@ -245,3 +246,75 @@ def test_supporting_facts_source_writes_the_gold_sentences_without_a_large_lm(tm
     with pytest.raises(DataFormatError, match="no validation question has any"):
         build_rationales([without], config, "validation")
     assert not config.path("validation").exists()
+
+
+def _failing_records(n: int) -> list[QARecord]:
+    return [
+        QARecord(
+            id=f"boom{i}",
+            question=f"ALWAYS_FAIL {i}",
+            answer="x",
+            paragraphs=(Paragraph("T", ("t",)),),
+        )
+        for i in range(n)
+    ]
+
+
+def test_every_call_failed_writes_the_summary_then_stops(tmp_path):
+    with FakeLLMServer(responder=_responder()) as server:
+        config = _config(server, tmp_path, samples=1)
+        config.llm.max_retries = 0
+        with pytest.raises(RunError) as caught:
+            build_rationales(_failing_records(3), config, "train")
+    message = str(caught.value)
+    summary_path = config.summary_path("train")
+    assert "all 3 teacher calls failed (first error: " in message
+    assert f"the summary is in {summary_path}" in message
+    assert f"{config.path('train')} is not written" in message
+    assert caught.value.exit_code == 1
+    summary = json.loads(summary_path.read_text())
+    assert (summary["asked"], summary["failed"], summary["answered"]) == (3, 3, 0)
+    assert summary["first_error"] and summary["first_error"] in message
+    # no file of failures: fit's prepare_data, which builds a missing file, tries again
+    assert not config.path("train").exists()
+
+
+def test_every_call_failed_leaves_an_earlier_rationale_file_alone(tmp_path):
+    with FakeLLMServer(responder=_responder()) as server:
+        config = _config(server, tmp_path, samples=1)
+        build_rationales(_records(), config, "train")
+        before = config.path("train").read_text()
+    # the server is gone, nothing is cached for these questions: every call fails
+    config.llm.max_retries = 0
+    config.llm.api_base = server.base_url
+    with pytest.raises(RunError, match=r"train\.jsonl is left as it was, the summary is in"):
+        build_rationales(_failing_records(2), config, "train")
+    assert config.path("train").read_text() == before
+    assert json.loads(config.summary_path("train").read_text())["failed"] == 2
+
+
+def test_unreachable_teacher_server_is_a_run_error_naming_the_summary(tmp_path):
+    llm = LLMConfig(
+        model="openai/teacher",
+        api_base="http://127.0.0.1:9/v1",  # nothing listens there
+        cache_path=str(tmp_path / "cache.sqlite"),
+        max_retries=0,
+        timeout=2.0,
+    )
+    config = RationaleConfig(dir=str(tmp_path / "rationales"), llm=llm)
+    with pytest.raises(RunError) as caught:
+        build_rationales(_records()[:2], config, "validation")
+    assert f"the summary is in {config.summary_path('validation')}" in str(caught.value)
+    assert config.summary_path("validation").exists()
+
+
+def test_some_calls_failed_keeps_the_rest_and_warns(tmp_path, caplog):
+    with FakeLLMServer(responder=_responder()) as server:
+        config = _config(server, tmp_path, samples=1)
+        config.llm.max_retries = 0
+        with caplog.at_level("WARNING", logger="lm_guided_cot.rationales"):
+            summary = build_rationales([*_records(), *_failing_records(1)], config, "train")
+    assert (summary["failed"], summary["answered"]) == (1, 5)
+    assert summary["first_error"]
+    assert "1 of 6 teacher calls failed" in caplog.text
+    assert config.path("train").exists() and _kept(config.path("train"))

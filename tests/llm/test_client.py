@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -331,3 +332,82 @@ def test_backoff_grows_and_respects_retry_after():
     assert delays == sorted(delays) and delays[-1] > 4.0
     assert all(backoff_delay(a, 1.0, 2.0) <= 2.0 for a in range(10))
     assert backoff_delay(0, 0.01, 0.01, retry_after=3.0) == 3.0
+
+
+# ---- a cache_path that cannot be the reply cache: one message naming it ----------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"question,answer\nq,a\n", "not an SQLite file, so it cannot be the reply cache"),
+        (bytes(range(256)) * 20, "not an SQLite file, so it cannot be the reply cache"),
+    ],
+    ids=["text", "binary"],
+)
+def test_cache_path_that_is_not_sqlite_names_the_file(tmp_path, content, problem):
+    from lm_guided_cot.errors import InputError
+    from lm_guided_cot.llm.cache import ReplyCache
+
+    path = tmp_path / "llm.sqlite"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        ReplyCache(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {problem}")
+    assert "move it away or set cache_path to another file" in message
+    assert path.read_bytes() == content  # left as it was
+    # through the client too: it fails where it is built, before any request
+    config = LLMConfig(
+        model="openai/fake-model", api_base="http://127.0.0.1:9", cache_path=str(path)
+    )
+    with pytest.raises(InputError, match=f"^{re.escape(str(path))}: not an SQLite file"):
+        LLMClient(config)
+
+
+def test_cache_path_that_is_a_folder_or_under_a_file(tmp_path):
+    from lm_guided_cot.errors import InputError
+    from lm_guided_cot.llm.cache import ReplyCache
+
+    with pytest.raises(InputError) as caught:
+        ReplyCache(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path}: cache_path is a folder; name a file in it")
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache's folder should be\n")
+    with pytest.raises(InputError) as caught:
+        ReplyCache(blocker / "llm.sqlite")
+    assert str(caught.value).startswith(
+        f"{blocker / 'llm.sqlite'}: the reply cache's folder cannot be made ({blocker} is a file"
+    )
+
+
+def test_sqlite_file_of_another_program_is_refused_and_left_alone(tmp_path):
+    from lm_guided_cot.errors import InputError
+    from lm_guided_cot.llm.cache import ReplyCache
+
+    path = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE replies (id INTEGER, body TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(InputError, match=r"other\.sqlite: an SQLite file, but not a reply cache"):
+        ReplyCache(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("replies",)]
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    conn.close()
+
+
+def test_an_existing_cache_and_an_empty_file_open_as_before(tmp_path):
+    from lm_guided_cot.llm.cache import CachedReply, ReplyCache
+
+    path = tmp_path / "llm.sqlite"
+    first = ReplyCache(path)
+    first.put("k", "m", CachedReply("reply", 1, 2, 0.0))
+    first.close()
+    again = ReplyCache(path)
+    assert again.get("k") == CachedReply("reply", 1, 2, 0.0)
+    again.close()
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")  # SQLite takes an empty file for an empty database
+    assert len(ReplyCache(empty)) == 0

@@ -4,7 +4,8 @@ The official HotpotQA training file is one 540 MB JSON list. ``json.load`` (and 
 builder of ``datasets``, which falls back to it for lists) would hold all of it as Python
 objects at once; here each record is decoded, handed on and dropped, so memory stays at one
 chunk plus one record. Every record comes with its index and starting line so that errors
-can name them.
+can name them; a missing path, a folder, bytes that are not UTF-8 (their line and byte offset)
+and a file cut off inside a record are named too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_guided_cot.data.errors import DataFormatError
+from lm_guided_cot.files import not_utf8_problem, unreadable_reason
 
 _CHUNK = 1 << 20
 
@@ -23,41 +25,65 @@ def iter_json_records(path: str | Path) -> Iterator[tuple[int, int, Any]]:
     """Yield ``(index, line, value)`` for each record of a JSON-lines or JSON-list file.
 
     The layout is told by the first non-blank character: ``[`` for a list, anything else for
-    JSON lines (blank lines are allowed there). Malformed JSON raises ``DataFormatError``.
+    JSON lines (blank lines are allowed there). A file that cannot be opened, is not UTF-8 or
+    holds malformed JSON raises ``DataFormatError``; an empty file yields nothing.
     """
     path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        head = handle.read(4096)
-        first = head.lstrip()[:1]
-    if first == "[":
-        yield from _iter_json_list(path)
-    else:
-        yield from _iter_json_lines(path)
+    try:
+        with open_text(path) as handle:
+            head = handle.read(4096)
+            first = head.lstrip()[:1]
+        if first == "[":
+            yield from _iter_json_list(path)
+        else:
+            yield from _iter_json_lines(path)
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
+
+
+def open_text(path: Path):
+    """``path`` opened as UTF-8 text (a leading BOM dropped); failure as ``DataFormatError``."""
+    try:
+        return path.open(encoding="utf-8-sig")
+    except OSError as err:
+        raise DataFormatError(str(path), None, None, unreadable_reason(path, err)) from None
+
+
+def not_utf8_error(path: Path) -> DataFormatError:
+    """The error for a file that is not UTF-8: the first bad byte, its line and byte offset."""
+    problem, line = not_utf8_problem(path, _CHUNK)
+    return DataFormatError(str(path), None, None, problem, line)
+
+
+def _cut_off(text: str, err: json.JSONDecodeError) -> bool:
+    """Whether ``text`` ends inside the JSON value ``err`` was raised on (a cut-off file)."""
+    return err.msg.startswith("Unterminated string") or not text[err.pos :].strip()
 
 
 def _iter_json_lines(path: Path) -> Iterator[tuple[int, int, Any]]:
     index = 0
-    with path.open(encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataFormatError(
-                    str(path),
-                    index,
-                    None,
-                    f"not valid JSON ({err.msg}, column {err.colno})",
-                    line_no,
-                ) from None
+                problem = f"not valid JSON ({err.msg}, column {err.colno})"
+                if _cut_off(line, err):
+                    problem += (
+                        "; the file ends inside this record: is it cut off?"
+                        if not line.endswith("\n")
+                        else "; the line ends inside the record (JSON lines: one whole record a line)"
+                    )
+                raise DataFormatError(str(path), index, None, problem, line_no) from None
             yield index, line_no, value
             index += 1
 
 
 def _iter_json_list(path: Path) -> Iterator[tuple[int, int, Any]]:
     decoder = json.JSONDecoder()
-    with path.open(encoding="utf-8") as handle:
+    with open_text(path) as handle:
         buf = handle.read(_CHUNK)
         eof = not buf
         pos = buf.index("[") + 1
@@ -80,7 +106,11 @@ def _iter_json_list(path: Path) -> Iterator[tuple[int, int, Any]]:
                 buf += more
             if pos >= len(buf):
                 raise DataFormatError(
-                    str(path), index, None, "not valid JSON (the list never closes)", line_at(pos)
+                    str(path),
+                    index,
+                    None,
+                    "not valid JSON (the list never closes: is the file cut off?)",
+                    line_at(pos),
                 )
             char = buf[pos]
             if char == "]" and (index == 0 or not expect_value):
@@ -107,8 +137,11 @@ def _iter_json_list(path: Path) -> Iterator[tuple[int, int, Any]]:
                     buf += more
                 except json.JSONDecodeError as err:
                     if eof:
+                        problem = f"not valid JSON ({err.msg})"
+                        if _cut_off(buf, err):
+                            problem += "; the file ends inside this record: is it cut off?"
                         raise DataFormatError(
-                            str(path), index, None, f"not valid JSON ({err.msg})", line_at(pos)
+                            str(path), index, None, problem, line_at(pos)
                         ) from None
                     more = handle.read(_CHUNK)
                     eof = not more

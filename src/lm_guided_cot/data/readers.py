@@ -6,7 +6,10 @@ official or the Hugging Face layout) is streamed record by record into an Arrow 
 Anything else (a folder, a hub id such as ``hotpotqa/hotpot_qa``) goes to
 ``datasets.load_dataset`` and is converted with ``Dataset.map``. Either way every record is
 checked; a bad one raises ``DataFormatError`` naming file, record and field, unless
-``skip_invalid`` is set, in which case it is left out, counted and reported.
+``skip_invalid`` is set, in which case it is left out, counted and reported. A bad file (no
+such path, no records, not UTF-8, cut off, a folder without data files) raises
+``DataFormatError`` naming it too; a path that does not exist here goes to the hub only when
+it could be a hub id (``name`` or ``owner/name``, no data-file suffix).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from lm_guided_cot.data.schema import record_to_row
 log = logging.getLogger(__name__)
 
 # Bump when the row layout or the checks change, so cached Arrow files are rebuilt.
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _ERROR = "_error"
 _FEATURES_WITH_ERROR = datasets.Features({**FEATURES, _ERROR: datasets.Value("string")})
 
@@ -73,13 +76,22 @@ def read_split(
     if local.is_file():
         dataset = _read_file(local, source, skip_invalid, aliases, cache_dir)
         origin = str(local)
-    else:
-        origin = str(path) if not local.exists() else str(local)
+    elif local.exists() or _may_be_hub_id(str(path)):
+        origin = str(local) if local.exists() else str(path)
         dataset = _read_hub(origin, source, split, hub_config, skip_invalid, aliases, cache_dir)
+    else:
+        raise DataFormatError(str(path), None, None, "no such file or folder")
     skipped: list[str] = []
     if skip_invalid:
         errors = dataset[_ERROR]
         skipped = [e for e in errors if e]
+        if skipped and len(skipped) == len(errors):
+            raise DataFormatError(
+                origin,
+                None,
+                None,
+                f"all {len(errors)} records are invalid, none is left to use; first: {skipped[0]}",
+            )
         if skipped:
             keep = [i for i, e in enumerate(errors) if not e]
             dataset = dataset.select(keep)
@@ -125,6 +137,7 @@ def _read_file(
 
 def _rows_from_file(path: str, source: str, skip_invalid: bool, aliases, signature):
     del signature  # only there to key the cache
+    index = -1
     for index, line, raw in iter_json_records(path):
         try:
             row = record_to_row(raw, source, path, index, line, aliases)
@@ -136,6 +149,33 @@ def _rows_from_file(path: str, source: str, skip_invalid: bool, aliases, signatu
         if skip_invalid:
             row[_ERROR] = ""
         yield row
+    if index < 0:
+        raise DataFormatError(path, None, None, f"no records: {_why_empty(Path(path))}")
+
+
+def _why_empty(path: Path) -> str:
+    """What an input without records holds: nothing, white space, or an empty JSON list."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    with path.open(encoding="utf-8-sig") as handle:
+        while chunk := handle.read(1 << 16):
+            if chunk.strip():
+                return "the file is an empty JSON list"
+    return "the file holds only white space"
+
+
+_DATA_SUFFIXES = (".json", ".jsonl", ".gz", ".parquet", ".csv", ".arrow", ".txt")
+
+
+def _may_be_hub_id(name: str) -> bool:
+    """Whether a path that does not exist here could name a hub dataset (``name``,
+    ``owner/name``) rather than a local file: then the hub is asked."""
+    parts = name.split("/")
+    return (
+        len(parts) <= 2
+        and all(part and not part.startswith((".", "~")) for part in parts)
+        and not name.lower().endswith(_DATA_SUFFIXES)
+    )
 
 
 def _read_hub(
@@ -147,8 +187,13 @@ def _read_hub(
     aliases: dict[str, list[str]] | None,
     cache_dir: str | None,
 ) -> datasets.Dataset:
-    raw = datasets.load_dataset(name, hub_config, split=split, cache_dir=cache_dir)
     origin = f"{name}[{split}]"
+    try:
+        raw = datasets.load_dataset(name, hub_config, split=split, cache_dir=cache_dir)
+    except DataFormatError:
+        raise
+    except (ValueError, OSError, StopIteration, datasets.exceptions.DatasetsError) as err:
+        raise _hub_error(name, split, hub_config, cache_dir, err) from None
 
     def convert(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         keys = list(batch)
@@ -176,6 +221,59 @@ def _read_hub(
         features=_FEATURES_WITH_ERROR if skip_invalid else FEATURES,
         desc=f"checking {origin}",
     )
+
+
+def _hub_error(
+    name: str, split: str, hub_config: str | None, cache_dir: str | None, err: BaseException
+) -> DataFormatError:
+    """The error for a folder or hub dataset ``load_dataset`` cannot read, naming it (and,
+    in a local folder of JSON files, the file and line where the trouble is)."""
+    cause = err.__cause__ or err.__context__
+    detail = str(err) or type(err).__name__
+    if isinstance(err, datasets.exceptions.DatasetGenerationError) and cause is not None:
+        detail = f"{detail}: {cause}"
+    folder = Path(name)
+    if not folder.is_dir():
+        return DataFormatError(
+            name,
+            None,
+            None,
+            f"no such file or folder, and no hub dataset of that name can be loaded ({detail})",
+        )
+    for file in _split_files(folder, split, hub_config, cache_dir):
+        try:
+            _check_json_file(file)
+        except DataFormatError as found:
+            return found
+    if isinstance(
+        err, (datasets.data_files.EmptyDatasetError, datasets.exceptions.DataFilesNotFoundError)
+    ):
+        detail = (
+            "a folder without data files; name a .json or .jsonl file, or a dataset folder "
+            "(train.jsonl, validation.jsonl, ...)"
+        )
+    return DataFormatError(
+        f"{name}[{split}]", None, None, f"cannot be read as a dataset folder ({detail})"
+    )
+
+
+def _split_files(
+    folder: Path, split: str, hub_config: str | None, cache_dir: str | None
+) -> list[Path]:
+    """The JSON data files ``load_dataset`` takes a folder's ``split`` from (none if unknown)."""
+    try:
+        builder = datasets.load_dataset_builder(str(folder), hub_config, cache_dir=cache_dir)
+        files = (builder.config.data_files or {}).get(split, [])
+    except Exception:  # only a search for a better message
+        return []
+    return [Path(f) for f in files if str(f).endswith((".json", ".jsonl"))]
+
+
+def _check_json_file(path: Path) -> None:
+    """Read a JSON or JSON-lines file through: ``DataFormatError`` where it is bad or empty."""
+    count = sum(1 for _ in iter_json_records(path))
+    if count == 0:
+        raise DataFormatError(str(path), None, None, f"no records: {_why_empty(path)}")
 
 
 def _plain(value: Any) -> Any:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lm_guided_cot.errors import InputError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT PRIMARY KEY,
@@ -40,6 +42,18 @@ CREATE TABLE IF NOT EXISTS claims (
     expires REAL NOT NULL
 );
 """
+_COLUMNS = {
+    "replies": (
+        "key",
+        "model",
+        "text",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "created",
+    ),
+    "claims": ("key", "owner", "expires"),
+}
 
 
 def cache_key(
@@ -73,11 +87,64 @@ class ReplyCache:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._local = threading.local()
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
+        if self.path.is_dir():
+            raise InputError(
+                f"{self.path}: cache_path is a folder; name a file in it (such as "
+                f"{self.path / 'llm.sqlite'}) or another file as cache_path"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            if isinstance(err, (FileExistsError, NotADirectoryError)):
+                why = f"{err.filename or self.path.parent} is a file, not a folder"
+            else:
+                why = f"{err.strerror or err}: {err.filename or self.path.parent}"
+            raise InputError(
+                f"{self.path}: the reply cache's folder cannot be made ({why}); set cache_path "
+                "to a file in a folder that can be written"
+            ) from None
+        try:
+            self._check_file()
+            with self._connect() as conn:
+                conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as err:
+            self.close()
+            raise self._unusable(err) from None
+
+    def _check_file(self) -> None:
+        """Refuse a file that is not SQLite, or an SQLite file of another program (tables of
+        these names with other columns), before anything is written to it."""
+        if not self.path.exists():
+            return
+        conn = sqlite3.connect(self.path, timeout=60.0)  # plain: no WAL switch, reads only
+        try:
+            for table, expected in _COLUMNS.items():
+                columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+                if columns and columns != expected:
+                    raise InputError(
+                        f"{self.path}: an SQLite file, but not a reply cache (its table "
+                        f"{table!r} has the columns {', '.join(columns)}); move it away or set "
+                        "cache_path to another file"
+                    )
+        finally:
+            conn.close()
+
+    def _unusable(self, err: sqlite3.DatabaseError) -> Exception:
+        """The error for a cache file SQLite cannot use; a busy database keeps SQLite's error."""
+        reason = str(err)
+        if isinstance(err, sqlite3.OperationalError):
+            if "locked" in reason or "busy" in reason:
+                return err  # another process holds it: not the file's fault
+            return InputError(
+                f"{self.path}: the reply cache cannot be opened or written (SQLite: {reason}); "
+                "check the file's permissions, or set cache_path to another file"
+            )
+        return InputError(
+            f"{self.path}: not an SQLite file, so it cannot be the reply cache (SQLite: "
+            f"{reason}); move it away or set cache_path to another file"
+        )
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -83,7 +83,7 @@ def test_score_verb_on_2wiki_with_evidence_percent_and_bad_entries(shared_data, 
     predictions["sp"][first] = [["Beta", [0]]]  # the official script stops on it: so do we
     path.write_text(json.dumps(predictions))
     done = _lmcot("score", str(path), str(gold), **env)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr  # bad input
     assert done.stderr.startswith(f"lmcot score: {path}: record {first!r}: field 'sp': entry")
 
 

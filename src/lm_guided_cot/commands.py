@@ -52,10 +52,7 @@ def score_file(
 
 def score(argv: list[str]) -> None:
     """Score an official-format prediction file."""
-    try:
-        result = auto_cli(score_file, args=argv, prog="lmcot score")
-    except ValueError as err:  # bad input: one line naming file, record and field
-        raise SystemExit(f"lmcot score: {err}") from None
+    result = auto_cli(score_file, args=argv, prog="lmcot score")
     for message in [*coverage_notes(result), *result.get("malformed", ())]:
         print(f"lmcot score: {message}", file=sys.stderr)
     print(json.dumps(result, indent=2))

@@ -25,6 +25,7 @@ from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.records import FEATURES, HOTPOTQA, SOURCES, TWOWIKI
 from lm_guided_cot.data.schema import record_to_row
+from lm_guided_cot.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def read_split(
         cache_dir: where ``datasets`` keeps its Arrow files (default: its own cache).
     """
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+        raise ConfigurationError(f"unknown source {source!r}; expected one of {SOURCES}")
     aliases = _read_aliases(aliases_path) if aliases_path else None
     local = Path(path).expanduser()
     if local.is_file():

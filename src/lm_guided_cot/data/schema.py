@@ -16,6 +16,7 @@ from typing import Any
 
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.records import SOURCES
+from lm_guided_cot.errors import ConfigurationError
 
 
 class _Checker:
@@ -72,7 +73,7 @@ def record_to_row(
     ``answer_id`` to extra gold answers (from the official ``id_aliases.json``).
     """
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+        raise ConfigurationError(f"unknown source {source!r}; expected one of {SOURCES}")
     check = _Checker(origin, index, line)
     if not isinstance(raw, dict):
         raise check.fail(None, f"expected a JSON object, found {_kind(raw)}")

@@ -4,13 +4,22 @@ gradient checkpointing and dropout-free train mode change no number."""
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 from lm_guided_cot.data.targets import IGNORE_INDEX
-from lm_guided_cot.policy import SmallLM, ValueHead, gather_logprobs, hidden_size, mask_after_eos
+from lm_guided_cot.errors import ConfigurationError
+from lm_guided_cot.policy import (
+    GenerationConfig,
+    SmallLM,
+    ValueHead,
+    gather_logprobs,
+    hidden_size,
+    mask_after_eos,
+)
 
 
 @pytest.mark.parametrize("fixture", ["tiny_causal_dir", "tiny_t5_dir"])
@@ -116,3 +125,39 @@ def test_a_gguf_model_exports_and_reloads(tmp_path):
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     assert torch.allclose(policy.model(ids).logits, reloaded(ids).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_new_tokens": 0}, "GenerationConfig.max_new_tokens must be at least 1, got 0"),
+        ({"temperature": -0.5}, "GenerationConfig.temperature must be at least 0, got -0.5"),
+        (
+            {"do_sample": True, "temperature": 0.0},
+            "GenerationConfig.temperature must be positive when do_sample is true, got 0.0",
+        ),
+        ({"top_p": 0.0}, "GenerationConfig.top_p must be in (0, 1], got 0.0"),
+        ({"top_p": 1.01}, "GenerationConfig.top_p must be in (0, 1], got 1.01"),
+        ({"top_k": -1}, "GenerationConfig.top_k must be at least 0, got -1"),
+        ({"num_beams": 0}, "GenerationConfig.num_beams must be at least 1, got 0"),
+        (
+            {"repetition_penalty": 0.0},
+            "GenerationConfig.repetition_penalty must be positive, got 0.0",
+        ),
+    ],
+)
+def test_generation_config_refuses(kwargs, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        GenerationConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_new_tokens": 1, "temperature": 0.0, "top_k": 0, "num_beams": 1},
+        {"do_sample": True, "temperature": 1e-3, "top_p": 1.0, "top_k": 1},
+        {"top_p": 1e-3, "repetition_penalty": 1e-3},
+    ],
+)
+def test_generation_config_accepts_the_boundaries(kwargs):
+    GenerationConfig(**kwargs)

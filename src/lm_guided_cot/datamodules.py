@@ -22,6 +22,7 @@ from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
 from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets
+from lm_guided_cot.errors import check_at_least
 from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.model_specs import load_tokenizer
 from lm_guided_cot.paths import expand_path
@@ -63,20 +64,24 @@ class MultiHopQADataModule(L.LightningDataModule):
         hub_config: dataset configuration passed to ``load_dataset`` (e.g. ``distractor``).
         aliases: 2Wiki ``id_aliases.json`` adding gold aliases (through ``answer_id``).
         prompt: how the question and the context become the small LM's input.
-        batch_size: questions per training batch (per device).
-        eval_batch_size: questions per validation/test batch; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
+        batch_size: questions per training batch (per device; at least 1).
+        eval_batch_size: questions per validation/test batch (at least 1); defaults to
+            ``batch_size``.
+        num_workers: DataLoader worker processes (0: load in the main process).
         seed: seed of the training shuffle (single process; DDP uses ``seed_everything``'s).
-        max_examples: keep only the first N records of each split (quick runs, smoke tests).
-        max_eval_examples: the same for validation and test alone (default: ``max_examples``).
+        max_examples: keep only the first N records of each split (quick runs, smoke tests);
+            ``None`` keeps them all. At least 1: 0 would leave an empty split, and a run over
+            it would do nothing and still succeed.
+        max_eval_examples: the same for validation and test alone (default: ``max_examples``;
+            at least 1 when set, ``null`` in YAML falls back to ``max_examples``).
         skip_invalid: leave out records that fail the checks (counted and logged) instead of
             stopping with an error naming file, record and field.
         padding_side: side on which prompts are padded; ``left`` (the default) is what the
             stage modules expect (causal generation continues from the right edge).
         cache_dir: where ``datasets`` keeps Arrow files; default: its own cache.
         rationales: stage 1's teacher rationales (built when missing) as training targets.
-        max_target_tokens: longest rationale target in tokens (EOS included); longer ones are cut
-            and get no EOS (the model is not taught to stop mid-sentence).
+        max_target_tokens: longest rationale target in tokens (EOS included; at least 1); longer
+            ones are cut and get no EOS (the model is not taught to stop mid-sentence).
     """
 
     source: ClassVar[str] = HOTPOTQA
@@ -102,6 +107,13 @@ class MultiHopQADataModule(L.LightningDataModule):
         rationales: RationaleConfig | None = None,
         max_target_tokens: int = 256,
     ) -> None:
+        name = type(self).__name__
+        check_at_least(f"{name}.batch_size", batch_size, 1)
+        check_at_least(f"{name}.eval_batch_size", eval_batch_size, 1)
+        check_at_least(f"{name}.num_workers", num_workers, 0)
+        check_at_least(f"{name}.max_examples", max_examples, 1)
+        check_at_least(f"{name}.max_eval_examples", max_eval_examples, 1)
+        check_at_least(f"{name}.max_target_tokens", max_target_tokens, 1)
         super().__init__()
         prompt = as_dataclass(PromptConfig, prompt)
         rationales = as_dataclass(RationaleConfig, rationales) if rationales is not None else None

@@ -46,14 +46,28 @@ def check_positive(option: str, value: float | None) -> None:
         raise ConfigurationError(f"{option} must be positive, got {value}")
 
 
-def check_probability(option: str, value: float | None, *, open_low: bool = False) -> None:
-    """Refuse values outside [0, 1] (or (0, 1] with ``open_low``)."""
+def check_between(
+    option: str,
+    value: float | None,
+    low: float,
+    high: float,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> None:
+    """Refuse values outside ``[low, high]`` (an end left out with ``open_low``/``open_high``)."""
     if value is None:
         return
-    low_ok = value > 0 if open_low else value >= 0
-    if not (low_ok and value <= 1):
-        interval = "(0, 1]" if open_low else "[0, 1]"
+    low_ok = value > low if open_low else value >= low
+    high_ok = value < high if open_high else value <= high
+    if not (low_ok and high_ok):  # NaN fails both
+        interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
         raise ConfigurationError(f"{option} must be in {interval}, got {value}")
+
+
+def check_probability(option: str, value: float | None, *, open_low: bool = False) -> None:
+    """Refuse values outside [0, 1] (or (0, 1] with ``open_low``)."""
+    check_between(option, value, 0, 1, open_low=open_low)
 
 
 def check_finite(option: str, value: float | None) -> None:

@@ -23,6 +23,12 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets
+from lm_guided_cot.errors import (
+    ConfigurationError,
+    check_at_least,
+    check_positive,
+    check_probability,
+)
 from lm_guided_cot.model_specs import load_model, load_tokenizer
 from lm_guided_cot.rl.core import entropy_from_logits
 
@@ -32,13 +38,13 @@ class GenerationConfig:
     """How the small LM writes rationales.
 
     Args:
-        max_new_tokens: longest rationale in tokens.
+        max_new_tokens: longest rationale in tokens (at least 1).
         do_sample: sample (True) or decode greedily / with beams (False).
-        temperature: sampling temperature.
-        top_p: nucleus sampling mass.
+        temperature: sampling temperature (at least 0; above 0 when sampling).
+        top_p: nucleus sampling mass, in (0, 1].
         top_k: top-k sampling (0 for off).
-        num_beams: beam search width when not sampling.
-        repetition_penalty: 1.0 for none.
+        num_beams: beam search width when not sampling (at least 1).
+        repetition_penalty: 1.0 for none (above 0).
     """
 
     max_new_tokens: int = 128
@@ -48,6 +54,24 @@ class GenerationConfig:
     top_k: int = 0
     num_beams: int = 1
     repetition_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        name = self._option_prefix()
+        check_at_least(f"{name}.max_new_tokens", self.max_new_tokens, 1)
+        check_at_least(f"{name}.temperature", self.temperature, 0)
+        if self.do_sample and self.temperature == 0:
+            raise ConfigurationError(
+                f"{name}.temperature must be positive when do_sample is true, got "
+                f"{self.temperature}"
+            )
+        check_probability(f"{name}.top_p", self.top_p, open_low=True)
+        check_at_least(f"{name}.top_k", self.top_k, 0)
+        check_at_least(f"{name}.num_beams", self.num_beams, 1)
+        check_positive(f"{name}.repetition_penalty", self.repetition_penalty)
+
+    def _option_prefix(self) -> str:
+        """How messages name this config's options."""
+        return "GenerationConfig"
 
     def to_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.records import QARecord
-from lm_guided_cot.errors import RunError
+from lm_guided_cot.errors import RunError, check_at_least, check_probability
 from lm_guided_cot.files import write_atomically
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
@@ -50,10 +50,11 @@ class RationaleConfig:
             and keep-rule fields below apply to ``teacher`` only.
         llm: the large LM acting as teacher.
         teacher: the teacher's prompt, demonstrations and sampling.
-        samples: rationales asked per question (use a teacher temperature > 0 when above 1).
+        samples: rationales asked per question, at least 1 (use a teacher temperature > 0
+            when above 1).
         rule: when a teacher answer counts as correct: ``em`` (exact match), ``f1`` (at least
             ``threshold``) or ``inclusion`` (the gold answer occurs in the teacher's answer).
-        threshold: the F1 a teacher answer needs under ``rule: f1``.
+        threshold: the F1 a teacher answer needs under ``rule: f1`` (in [0, 1]).
         keep: ``all`` correct samples, or only the ``best`` one per question (highest score,
             first on ties). A correct answer with an empty rationale is never kept.
         judge_by: whose answer the rule checks: the ``teacher``'s own (the paper), or the
@@ -61,7 +62,8 @@ class RationaleConfig:
             then kept when it leads the reader to the gold answer, whether or not the teacher
             wrote its own answer in the expected form. One reader call per sample.
         reader: the reader's prompt under ``judge_by: reader`` (its context: the benchmark's).
-        chunk_size: questions per batch sent to the teacher (progress is logged per chunk).
+        chunk_size: questions per batch sent to the teacher (progress is logged per chunk; at
+            least 1).
     """
 
     dir: str = "rationales"
@@ -75,6 +77,11 @@ class RationaleConfig:
     judge_by: Literal["teacher", "reader"] = "teacher"
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     chunk_size: int = 64
+
+    def __post_init__(self) -> None:
+        check_at_least("RationaleConfig.samples", self.samples, 1)
+        check_probability("RationaleConfig.threshold", self.threshold)
+        check_at_least("RationaleConfig.chunk_size", self.chunk_size, 1)
 
     def path(self, split: str) -> Path:
         return Path(expand_path(self.dir)) / f"{split}.jsonl"

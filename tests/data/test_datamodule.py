@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from lm_guided_cot.data.prompts import PromptConfig
 from lm_guided_cot.data.records import TWOWIKI
 from lm_guided_cot.datamodules import HotpotQADataModule, TwoWikiMultiHopQADataModule
+from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.paths import expand_path
 
 
@@ -135,3 +137,34 @@ def test_ddp_two_cpu_ranks_get_disjoint_shards_and_exact_metrics(
     one = json.loads((results[1] / "metrics.json").read_text())
     assert two == pytest.approx(one, abs=1e-12)
     assert 0.3 < one["em"] < one["f1"] < 1.0  # the probe's predictions score unevenly
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "minimum"),
+    [
+        ("batch_size", 0, 1),
+        ("eval_batch_size", 0, 1),
+        ("num_workers", -1, 0),
+        ("max_examples", 0, 1),
+        ("max_examples", -1, 1),
+        ("max_eval_examples", 0, 1),
+        ("max_target_tokens", 0, 1),
+    ],
+)
+@pytest.mark.parametrize("cls", [HotpotQADataModule, TwoWikiMultiHopQADataModule])
+def test_bad_numbers_are_refused_when_built(cls, option, value, minimum):
+    message = f"{cls.__name__}.{option} must be at least {minimum}, got {value}"
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        cls(**{option: value})
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"batch_size": 1, "eval_batch_size": 1, "num_workers": 0},
+        {"max_examples": 1, "max_eval_examples": 1, "max_target_tokens": 1},
+        {"max_examples": None, "max_eval_examples": None, "eval_batch_size": None},
+    ],
+)
+def test_boundary_numbers_are_accepted(kwargs):
+    HotpotQADataModule(**kwargs)

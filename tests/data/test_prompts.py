@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig, fair_shares, select_paragraphs
 from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.data.records import HOTPOTQA, Paragraph, QARecord, SupportingFact
+from lm_guided_cot.errors import ConfigurationError
 
 
 def _ten_paragraph_record() -> QARecord:
@@ -172,3 +175,24 @@ def test_relevance_order_and_max_bodies_spend_the_budget_on_the_question_s_parag
         assert f"{paragraph.title}: " in prompt
     with pytest.raises(ValueError, match="max_bodies"):
         PromptConfig(max_bodies=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_tokens": 0}, "PromptConfig.max_tokens must be at least 1, got 0"),
+        ({"max_tokens": -5}, "PromptConfig.max_tokens must be at least 1, got -5"),
+        ({"max_bodies": 0}, "PromptConfig.max_bodies must be at least 1, got 0"),
+        ({"template": "{question}"}, "PromptConfig.template lacks the placeholder(s) ['context']"),
+    ],
+)
+def test_prompt_config_refuses(kwargs, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        PromptConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"max_tokens": 1, "max_bodies": 1}, {"max_tokens": None, "max_bodies": None}]
+)
+def test_prompt_config_accepts_the_boundaries(kwargs):
+    PromptConfig(**kwargs)

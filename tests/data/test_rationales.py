@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
 
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
-from lm_guided_cot.errors import RunError
+from lm_guided_cot.errors import ConfigurationError, RunError
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.rationales import (
     RationaleConfig,
@@ -318,3 +319,24 @@ def test_some_calls_failed_keeps_the_rest_and_warns(tmp_path, caplog):
     assert summary["first_error"]
     assert "1 of 6 teacher calls failed" in caplog.text
     assert config.path("train").exists() and _kept(config.path("train"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"samples": 0}, "RationaleConfig.samples must be at least 1, got 0"),
+        ({"threshold": -0.1}, "RationaleConfig.threshold must be in [0, 1], got -0.1"),
+        ({"threshold": 1.5}, "RationaleConfig.threshold must be in [0, 1], got 1.5"),
+        ({"chunk_size": 0}, "RationaleConfig.chunk_size must be at least 1, got 0"),
+    ],
+)
+def test_rationale_config_refuses(kwargs, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        RationaleConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"samples": 1, "chunk_size": 1, "threshold": 0.0}, {"threshold": 1.0}]
+)
+def test_rationale_config_accepts_the_boundaries(kwargs):
+    RationaleConfig(**kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,13 @@ import pytest
 import yaml
 
 from lm_guided_cot.commands import score_file
+from lm_guided_cot.errors import ConfigurationError
+from lm_guided_cot.evaluation.runner import evaluate
+from lm_guided_cot.evaluation.settings import SmallLMSetting
 from lm_guided_cot.evaluation.table import COMPARISON_HEADER, RESULT_HEADER
 from lm_guided_cot.evaluation.voting import majority_vote
+from lm_guided_cot.llm.config import LLMConfig
+from lm_guided_cot.policy import GenerationConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,3 +176,76 @@ def test_evaluate_table_predictions_and_official_scores(tmp_path, shared_data, t
     events = EventAccumulator(str(out / "tensorboard")).Reload()
     assert "eval/lm_guided_tiny/answer_f1" in events.Tags()["scalars"]
     assert "eval/results/text_summary" in events.Tags()["tensors"]
+
+
+class _Reached(Exception):
+    """Raised by a data module stub: evaluate got past its checks to the questions."""
+
+
+class _DataStub:
+    source = "hotpotqa"
+
+    def records(self, split):
+        raise _Reached(split)
+
+
+def _evaluate(**kwargs):
+    return evaluate(data=_DataStub(), llm=LLMConfig(cache_path=None), quiet=True, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bootstrap_resamples": 0}, "evaluate.bootstrap_resamples must be at least 1, got 0"),
+        ({"confidence": 0.0}, "evaluate.confidence must be in (0, 1), got 0.0"),
+        ({"confidence": 1.0}, "evaluate.confidence must be in (0, 1), got 1.0"),
+        ({"confidence": 95.0}, "evaluate.confidence must be in (0, 1), got 95.0"),
+        ({"num_logged_examples": -1}, "evaluate.num_logged_examples must be at least 0, got -1"),
+        ({"baseline": "standard"}, "evaluate.baseline 'standard' is none of the settings"),
+        (
+            {"comparisons": [["CoT prompting", "nope"]]},
+            "evaluate.comparisons ['CoT prompting', 'nope']: expected two of the settings",
+        ),
+        ({"row_names": {"std": "x"}}, "evaluate.row_names: unknown rows ['std']"),
+        ({"standard": False, "cot": False}, "nothing to evaluate"),
+    ],
+)
+def test_evaluate_refuses_bad_options_before_any_question(kwargs, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        _evaluate(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"bootstrap_resamples": 1, "confidence": 1e-3, "num_logged_examples": 0},
+        {"confidence": 0.999, "baseline": "CoT prompting"},
+        {"comparisons": [["CoT prompting", "standard prompting"]]},
+    ],
+)
+def test_evaluate_takes_the_boundary_options(kwargs):
+    with pytest.raises(_Reached):
+        _evaluate(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"samples": 0}, "SmallLMSetting('KD').samples must be at least 1, got 0"),
+        ({"batch_size": 0}, "SmallLMSetting('KD').batch_size must be at least 1, got 0"),
+        ({"samples": 3}, "SmallLMSetting('KD'): 3 samples per question need"),
+        (
+            {"generation": {"max_new_tokens": 0}},
+            "GenerationConfig.max_new_tokens must be at least 1, got 0",
+        ),
+    ],
+)
+def test_small_lm_setting_refuses(kwargs, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        SmallLMSetting(name="KD", model="unused", **kwargs)
+
+
+def test_small_lm_setting_takes_the_boundaries():
+    SmallLMSetting(name="KD", model="unused", samples=1, batch_size=1)
+    sampled = GenerationConfig(do_sample=True)
+    assert SmallLMSetting(name="SC", model="unused", generation=sampled, samples=2).samples == 2

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
+from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import SamplingParams
 from lm_guided_cot.roles import (
     DEFAULT_ASPECTS,
+    Aspect,
     Judge,
     JudgeConfig,
     Reader,
@@ -126,3 +129,56 @@ def test_judge_scores_aspects_with_fallback(tmp_path):
 def test_judge_config_checks_scale():
     with pytest.raises(ValueError, match="scale_min"):
         Judge(client=None, config=JudgeConfig(scale_min=5, scale_max=1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: JudgeConfig(scale_min=5, scale_max=5),
+            "JudgeConfig.scale_min must be below scale_max, got 5 and 5",
+        ),
+        (
+            lambda: JudgeConfig(scale_max=float("inf")),
+            "JudgeConfig.scale_max must be a finite number, got inf",
+        ),
+        (
+            lambda: JudgeConfig(fallback_score=0.0),
+            "JudgeConfig.fallback_score must be in [1.0, 5.0], got 0.0",
+        ),
+        (
+            lambda: JudgeConfig(fallback_score=6.0),
+            "JudgeConfig.fallback_score must be in [1.0, 5.0], got 6.0",
+        ),
+        (lambda: JudgeConfig(aspects=[]), "JudgeConfig.aspects must name at least one aspect"),
+        (
+            lambda: JudgeConfig(aspects=[Aspect("a", "x"), Aspect("a", "y")]),
+            "JudgeConfig.aspects repeats the names ['a']",
+        ),
+        (
+            lambda: TeacherConfig(num_demonstrations=0),
+            "TeacherConfig.num_demonstrations must be at least 1, got 0",
+        ),
+        (
+            lambda: TeacherConfig(sampling=SamplingParams(top_p=0.0)),
+            "sampling.top_p must be in (0, 1], got 0.0",
+        ),
+    ],
+)
+def test_role_configs_refuse(build, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        build()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: JudgeConfig(fallback_score=1.0),
+        lambda: JudgeConfig(fallback_score=5.0),
+        lambda: JudgeConfig(scale_min=0, scale_max=1, aspects=[Aspect("a", "x")]),
+        lambda: TeacherConfig(num_demonstrations=1),
+        lambda: TeacherConfig(num_demonstrations=None),
+    ],
+)
+def test_role_configs_accept_the_boundaries(build):
+    build()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lightning as L
@@ -12,6 +13,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 from lm_guided_cot.data import PromptConfig, QARecord
 from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.datamodules import HotpotQADataModule
+from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.modules import DistillationModule
 from lm_guided_cot.rationales import RationaleConfig
 from tests.helpers import synthetic_rationale, write_rationales
@@ -145,3 +147,35 @@ def test_gradients_are_freed_before_each_forward_and_checkpointing_still_learns(
     assert module.policy.model.is_gradient_checkpointing
     assert len(probe.grads_at_forward) == 30 and not any(probe.grads_at_forward)
     assert sum(probe.losses[-2:]) < 0.75 * sum(probe.losses[:2]), probe.losses
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"learning_rate": 0.0}, "DistillationModule.learning_rate must be positive, got 0.0"),
+        ({"weight_decay": -0.01}, "DistillationModule.weight_decay must be at least 0, got -0.01"),
+        ({"warmup_steps": -1}, "DistillationModule.warmup_steps must be at least 0, got -1"),
+        (
+            {"eval_every_n_epochs": -1},
+            "DistillationModule.eval_every_n_epochs must be at least 0, got -1",
+        ),
+        (
+            {"num_logged_examples": -2},
+            "DistillationModule.num_logged_examples must be at least 0, got -2",
+        ),
+    ],
+)
+def test_bad_numbers_are_refused_when_built(kwargs, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        DistillationModule(model="unused", **kwargs)
+
+
+def test_boundary_numbers_are_accepted():
+    DistillationModule(
+        model="unused",
+        learning_rate=1e-12,
+        weight_decay=0.0,
+        warmup_steps=0,
+        eval_every_n_epochs=0,
+        num_logged_examples=0,
+    )

@@ -4,14 +4,18 @@ settings that would bias PPO are refused with a message."""
 
 from __future__ import annotations
 
+import re
+
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.plugins import MixedPrecision
 
 from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets
+from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.modules import PPOConfig, PPOModule
 from lm_guided_cot.policy import GenerationConfig, SmallLM
+from lm_guided_cot.rewards import AnswerMentionReward
 from lm_guided_cot.rewards.base import RewardOutput
 from tests.helpers import VowelShareReward
 from tests.modules.test_ppo import _datamodule, _quiet_trainer
@@ -291,3 +295,80 @@ def test_an_rloo_checkpoint_with_the_old_value_head_resumes(tiny_causal_dir, sha
     resumed_new = fit(tmp_path / "from_new", 2, str(saved))
     for (name, p), q in zip(resumed_new.state_dict().items(), resumed_old.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"samples_per_question": 0}, "ppo.samples_per_question must be at least 1, got 0"),
+        (
+            {"advantage": "rloo", "samples_per_question": 1},
+            "ppo.samples_per_question must be at least 2 for advantage 'rloo'",
+        ),
+        ({"ppo_epochs": 0}, "ppo.ppo_epochs must be at least 1, got 0"),
+        ({"minibatch_size": 0}, "ppo.minibatch_size must be at least 1, got 0"),
+        ({"clip_range": 0.0}, "ppo.clip_range must be positive, got 0.0"),
+        ({"clip_range_value": -0.2}, "ppo.clip_range_value must be positive, got -0.2"),
+        ({"vf_coef": -0.1}, "ppo.vf_coef must be at least 0, got -0.1"),
+        ({"entropy_coef": -0.01}, "ppo.entropy_coef must be at least 0, got -0.01"),
+        ({"gamma": 1.1}, "ppo.gamma must be in [0, 1], got 1.1"),
+        ({"lam": -0.1}, "ppo.lam must be in [0, 1], got -0.1"),
+        ({"init_kl_coef": -0.05}, "ppo.init_kl_coef must be at least 0, got -0.05"),
+        ({"target_kl": 0.0}, "ppo.target_kl must be positive, got 0.0"),
+        ({"kl_horizon": 0}, "ppo.kl_horizon must be at least 1, got 0"),
+        ({"reward_std_floor": 0.0}, "ppo.reward_std_floor must be positive, got 0.0"),
+        ({"reward_clip": 0.0}, "ppo.reward_clip must be positive, got 0.0"),
+        ({"missing_eos_penalty": -1.0}, "ppo.missing_eos_penalty must be at least 0, got -1.0"),
+        ({"max_grad_norm": 0.0}, "ppo.max_grad_norm must be positive, got 0.0"),
+        (
+            {"rollout": {"max_new_tokens": 0}},
+            "ppo.rollout.max_new_tokens must be at least 1, got 0",
+        ),
+        (
+            {"rollout": {"temperature": -1.0}},
+            "ppo.rollout.temperature must be at least 0, got -1.0",
+        ),
+    ],
+)
+def test_bad_ppo_numbers_are_refused(kwargs, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        PPOConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"samples_per_question": 1, "ppo_epochs": 1, "minibatch_size": 1},
+        {"advantage": "rloo", "samples_per_question": 2},
+        {"gamma": 0.0, "lam": 0.0, "vf_coef": 0.0, "entropy_coef": 0.0, "init_kl_coef": 0.0},
+        {"gamma": 1.0, "lam": 1.0, "kl_horizon": 1, "missing_eos_penalty": 0.0},
+        {"clip_range_value": None, "target_kl": None, "reward_clip": None, "max_grad_norm": None},
+        {"clip_range": 1e-3, "target_kl": 1e-3, "reward_clip": 1e-3, "reward_std_floor": 1e-6},
+    ],
+)
+def test_boundary_ppo_numbers_are_accepted(kwargs):
+    PPOConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"learning_rate": 0.0}, "PPOModule.learning_rate must be positive, got 0.0"),
+        ({"learning_rate": -1e-5}, "PPOModule.learning_rate must be positive, got -1e-05"),
+        ({"weight_decay": -0.1}, "PPOModule.weight_decay must be at least 0, got -0.1"),
+        ({"num_logged_examples": -1}, "PPOModule.num_logged_examples must be at least 0, got -1"),
+    ],
+)
+def test_bad_ppo_module_numbers_are_refused(kwargs, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        PPOModule(model="unused", reward=AnswerMentionReward(), **kwargs)
+
+
+def test_boundary_ppo_module_numbers_are_accepted():
+    PPOModule(
+        model="unused",
+        reward=AnswerMentionReward(),
+        learning_rate=1e-12,
+        weight_decay=0.0,
+        num_logged_examples=0,
+    )

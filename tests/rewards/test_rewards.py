@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 
 from lm_guided_cot.data.records import Paragraph, QARecord
+from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.rewards import (
     AnswerMentionReward,
@@ -115,3 +117,66 @@ def test_answer_mention_reward_by_hand():
     assert out.total.tolist() == [1.0, 0.0, 1.0]  # "Parisian" is not the word "Paris"
     with pytest.raises(ValueError, match="3 records but 2 rationales"):
         reward(RECORDS, ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([0.0, 0.0], "WeightedSum.weights must not all be 0, got [0.0, 0.0]"),
+        ([1.0, float("nan")], "WeightedSum.weights[1] must be a finite number, got nan"),
+        ([float("inf"), 1.0], "WeightedSum.weights[0] must be a finite number, got inf"),
+        ([1.0], "WeightedSum.weights must hold one weight per reward: 2 rewards but 1 weights"),
+    ],
+)
+def test_weighted_sum_refuses_bad_weights(weights, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        WeightedSum([AnswerMentionReward(), AnswerMentionReward(metric="em")], weights=weights)
+
+
+def test_weighted_sum_needs_a_reward():
+    with pytest.raises(ConfigurationError, match=re.escape("WeightedSum.rewards must hold")):
+        WeightedSum([])
+
+
+@pytest.mark.parametrize(("weights", "expected"), [([1.0, 0.0], 1.0), ([1.0, -0.5], 0.5)])
+def test_weighted_sum_takes_a_zero_or_a_penalty_weight(weights, expected):
+    total = WeightedSum([AnswerMentionReward(), AnswerMentionReward(metric="em")], weights)
+    assert total(RECORDS[:1], ["it is New York"]).total.tolist() == [expected]
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"fluency": -1.0}, "AspectReward.weights['fluency'] must be at least 0, got -1.0"),
+        ({"fluency": float("nan")}, "AspectReward.weights['fluency'] must be a finite number"),
+        (
+            {"factuality": 0.0, "fluency": 0.0},
+            "AspectReward.weights must not all be 0, got {'factuality': 0.0, 'fluency': 0.0}",
+        ),
+        ({"style": 1.0}, "AspectReward.weights for unknown aspects ['style']"),
+    ],
+)
+def test_aspect_reward_refuses_bad_weights_before_making_a_client(weights, message):
+    aspects = [Aspect("factuality", "true"), Aspect("fluency", "well written")]
+    # An address nothing listens on: the weights are refused before any client is made.
+    llm = LLMConfig(model="openai/x", api_base="http://127.0.0.1:9", cache_path=None)
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        AspectReward(llm=llm, judge=JudgeConfig(aspects=aspects), weights=weights)
+
+
+def test_aspect_reward_takes_a_zero_weight(tmp_path):
+    aspects = [Aspect("factuality", "true"), Aspect("fluency", "well written")]
+    with FakeLLMServer(responder=lambda m: json.dumps({"factuality": 5, "fluency": 1})) as server:
+        reward = AspectReward(
+            llm=fake_llm_config(server, tmp_path),
+            judge=JudgeConfig(aspects=aspects),
+            weights={"fluency": 0.0},
+        )
+        assert reward(RECORDS[:1], ["some rationale"]).total.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("cls", [AnswerReward, MarginalUtilityReward])
+def test_answer_rewards_refuse_a_fallback_that_is_no_number(cls):
+    message = f"{cls.__name__}.fallback must be a finite number, got nan"
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        cls(fallback=float("nan"))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from lm_guided_cot.data.records import Paragraph, QARecord
+from lm_guided_cot.errors import ConfigurationError, check_at_least
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ class PromptConfig:
         template: the whole prompt; ``{question}`` and ``{context}`` are filled in.
         paragraph_template: one paragraph of the context; ``{title}`` and ``{text}``.
         paragraph_separator: what stands between two paragraphs.
-        max_tokens: token budget of the whole prompt (special tokens included). Over it,
-            paragraph bodies are shortened (titles always stay); ``None`` for no limit.
+        max_tokens: token budget of the whole prompt (special tokens included; at least 1).
+            Over it, paragraph bodies are shortened (titles always stay); ``None`` for no limit.
         paragraph_order: ``original`` (as in the data), ``shuffle`` (a fixed per-question
             permutation drawn from ``seed`` and the record id), ``relevance`` (most words
             shared with the question first, see ``relevance_order``: no gold is used) or
@@ -52,7 +53,7 @@ class PromptConfig:
             above keep body text (sharing the budget); the others keep their titles. With
             ``relevance`` this spends a small budget on the paragraphs likely to matter
             (HotpotQA, 384 tokens: 62% of the gold sentences whole in the prompt with 3,
-            16% without); ``None``: every paragraph shares the budget.
+            16% without); at least 1, ``None``: every paragraph shares the budget.
         seed: seed of the ``shuffle`` order.
     """
 
@@ -73,13 +74,11 @@ class PromptConfig:
             text = getattr(self, field_name)
             missing = [k for k in keys if "{" + k + "}" not in text]
             if missing:
-                raise ValueError(
+                raise ConfigurationError(
                     f"PromptConfig.{field_name} lacks the placeholder(s) {missing}: {text!r}"
                 )
-        if self.max_tokens is not None and self.max_tokens <= 0:
-            raise ValueError(f"PromptConfig.max_tokens must be positive, got {self.max_tokens}")
-        if self.max_bodies is not None and self.max_bodies < 1:
-            raise ValueError(f"PromptConfig.max_bodies must be at least 1, got {self.max_bodies}")
+        check_at_least("PromptConfig.max_tokens", self.max_tokens, 1)
+        check_at_least("PromptConfig.max_bodies", self.max_bodies, 1)
 
 
 _STOPWORDS = frozenset(

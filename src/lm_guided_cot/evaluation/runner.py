@@ -20,6 +20,7 @@ from rich.console import Console
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.datamodules import MultiHopQADataModule
+from lm_guided_cot.errors import ConfigurationError, check_at_least, check_between
 from lm_guided_cot.evaluation.bootstrap import paired_bootstrap
 from lm_guided_cot.evaluation.results import (
     ExampleResult,
@@ -129,29 +130,37 @@ def evaluate(
         split: the split to evaluate.
         baseline: the setting every other one is compared with (default: the first row).
         comparisons: explicit ``[setting, baseline]`` pairs instead of all-vs-``baseline``.
-        bootstrap_resamples: resamples of the paired bootstrap.
-        confidence: level of the bootstrap intervals.
+        bootstrap_resamples: resamples of the paired bootstrap (at least 1).
+        confidence: level of the bootstrap intervals, in (0, 1).
         seed: seed of the small LMs' sampling and of the bootstrap.
         device: where the small LMs run: ``auto`` (CUDA when present), ``cpu``, ``cuda:0``...
         output_dir: where tables, per-example files, predictions and TensorBoard logs go.
-        num_logged_examples: examples per setting in the TensorBoard text tab.
+        num_logged_examples: examples per setting in the TensorBoard text tab (at least 0).
         quiet: do not print progress and tables.
     """
+    # Every option is checked here, before a model is loaded or a question asked.
+    check_at_least("evaluate.bootstrap_resamples", bootstrap_resamples, 1)
+    check_between("evaluate.confidence", confidence, 0, 1, open_low=True, open_high=True)
+    check_at_least("evaluate.num_logged_examples", num_logged_examples, 0)
     console = Console(quiet=quiet, log_path=False)
     out = Path(output_dir)
     small_lms = [as_dataclass(SmallLMSetting, s) for s in small_lms or []]
     files = [as_dataclass(RationaleFileSetting, s) for s in rationale_files or []]
     names = _row_names(row_names)
-    _check_names(
+    rows = (
         [names["standard"]] * standard
         + [names["cot"]] * cot
         + [s.name for s in (*small_lms, *files)]
         + [names["oracle"]] * oracle
     )
+    _check_names(rows)
+    _check_comparisons(rows, baseline, comparisons)
     if question_major is None:
         question_major = llm.server is not None and llm.cache_path is not None
     if question_major and llm.cache_path is None:
-        raise ValueError("question_major: true needs llm.cache_path (rows read the pass's replies)")
+        raise ConfigurationError(
+            "evaluate.question_major: true needs llm.cache_path (rows read the pass's replies)"
+        )
     torch_device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     )
@@ -271,7 +280,7 @@ def _row_names(row_names: dict[str, str] | None) -> dict[str, str]:
     names = {"standard": STANDARD, "cot": COT, "oracle": ORACLE}
     unknown = sorted(set(row_names or {}) - set(names))
     if unknown:
-        raise ValueError(f"row_names: unknown rows {unknown}; use {sorted(names)}")
+        raise ConfigurationError(f"evaluate.row_names: unknown rows {unknown}; use {sorted(names)}")
     return {**names, **(row_names or {})}
 
 
@@ -299,9 +308,25 @@ def _question_major_pass(
 def _check_names(names: Sequence[str]) -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"setting names must be unique; repeated: {duplicates}")
+        raise ConfigurationError(f"setting names must be unique; repeated: {duplicates}")
     if not names:
-        raise ValueError("nothing to evaluate: enable standard, cot or add small_lms")
+        raise ConfigurationError("nothing to evaluate: enable standard, cot or add small_lms")
+
+
+def _check_comparisons(
+    names: Sequence[str], baseline: str | None, comparisons: Sequence[Sequence[str]] | None
+) -> None:
+    """Refuse a baseline or comparison naming no row, before the rows are run."""
+    if baseline is not None and baseline not in names:
+        raise ConfigurationError(
+            f"evaluate.baseline {baseline!r} is none of the settings {sorted(set(names))}"
+        )
+    for pair in comparisons or []:
+        if len(pair) != 2 or any(name not in names for name in pair):
+            raise ConfigurationError(
+                f"evaluate.comparisons {list(pair)}: expected two of the settings "
+                f"{sorted(set(names))}"
+            )
 
 
 def _compare(

@@ -24,6 +24,7 @@ from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.datamodules import MultiHopQADataModule
+from lm_guided_cot.errors import ConfigurationError, check_at_least
 from lm_guided_cot.evaluation.results import ExampleResult
 from lm_guided_cot.evaluation.voting import majority_vote
 from lm_guided_cot.hparams import as_dataclass
@@ -42,10 +43,11 @@ class SmallLMSetting:
         model: the small LM: the folder ``lmcot fit`` exports (``<log dir>/export``), a hub id,
             ``folder#file.gguf`` or ``smollm2``.
         generation: how it writes rationales (greedy by default, as in the LM-guided rows).
-        samples: rationales per question. Above 1 this is self-consistency: the large LM
-            answers with each, and the answer most of them agree on (after the official
-            normalisation; ties to the first) is final. Needs ``generation.do_sample: true``.
-        batch_size: questions per generation batch.
+        samples: rationales per question (k, at least 1). Above 1 this is self-consistency:
+            the large LM answers with each, and the answer most of them agree on (after the
+            official normalisation; ties to the first) is final. Needs
+            ``generation.do_sample: true``.
+        batch_size: questions per generation batch (at least 1).
     """
 
     name: str
@@ -56,11 +58,12 @@ class SmallLMSetting:
 
     def __post_init__(self) -> None:
         self.generation = as_dataclass(GenerationConfig, self.generation)
-        if self.samples < 1:
-            raise ValueError(f"setting {self.name!r}: samples must be at least 1")
+        where = f"SmallLMSetting({self.name!r})"  # the settings are a list: name the one
+        check_at_least(f"{where}.samples", self.samples, 1)
+        check_at_least(f"{where}.batch_size", self.batch_size, 1)
         if self.samples > 1 and not self.generation.do_sample:
-            raise ValueError(
-                f"setting {self.name!r}: {self.samples} samples per question need "
+            raise ConfigurationError(
+                f"{where}: {self.samples} samples per question need "
                 "generation.do_sample: true (greedy decoding would repeat one rationale)"
             )
 

@@ -11,6 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from lm_guided_cot.errors import (
+    ConfigurationError,
+    check_at_least,
+    check_between,
+    check_positive,
+    check_probability,
+)
+
 # Parameters that carry credentials: refused in ``extra_params`` so they never reach a saved
 # config, a cache key or a log line.
 _SECRET_PARAMS = frozenset(
@@ -31,10 +39,10 @@ class SamplingParams:
     """How the large LM samples.
 
     Args:
-        temperature: 0 for greedy decoding.
-        top_p: nucleus sampling mass; ``None`` leaves the provider's default.
-        max_tokens: most tokens the large LM may write per call.
-        stop: strings that end the completion.
+        temperature: 0 for greedy decoding (at least 0).
+        top_p: nucleus sampling mass in (0, 1]; ``None`` leaves the provider's default.
+        max_tokens: most tokens the large LM may write per call (at least 1).
+        stop: strings that end the completion (none of them empty).
         seed: a seed for providers that take one (``None``: none sent).
     """
 
@@ -43,6 +51,16 @@ class SamplingParams:
     max_tokens: int = 256
     stop: list[str] | None = None
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        # Named as written under a config's `sampling:` (llm, teacher, reader, judge).
+        check_at_least("sampling.temperature", self.temperature, 0)
+        check_probability("sampling.top_p", self.top_p, open_low=True)
+        check_at_least("sampling.max_tokens", self.max_tokens, 1)
+        if self.stop is not None and any(s == "" for s in self.stop):
+            raise ConfigurationError(
+                f"sampling.stop must not hold an empty string, got {self.stop!r}"
+            )
 
     def to_params(self) -> dict[str, Any]:
         """The litellm keyword arguments, leaving out those not set."""
@@ -59,13 +77,13 @@ class ServerConfig:
         backend: ``llama-server`` (llama.cpp's native server: parallel slots, continuous
             batching), ``llama-cpp-python`` (its Python server, one request at a time) or
             ``auto`` (the native one when installed).
-        port: port on 127.0.0.1; ``None`` picks a free one. Give one to share a server between
+        port: port on 127.0.0.1 (1 to 65535); ``None`` picks a free one. Give one to share a server between
             processes (DDP ranks): a healthy server of the same model already there is used.
-        threads: CPU threads for the server (``None``: all cores).
-        ctx_size: context length, in tokens, that each slot holds.
-        parallel: requests decoded at once (slots; native backend only). Each slot keeps the
-            KV cache of its last prompt, so requests that share a prefix reuse it.
-        startup_timeout: seconds to wait for the server to load the model and answer.
+        threads: CPU threads for the server, at least 1 (``None``: all cores).
+        ctx_size: context length, in tokens, that each slot holds (at least 1).
+        parallel: requests decoded at once (slots; native backend only; at least 1). Each slot
+            keeps the KV cache of its last prompt, so requests that share a prefix reuse it.
+        startup_timeout: seconds to wait for the server to load the model and answer (> 0).
         log_dir: folder of the server's log file (``None``: beside ``cache_path``).
         extra_args: further command-line arguments for the server.
         fallback: when no server is installed: ``error``, or ``in-process`` (run the same GGUF
@@ -84,13 +102,10 @@ class ServerConfig:
     fallback: Literal["error", "in-process"] = "error"
 
     def __post_init__(self) -> None:
-        for name in ("ctx_size", "parallel"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"ServerConfig.{name} must be at least 1, got {getattr(self, name)}"
-                )
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"ServerConfig.threads must be at least 1, got {self.threads}")
+        for name in ("ctx_size", "parallel", "threads"):
+            check_at_least(f"ServerConfig.{name}", getattr(self, name), 1)
+        check_between("ServerConfig.port", self.port, 1, 65535)
+        check_positive("ServerConfig.startup_timeout", self.startup_timeout)
 
     @property
     def alias(self) -> str:
@@ -115,16 +130,19 @@ class LLMConfig:
         sampling: default sampling parameters (each role may override them).
         extra_params: further litellm keyword arguments (e.g. ``{"reasoning_effort": "low"}``);
             credentials are refused here.
-        timeout: seconds one call may take before it counts as failed and is retried. For
-            ``local/`` models the wait behind other batches counts too: on a CPU, allow minutes.
-        max_concurrency: most calls in flight at once (per process).
-        requests_per_minute: client-side request rate limit; ``None`` for none.
-        tokens_per_minute: client-side token rate limit (prompt estimate + max_tokens);
+        timeout: seconds one call may take before it counts as failed and is retried (> 0).
+            For ``local/`` models the wait behind other batches counts too: on a CPU, allow
+            minutes.
+        max_concurrency: most calls in flight at once (per process; at least 1).
+        requests_per_minute: client-side request rate limit (> 0); ``None`` for none.
+        tokens_per_minute: client-side token rate limit (prompt estimate + max_tokens; > 0);
             ``None`` for none.
         max_retries: retries of a call after a 429, a 5xx, a timeout, a dropped connection,
-            an unreadable or an empty reply; then the call is a counted failure.
-        backoff_base: first retry delay in seconds; doubles each retry, with full jitter.
-        backoff_max: longest retry delay in seconds (a longer Retry-After still wins).
+            an unreadable or an empty reply; then the call is a counted failure (0: no retry).
+        backoff_base: first retry delay in seconds (at least 0); doubles each retry, with
+            full jitter.
+        backoff_max: longest retry delay in seconds, at least ``backoff_base`` (a longer
+            Retry-After still wins).
         retry_on_empty: treat an empty reply as a transient fault and retry it; ``None``
             (default) does so for servers but not for ``local/`` models, whose greedy
             replies would come back empty again.
@@ -165,24 +183,30 @@ class LLMConfig:
             )
         if self.server is not None:
             if self.model.startswith("local/"):
-                raise ValueError(
+                raise ConfigurationError(
                     f"LLMConfig.model is {self.model!r} but server: is set: the server is reached "
                     f"over HTTP, so use openai/{self.server.alias} (or leave model out)"
                 )
             if self.api_base is not None:
-                raise ValueError(
+                raise ConfigurationError(
                     "LLMConfig.api_base and server: are both set: the managed server has its own "
                     "address; drop one of them"
                 )
         secret = _SECRET_PARAMS & set(self.extra_params)
-        if secret:
-            raise ValueError(
+        if secret:  # the keys alone: a value would be the secret itself
+            raise ConfigurationError(
                 f"LLMConfig.extra_params may not hold credentials ({sorted(secret)}): put the key "
                 "in an environment variable (the provider's own, or one named by api_key_env)"
             )
-        if self.max_concurrency < 1:
-            raise ValueError(
-                f"LLMConfig.max_concurrency must be at least 1, got {self.max_concurrency}"
+        check_positive("LLMConfig.timeout", self.timeout)
+        check_at_least("LLMConfig.max_concurrency", self.max_concurrency, 1)
+        check_positive("LLMConfig.requests_per_minute", self.requests_per_minute)
+        check_positive("LLMConfig.tokens_per_minute", self.tokens_per_minute)
+        check_at_least("LLMConfig.max_retries", self.max_retries, 0)
+        check_at_least("LLMConfig.backoff_base", self.backoff_base, 0)
+        check_at_least("LLMConfig.backoff_max", self.backoff_max, 0)
+        if self.backoff_max < self.backoff_base:
+            raise ConfigurationError(
+                f"LLMConfig.backoff_max must be at least LLMConfig.backoff_base "
+                f"({self.backoff_base}), got {self.backoff_max}"
             )
-        if self.timeout <= 0:
-            raise ValueError(f"LLMConfig.timeout must be positive, got {self.timeout}")

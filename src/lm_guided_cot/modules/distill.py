@@ -19,6 +19,7 @@ from transformers import get_scheduler
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
+from lm_guided_cot.errors import check_at_least, check_positive
 from lm_guided_cot.evaluation.results import ExampleResult, SettingResult, write_setting_files
 from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.llm.client import LLMClient
@@ -42,16 +43,17 @@ class DistillationModule(L.LightningModule):
 
     Args:
         model: the small LM: a hub id, a folder, ``folder#file.gguf`` or ``smollm2``.
-        learning_rate: peak AdamW learning rate.
-        weight_decay: AdamW weight decay (not applied to biases and norms).
-        warmup_steps: optimizer steps of linear warmup.
+        learning_rate: peak AdamW learning rate (above 0).
+        weight_decay: AdamW weight decay (at least 0; not applied to biases and norms).
+        warmup_steps: optimizer steps of linear warmup (at least 0).
         scheduler: decay after warmup: ``linear`` or ``cosine`` to 0, or ``constant``.
         generation: how rationales are generated for evaluation.
-        eval_every_n_epochs: generate and ask the reader every N validation epochs (0: never).
+        eval_every_n_epochs: generate and ask the reader every N validation epochs (0: never;
+            at least 0).
         reader_llm: the large LM that answers with the generated rationales (the reader
             role); ``None`` skips answer metrics and only logs rationales.
         reader: the reader's prompt and parsing.
-        num_logged_examples: rows of the TensorBoard text table per evaluation.
+        num_logged_examples: rows of the TensorBoard text table per evaluation (at least 0).
         export_dir: where ``fit`` writes the ``save_pretrained`` folder (default
             ``<log dir>/export``).
         gradient_checkpointing: recompute activations in backward instead of keeping them
@@ -73,6 +75,11 @@ class DistillationModule(L.LightningModule):
         export_dir: str | None = None,
         gradient_checkpointing: bool = False,
     ) -> None:
+        check_positive("DistillationModule.learning_rate", learning_rate)
+        check_at_least("DistillationModule.weight_decay", weight_decay, 0)
+        check_at_least("DistillationModule.warmup_steps", warmup_steps, 0)
+        check_at_least("DistillationModule.eval_every_n_epochs", eval_every_n_epochs, 0)
+        check_at_least("DistillationModule.num_logged_examples", num_logged_examples, 0)
         super().__init__()
         self.model_spec = model
         self.generation = as_dataclass(GenerationConfig, generation)

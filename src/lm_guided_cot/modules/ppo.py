@@ -22,6 +22,7 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
+from lm_guided_cot.errors import check_at_least, check_positive
 from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.llm.usage import COUNTERS, RoleUsage, total_usage
 from lm_guided_cot.modules.distributed import (
@@ -62,10 +63,10 @@ class PPOModule(L.LightningModule):
         reward: the reward (``class_path``/``init_args`` in YAML).
         reference: the frozen KL reference (default: ``model``).
         ppo: PPO settings.
-        learning_rate: AdamW learning rate (policy and value head).
-        weight_decay: AdamW weight decay.
+        learning_rate: AdamW learning rate (policy and value head; above 0).
+        weight_decay: AdamW weight decay (at least 0).
         eval_generation: how rationales are generated in validation and test (greedy default).
-        num_logged_examples: rows of the TensorBoard sample tables.
+        num_logged_examples: rows of the TensorBoard sample tables (at least 0).
         export_dir: where ``fit`` writes the policy's ``save_pretrained`` folder (default
             ``<log dir>/export``).
         llm_calls: under several processes, ``every_rank`` asks the large LM about each rank's
@@ -90,6 +91,9 @@ class PPOModule(L.LightningModule):
         llm_calls: Literal["every_rank", "rank_zero"] = "every_rank",
         gradient_checkpointing: bool = False,
     ) -> None:
+        check_positive("PPOModule.learning_rate", learning_rate)
+        check_at_least("PPOModule.weight_decay", weight_decay, 0)
+        check_at_least("PPOModule.num_logged_examples", num_logged_examples, 0)
         super().__init__()
         self.ppo = as_dataclass(PPOConfig, ppo)
         self.eval_generation = as_dataclass(GenerationConfig, eval_generation)

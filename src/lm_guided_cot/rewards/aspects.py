@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.errors import ConfigurationError, check_at_least, check_finite
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
@@ -21,7 +22,8 @@ class AspectReward(RewardFunction):
     Args:
         llm: the judge (the large LM by default).
         judge: aspects, scale, fallback score and prompt.
-        weights: weight per aspect name (missing aspects weigh 1; 0 leaves one out).
+        weights: weight per aspect name (missing aspects weigh 1; 0 leaves one out). Each
+            finite and at least 0 (the total is a weighted mean on [0, 1]), not all 0.
     """
 
     name = "aspects"
@@ -32,15 +34,22 @@ class AspectReward(RewardFunction):
         judge: JudgeConfig | None = None,
         weights: dict[str, float] | None = None,
     ) -> None:
-        self.client = client_for(llm or LLMConfig())
-        self.judge = Judge(self.client, judge)
-        names = [a.name for a in self.judge.config.aspects]
+        judge = judge or JudgeConfig()
+        names = [a.name for a in judge.aspects]
         unknown = set(weights or {}) - set(names)
         if unknown:
-            raise ValueError(f"weights for unknown aspects {sorted(unknown)}; aspects are {names}")
+            raise ConfigurationError(
+                f"AspectReward.weights for unknown aspects {sorted(unknown)}; aspects are {names}"
+            )
+        for name, weight in (weights or {}).items():
+            check_finite(f"AspectReward.weights[{name!r}]", weight)
+            check_at_least(f"AspectReward.weights[{name!r}]", weight, 0)
         self.weights = {n: float((weights or {}).get(n, 1.0)) for n in names}
         if sum(self.weights.values()) <= 0:
-            raise ValueError("the aspect weights must not all be 0")
+            raise ConfigurationError(f"AspectReward.weights must not all be 0, got {self.weights}")
+        # Checked before the client is made: that may start a server.
+        self.client = client_for(llm or LLMConfig())
+        self.judge = Judge(self.client, judge)
 
     async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.errors import ConfigurationError, check_finite
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.usage import RoleUsage
 from lm_guided_cot.rewards.base import (
@@ -24,17 +25,25 @@ class WeightedSum(RewardFunction):
 
     Args:
         rewards: the parts (any reward classes, from YAML with class_path/init_args).
-        weights: one weight per part (default: all 1).
+        weights: one weight per part (default: all 1). Each finite, not all 0; a negative
+            weight makes its part a penalty.
     """
 
     name = "total"
 
     def __init__(self, rewards: list[RewardFunction], weights: list[float] | None = None) -> None:
         if not rewards:
-            raise ValueError("WeightedSum needs at least one reward")
+            raise ConfigurationError("WeightedSum.rewards must hold at least one reward")
         weights = weights if weights is not None else [1.0] * len(rewards)
         if len(weights) != len(rewards):
-            raise ValueError(f"{len(rewards)} rewards but {len(weights)} weights")
+            raise ConfigurationError(
+                f"WeightedSum.weights must hold one weight per reward: {len(rewards)} rewards "
+                f"but {len(weights)} weights"
+            )
+        for i, weight in enumerate(weights):
+            check_finite(f"WeightedSum.weights[{i}]", weight)
+        if not any(weights):
+            raise ConfigurationError(f"WeightedSum.weights must not all be 0, got {weights}")
         self.rewards = rewards
         self.weights = [float(w) for w in weights]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.errors import check_finite
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.metrics import AnswerMetric, answer_score, normalize_answer
@@ -28,7 +29,8 @@ class AnswerReward(RewardFunction):
         llm: the large LM that reads the rationale and answers.
         reader: its prompt and parsing.
         metric: ``f1`` (the paper's), ``em`` or ``inclusion`` (the gold answer occurs in the reply).
-        fallback: reward of a rationale whose reader call failed after all retries.
+        fallback: reward of a rationale whose reader call failed after all retries (a
+            finite number).
     """
 
     name = "answer"
@@ -40,6 +42,7 @@ class AnswerReward(RewardFunction):
         metric: AnswerMetric = "f1",
         fallback: float = 0.0,
     ) -> None:
+        check_finite(f"{type(self).__name__}.fallback", fallback)
         self.client = client_for(llm or LLMConfig())
         self.reader = Reader(self.client, reader)
         self.metric = metric

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.errors import ConfigurationError, check_between, check_finite
 from lm_guided_cot.llm.client import LLMRequest, LLMResult
 from lm_guided_cot.llm.parsing import parse_aspect_scores
 from lm_guided_cot.roles.base import Messages, Role, RoleConfig, chat
@@ -38,11 +39,13 @@ class JudgeConfig(RoleConfig):
     ``{rationale}``, ``{aspects}`` (one line each), ``{scale_min}``, ``{scale_max}``, ``{keys}``).
 
     Args:
-        aspects: the qualities to score, each a name and a description.
+        aspects: the qualities to score, each a name and a description (at least one; names
+            unique).
         scale_min: lowest score.
-        scale_max: highest score.
+        scale_max: highest score (above ``scale_min``).
         fallback_score: score used for an aspect the reply does not give (or gives out of
-            range); ``None`` for the middle of the scale, which biases no reward.
+            range), within the scale; ``None`` for the middle of the scale, which biases no
+            reward.
     """
 
     system: str = "You are a strict grader of reasoning written to help answer multi-hop questions."
@@ -55,6 +58,24 @@ class JudgeConfig(RoleConfig):
     scale_min: float = 1.0
     scale_max: float = 5.0
     fallback_score: float | None = None
+
+    def __post_init__(self) -> None:
+        check_finite("JudgeConfig.scale_min", self.scale_min)
+        check_finite("JudgeConfig.scale_max", self.scale_max)
+        if not self.scale_min < self.scale_max:
+            raise ConfigurationError(
+                f"JudgeConfig.scale_min must be below scale_max, got {self.scale_min} and "
+                f"{self.scale_max}"
+            )
+        check_between(
+            "JudgeConfig.fallback_score", self.fallback_score, self.scale_min, self.scale_max
+        )
+        names = [a.name if isinstance(a, Aspect) else a["name"] for a in self.aspects]
+        if not names:
+            raise ConfigurationError("JudgeConfig.aspects must name at least one aspect")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigurationError(f"JudgeConfig.aspects repeats the names {repeated}")
 
 
 @dataclass(frozen=True)
@@ -72,8 +93,6 @@ class Judge(Role[JudgeConfig, JudgeOutput]):
 
     def __init__(self, client, config: JudgeConfig | None = None) -> None:
         super().__init__(client, config or JudgeConfig())
-        if self.config.scale_min >= self.config.scale_max:
-            raise ValueError("JudgeConfig.scale_min must be below scale_max")
         self.fallback = (
             self.config.fallback_score
             if self.config.fallback_score is not None

@@ -11,6 +11,7 @@ from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.prompts import format_context
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.errors import check_at_least
 from lm_guided_cot.llm.client import LLMRequest, LLMResult
 from lm_guided_cot.llm.parsing import parse_rationale_and_answer
 from lm_guided_cot.paths import expand_path
@@ -64,7 +65,8 @@ class TeacherConfig(RoleConfig):
             Keep it in the form the parser reads ("... So the answer is: X").
         demonstrations: a JSON-lines file of worked examples for few-shot prompting
             (``None``: zero-shot chain of thought).
-        num_demonstrations: how many of them to show (``None``: all).
+        num_demonstrations: how many of them to show, at least 1 (``None``: all; for
+            zero-shot, leave ``demonstrations`` unset).
     """
 
     system: str = (
@@ -74,6 +76,9 @@ class TeacherConfig(RoleConfig):
     reply_template: str = "{rationale} So the answer is: {answer}"
     demonstrations: str | None = None
     num_demonstrations: int | None = None
+
+    def __post_init__(self) -> None:
+        check_at_least("TeacherConfig.num_demonstrations", self.num_demonstrations, 1)
 
 
 @dataclass(frozen=True)

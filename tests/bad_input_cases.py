@@ -394,7 +394,7 @@ CASES: list[Case] = [
         (*PPO, f"{REWARD_LLM}.extra_params", json.dumps({"api_key": PLANTED_KEY})),
         ("extra_params", "credentials"),
     ),
-    Case("fit: misspelt Trainer option", (*PPO, "--trainer.max_step", "3"), ("max_step",)),
+    Case("fit: misspelt Trainer option", (*PPO, "--trainer.max_stepz", "3"), ("max_stepz",)),
     Case("fit: config file missing", ("fit", "-c", "@TMP@/nope.yaml"), ("nope.yaml",)),
     Case(
         "fit: config file is not YAML",
@@ -519,14 +519,16 @@ def run_case(case: Case, folder: Path, model_dir: Path, timeout: int = 300) -> O
             **case.env,
         }
         env.pop("LMCOT_DEBUG", None)
-        done = subprocess.run(
-            [sys.executable, "-m", "lm_guided_cot.cli", *(_fill(a, subs) for a in case.args)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=folder,
-            env=env,
-        )
+        command = [sys.executable, "-m", "lm_guided_cot.cli", *(_fill(a, subs) for a in case.args)]
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, cwd=folder, env=env
+            )
+        except subprocess.TimeoutExpired as err:  # a hang is an outcome too
+            output = (err.stdout or b"").decode() + (err.stderr or b"").decode()
+            done = subprocess.CompletedProcess(
+                command, -9, output, f"\n(timed out after {timeout} s)"
+            )
         requests = server.requests
     output = done.stdout + done.stderr
     leaked = [f"output: {s[:12]}..." for s in SECRETS if s in output]

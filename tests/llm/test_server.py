@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
+from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.llm.client import LLMClient, LLMRequest
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams, ServerConfig
 from lm_guided_cot.llm.server import (
@@ -144,7 +145,7 @@ def test_more_requests_than_slots_queue_without_failures(tmp_path):
 def test_an_unknown_model_stops_at_once_with_the_known_names(tmp_path):
     start = time.monotonic()
     with pytest.raises(
-        ServerError, match=r"server.model: unknown model 'qwen-9000'.*qwen2.5-coder-0.5b"
+        ConfigurationError, match=r"server.model: unknown model 'qwen-9000'.*qwen2.5-coder-0.5b"
     ):
         LLMClient(server_llm(tmp_path, model="qwen-9000"))
     assert time.monotonic() - start < 10

@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lm_guided_cot.errors import RunError
+from lm_guided_cot.errors import ConfigurationError, RunError
 from lm_guided_cot.llm.config import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class LlamaServer:
         try:
             model_path = gguf_path(self.config.model)
         except (FileNotFoundError, LookupError) as err:
-            raise ServerError(f"server.model: {err}") from None
+            raise ConfigurationError(f"server.model: {err}") from None
         command = self.command(model_path)
         with open(self.log_path, "ab") as log_file:
             log_file.write(f"\n# lmcot: {' '.join(command)}\n".encode())

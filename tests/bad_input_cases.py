@@ -581,6 +581,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run the cases whose name contains this")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds a case may take")
     args = parser.parse_args()
     import torch
     from transformers import ByT5Tokenizer, LlamaForCausalLM
@@ -597,7 +598,7 @@ def main() -> None:
         if args.only and args.only not in case.name:
             continue
         folder = root / f"case{number}"
-        outcome = run_case(case, folder, model_dir)
+        outcome = run_case(case, folder, model_dir, args.timeout)
         found = problems(case, outcome, folder)
         lines = len(outcome.output.strip().splitlines())
         print(

@@ -161,3 +161,13 @@ def test_generation_config_refuses(kwargs, message):
 )
 def test_generation_config_accepts_the_boundaries(kwargs):
     GenerationConfig(**kwargs)
+
+
+@pytest.mark.parametrize("spec", ["runs/demo/distill/export", "./export", "/no/such/folder", "~/x"])
+def test_a_missing_model_folder_is_named_not_sent_to_the_hub(spec):
+    from lm_guided_cot.errors import MissingFileError
+    from lm_guided_cot.model_specs import resolve_spec
+
+    with pytest.raises(MissingFileError, match=r"no such model folder"):
+        resolve_spec(spec)
+    assert resolve_spec("google/flan-t5-large") == ("google/flan-t5-large", None)  # a hub id

@@ -60,11 +60,19 @@ def resolve_spec(spec: str) -> tuple[str, str | None]:
     path = os.path.expanduser(spec)
     if os.path.exists(path):
         return path, None
-    if _looks_like_path(spec):
-        raise MissingFileError(
-            f"{spec}: no such model folder (a hub id reads 'owner/name'; a path must exist)"
-        )
+    require_local_model(spec)
     return spec, None
+
+
+def require_local_model(spec: str) -> None:
+    """Refuse a spec that can only be a local path (not a hub id) when nothing is there."""
+    if spec.startswith("local/"):
+        spec = spec[len("local/") :]
+    folder = os.path.expanduser(spec.split("#", 1)[0])
+    if _looks_like_path(spec) and not os.path.exists(folder):
+        raise MissingFileError(
+            f"{folder}: no such model folder (a hub id reads 'owner/name'; a path must exist)"
+        )
 
 
 def _looks_like_path(spec: str) -> bool:

@@ -411,3 +411,22 @@ def test_an_existing_cache_and_an_empty_file_open_as_before(tmp_path):
     empty = tmp_path / "empty.sqlite"
     empty.write_bytes(b"")  # SQLite takes an empty file for an empty database
     assert len(ReplyCache(empty)) == 0
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_api_key_env_without_a_key_stops_before_any_request(monkeypatch, tmp_path, value):
+    if value is None:
+        monkeypatch.delenv("LMCOT_TEST_KEY", raising=False)
+    else:
+        monkeypatch.setenv("LMCOT_TEST_KEY", value)
+    with FakeLLMServer() as server:
+        config = LLMConfig(
+            model="openai/x",
+            api_base=server.base_url,
+            api_key_env="LMCOT_TEST_KEY",
+            cache_path=None,
+        )
+        state = "not set" if value is None else "empty"
+        with pytest.raises(LLMConfigurationError, match=f"LMCOT_TEST_KEY, which is {state}"):
+            LLMClient(config)
+        assert server.requests == 0

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.datamodules import MultiHopQADataModule
-from lm_guided_cot.errors import ConfigurationError, check_at_least, check_between
+from lm_guided_cot.errors import ConfigurationError, MissingFileError, check_at_least, check_between
 from lm_guided_cot.evaluation.bootstrap import paired_bootstrap
 from lm_guided_cot.evaluation.results import (
     ExampleResult,
@@ -56,6 +56,7 @@ from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.markdown import markdown_table
 from lm_guided_cot.metrics import GoldExample, official_report, read_prediction_file
+from lm_guided_cot.model_specs import require_local_model
 from lm_guided_cot.roles import Judge, JudgeConfig, Reader, ReaderConfig, Teacher, TeacherConfig
 
 STANDARD = "standard prompting"
@@ -155,6 +156,11 @@ def evaluate(
     )
     _check_names(rows)
     _check_comparisons(rows, baseline, comparisons)
+    for setting in small_lms:
+        require_local_model(setting.model)  # not after an hour of baseline calls
+    for setting in files:
+        if not Path(setting.path).is_file():
+            raise MissingFileError(f"{setting.path}: no such rationale file (row {setting.name!r})")
     if question_major is None:
         question_major = llm.server is not None and llm.cache_path is not None
     if question_major and llm.cache_path is None:

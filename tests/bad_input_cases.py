@@ -146,7 +146,14 @@ PPO = ("fit", "-c", "@TMP@/ppo.yaml")
 DISTILL = ("fit", "-c", "@TMP@/distill.yaml")
 EVALUATE = ("evaluate", "-c", "@TMP@/evaluate.yaml")
 ASK = ("ask", "hello", "--llm", "@TMP@/llm.yaml")
-REWARD_LLM = "--model.init_args.reward.init_args.rewards.0.init_args.llm"
+
+
+def _reward(**llm) -> tuple[str, str]:
+    """``--model.init_args.reward`` replaced by an answer reward whose large LM has ``llm``."""
+    reward = {"class_path": "lm_guided_cot.rewards.AnswerReward", "init_args": {"llm": _llm(**llm)}}
+    return "--model.init_args.reward", json.dumps(reward)
+
+
 BAD_UTF8 = b'{"answer": {"x": "caf\xe9"}}'
 UNREACHABLE = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
 
@@ -169,7 +176,7 @@ CASES: list[Case] = [
     Case(
         "score: prediction file blank",
         ("score", "@TMP@/p.json", GOLD),
-        ("p.json", "empty"),
+        ("p.json", "white space"),
         files={"p.json": " \n\t\n"},
     ),
     Case(
@@ -197,10 +204,10 @@ CASES: list[Case] = [
         files={"p.json": '{"answer": {"not-an-id": "x"}}'},
     ),
     Case(
-        "score: sp entry with one value",
+        "score: sp entry whose sent_id is a list",  # the official script stops on it too
         ("score", "@TMP@/p.json", GOLD),
         ("p.json", "@ID@", "sp"),
-        files={"p.json": '{"answer": {"@ID@": "x"}, "sp": {"@ID@": [["Title"]]}}'},
+        files={"p.json": '{"answer": {"@ID@": "x"}, "sp": {"@ID@": [["Title", [0]]]}}'},
     ),
     Case(
         "score: answer section is a list",
@@ -306,7 +313,13 @@ CASES: list[Case] = [
         ("broken.yaml",),
         files={"broken.yaml": "model: [openai/x\ntimeout: 5\n"},
     ),
-    Case("ask: server echoes the key in a 500", ASK, ("500",), code=1, faults={"error500": 1.0}),
+    Case(
+        "ask: server echoes the key in a 500",
+        ASK,
+        ("InternalServerError", "auth was Bearer ***"),
+        code=1,
+        faults={"error500": 1.0},
+    ),
     Case(
         "ask: nothing listens at api_base",
         (*ASK, "--llm.api_base", UNREACHABLE),
@@ -329,7 +342,7 @@ CASES: list[Case] = [
     Case(
         "fit: train file blank",
         (*PPO, "--data.init_args.train", "@TMP@/blank.jsonl"),
-        ("blank.jsonl", "empty"),
+        ("blank.jsonl", "white space"),
         files={"blank.jsonl": "\n   \n"},
     ),
     Case(
@@ -380,18 +393,18 @@ CASES: list[Case] = [
     ),
     Case(
         "fit: reward LLM max_retries -1",
-        (*PPO, f"{REWARD_LLM}.max_retries", "-1"),
+        (*PPO, *_reward(max_retries=-1)),
         ("max_retries",),
     ),
     Case(
         "fit: reward LLM api_key_env unset",
-        (*PPO, f"{REWARD_LLM}.api_key_env", "LMCOT_NO_SUCH_KEY"),
+        (*PPO, *_reward(api_key_env="LMCOT_NO_SUCH_KEY")),
         ("LMCOT_NO_SUCH_KEY",),
         no_requests=True,
     ),
     Case(
         "fit: a key in the reward LLM's extra_params",
-        (*PPO, f"{REWARD_LLM}.extra_params", json.dumps({"api_key": PLANTED_KEY})),
+        (*PPO, *_reward(extra_params={"api_key": PLANTED_KEY})),
         ("extra_params", "credentials"),
     ),
     Case("fit: misspelt Trainer option", (*PPO, "--trainer.max_stepz", "3"), ("max_stepz",)),

@@ -117,3 +117,16 @@ def test_library_noise_is_dropped_and_the_rest_kept(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "`Trainer.fit` stopped: `max_steps=1` reached."
     ]
+
+
+def test_a_config_file_that_is_not_yaml_is_named(tmp_path):
+    from lm_guided_cot.boundary import check_config_files
+    from lm_guided_cot.errors import InputError
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("trainer: {max_steps: 1}\n")
+    bad.write_text("trainer: {max_steps: 1\nmodel: x\n")
+    check_config_files(["fit", "-c", str(good), "--config", str(tmp_path / "missing.yaml")])
+    for args in (["fit", "-c", str(good), "-c", str(bad)], ["fit", f"--config={bad}"]):
+        with pytest.raises(InputError, match=rf"{bad}: not a YAML config \(.*line 2"):
+            check_config_files(args)

@@ -14,7 +14,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator
 
-from lm_guided_cot.errors import LmcotError
+from lm_guided_cot.errors import InputError, LmcotError
 from lm_guided_cot.llm.secrets import MaskedStream
 
 DEBUG_ENV = "LMCOT_DEBUG"
@@ -108,11 +108,36 @@ def debug_requested(args: list[str]) -> tuple[list[str], bool]:
     return args, os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")
 
 
-def run_verb(name: str, func: Callable[[], None], debug: bool = False) -> None:
-    """Run one verb inside the boundary; exits the process on failure."""
+def check_config_files(args: list[str]) -> None:
+    """Refuse a ``-c/--config`` file that is not YAML, naming it: the config parsers say only
+    where in "<unicode string>" the problem is."""
+    import yaml
+
+    for i, arg in enumerate(args):
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        elif arg in ("-c", "--config") and i + 1 < len(args):
+            path = args[i + 1]
+        else:
+            continue
+        if not os.path.isfile(path):
+            continue  # the parser names a missing file itself
+        try:
+            with open(path, encoding="utf-8") as f:
+                yaml.safe_load(f)
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            problem = " ".join(str(err).split())
+            raise InputError(f"{path}: not a YAML config ({problem})") from None
+
+
+def run_verb(
+    name: str, func: Callable[[], None], debug: bool = False, args: list[str] | None = None
+) -> None:
+    """Run one verb (given ``args``, its arguments) inside the boundary; exits on failure."""
     silence_library_noise()
     with masked_output():
         try:
+            check_config_files(args or [])
             func()
             return
         except KeyboardInterrupt:

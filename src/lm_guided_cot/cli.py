@@ -31,14 +31,17 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``lmcot`` console script."""
     args, debug = debug_requested(list(sys.argv[1:] if argv is None else argv))
     if args and args[0] in COMMANDS:
-        run_verb(args[0], lambda: COMMANDS[args[0]](args[1:]), debug)
+        run_verb(args[0], lambda: COMMANDS[args[0]](args[1:]), debug, args)
         return
     if argv is None:
         # LightningCLI reads sys.argv itself (a DDP launcher reruns it): keep them the same
         sys.argv = [sys.argv[0], *args]
     verb = args[0] if args and not args[0].startswith("-") else "fit"
     run_verb(
-        verb, lambda: build_cli(None if argv is None else args, description=_DESCRIPTION), debug
+        verb,
+        lambda: build_cli(None if argv is None else args, description=_DESCRIPTION),
+        debug,
+        args,
     )
 
 

@@ -13,6 +13,7 @@ def evaluation_parser() -> ArgumentParser:
         prog="lmcot evaluate",
         description=evaluate.__doc__.split("\n\n")[0],
         exit_on_error=True,
+        usage="%(prog)s [-c CONFIG] [--KEY VALUE ...] (--help lists the options)",
     )
     parser.add_argument(
         "-c", "--config", action=ActionConfigFile, help="a YAML config (repeatable)"

@@ -550,8 +550,10 @@ class LLMClient:
 
     def _describe(self, err: BaseException) -> str:
         message = str(err) or type(err).__name__
-        # Redact before cutting, so no partial key survives at the cut.
-        return redact(f"{type(err).__name__}: {message}", self._secret_vars)[:500]
+        # Where it went first: litellm's "Connection error." names no address, and the cut
+        # below keeps the head. Redact before cutting, so no partial key survives at the cut.
+        where = f"{self._api_base}: " if self._api_base else ""
+        return redact(f"{where}{type(err).__name__}: {message}", self._secret_vars)[:500]
 
 
 async def _with_timeout(coro: Coroutine[Any, Any, T], seconds: float) -> T:

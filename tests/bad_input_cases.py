@@ -425,6 +425,21 @@ CASES: list[Case] = [
         (*DISTILL, "--model.init_args.generation.max_new_tokens", "0"),
         ("max_new_tokens",),
     ),
+    Case(
+        "fit: resume from a checkpoint that is not there",
+        (*PPO, "--ckpt_path", "@TMP@/last.ckpt"),
+        ("last.ckpt",),
+    ),
+    Case(
+        "validate: checkpoint that is not there",
+        ("validate", "-c", "@TMP@/ppo.yaml", "--ckpt_path", "@TMP@/epoch=1.ckpt"),
+        ("epoch=1.ckpt",),
+    ),
+    Case(
+        "test: no test split configured",
+        ("test", "-c", "@TMP@/ppo.yaml"),
+        ("test",),
+    ),
     # ---- lmcot rationales, evaluate, export, models, serve, demo ---------------------------
     Case(
         "rationales: every teacher call failed",

@@ -22,7 +22,7 @@ from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
 from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets
-from lm_guided_cot.errors import check_at_least
+from lm_guided_cot.errors import ConfigurationError, InputError, MissingFileError, check_at_least
 from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.model_specs import load_tokenizer
 from lm_guided_cot.paths import expand_path
@@ -146,7 +146,7 @@ class MultiHopQADataModule(L.LightningDataModule):
     def tokenizer(self) -> PreTrainedTokenizerBase:
         if self._tokenizer is None:
             if self.tokenizer_name is None:
-                raise ValueError(
+                raise ConfigurationError(
                     f"{type(self).__name__}: no tokenizer configured (data.init_args.tokenizer)"
                 )
             self._tokenizer = load_tokenizer(self.tokenizer_name, self.padding_side)
@@ -171,7 +171,9 @@ class MultiHopQADataModule(L.LightningDataModule):
     def build_rationales(self, splits: list[str] | None = None) -> dict[str, dict]:
         """Ask the teacher for rationales on the given splits and write their files."""
         if not self.rationales:
-            raise ValueError(f"{type(self).__name__}: no 'rationales' settings are configured")
+            raise ConfigurationError(
+                f"{type(self).__name__}: no 'rationales' settings are configured"
+            )
         summaries = {}
         for split in splits or self.rationale_splits():
             records = (QARecord.from_row(row) for row in self.records(split))
@@ -181,14 +183,14 @@ class MultiHopQADataModule(L.LightningDataModule):
     def _load_targets(self, split: str) -> None:
         path = self.rationales.path(split)
         if not path.exists():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{path}: teacher rationales for the {split} split are missing; build them with "
                 "`lmcot rationales -c CONFIG` (fit builds them itself in prepare_data)"
             )
         index_of = {rid: i for i, rid in enumerate(self._records[split]["id"])}
         kept = [row for row in read_kept(path) if row["id"] in index_of]
         if not kept:
-            raise ValueError(f"{path}: no kept rationale belongs to a record of the {split} split")
+            raise InputError(f"{path}: no kept rationale belongs to a record of the {split} split")
         labels = encode_targets(
             self.tokenizer, [row["rationale"] for row in kept], self.max_target_tokens
         )
@@ -268,7 +270,10 @@ class MultiHopQADataModule(L.LightningDataModule):
         """The checked records of a split (Arrow-backed; ``QARecord.from_row`` on a row)."""
         if split not in self._records:
             if self.paths[split] is None:
-                raise ValueError(f"{type(self).__name__}: no '{split}' split was configured")
+                raise ConfigurationError(
+                    f"{type(self).__name__}.{split} is not set: no '{split}' split was configured "
+                    f"(give --data.init_args.{split} FILE)"
+                )
             self._load(split)
         return self._records[split]
 

@@ -17,7 +17,7 @@ from jsonargparse import auto_cli
 from rich.console import Console
 
 from lm_guided_cot import commands, trainer_cli
-from lm_guided_cot.errors import MissingFileError
+from lm_guided_cot.errors import ConfigurationError, MissingFileError
 from lm_guided_cot.paths import expand_path
 
 Benchmark = Literal["hotpotqa", "2wikimultihopqa"]
@@ -84,7 +84,7 @@ def run_recipe(
     chosen = list(stages or STAGES)
     unknown = [s for s in chosen if s not in STAGES]
     if unknown:
-        raise ValueError(f"--stages: unknown {unknown}; use {list(STAGES)}")
+        raise ConfigurationError(f"--stages: unknown {unknown}; use {list(STAGES)}")
     start = time.perf_counter()
     for number, stage in enumerate(chosen, 1):
         title = f"{number}/{len(chosen)} {stage}"

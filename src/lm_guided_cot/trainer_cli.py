@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from lightning import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
+from lm_guided_cot.errors import MissingFileError
 from lm_guided_cot.modules.progress import default_progress_bar
+
+_CKPT_KEYWORDS = ("last", "best", "hpc")  # names Lightning resolves itself
 
 
 class LmcotCLI(LightningCLI):
@@ -21,6 +25,14 @@ class LmcotCLI(LightningCLI):
             # argparse's usage lists all ~60 options, and prints them above each error
             parser.usage = "%(prog)s [-c CONFIG] [--KEY VALUE ...] (--help lists the options)"
         return parser
+
+    def before_instantiate_classes(self) -> None:
+        # Lightning finds out only after the models are built and the data is read
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        ckpt = config.get("ckpt_path") if config is not None else None
+        special = ckpt in _CKPT_KEYWORDS or str(ckpt).startswith("registry")
+        if ckpt and not special and not Path(ckpt).exists():
+            raise MissingFileError(f"--ckpt_path {ckpt}: no such checkpoint")
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model.init_args.model", "data.init_args.tokenizer")

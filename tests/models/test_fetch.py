@@ -204,7 +204,7 @@ def test_models_command_fetches_and_refuses(tmp_path):
         env=env,
         cwd=REPO,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2  # a configuration error
     assert "unknown model 'nope'" in done.stderr and "Traceback" not in done.stderr
     listed = subprocess.run(
         [sys.executable, "-m", "lm_guided_cot.cli", "models", "list"],

@@ -20,7 +20,13 @@ from rich.console import Console
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.datamodules import MultiHopQADataModule
-from lm_guided_cot.errors import ConfigurationError, MissingFileError, check_at_least, check_between
+from lm_guided_cot.errors import (
+    ConfigurationError,
+    InputError,
+    MissingFileError,
+    check_at_least,
+    check_between,
+)
 from lm_guided_cot.evaluation.bootstrap import paired_bootstrap
 from lm_guided_cot.evaluation.results import (
     ExampleResult,
@@ -275,7 +281,7 @@ def evaluate(
 def _require_supporting_facts(records: Sequence[QARecord], split: str) -> None:
     lacking = [r.id for r in records if not gold_rationale(r)]
     if lacking:
-        raise ValueError(
+        raise InputError(
             f"oracle: {len(lacking)} of the {len(records)} {split} questions have no supporting "
             f"facts to write the oracle rationale from (first ids: {', '.join(lacking[:5])}); "
             "set oracle: false for a split without them"
@@ -346,7 +352,7 @@ def _compare(
     compared = []
     for pair in pairs:
         if len(pair) != 2 or any(name not in by_name for name in pair):
-            raise ValueError(
+            raise ConfigurationError(
                 f"comparison {list(pair)}: expected two of the settings {sorted(by_name)}"
             )
         setting, baseline = pair

@@ -77,7 +77,7 @@ class ServerConfig:
         backend: ``llama-server`` (llama.cpp's native server: parallel slots, continuous
             batching), ``llama-cpp-python`` (its Python server, one request at a time) or
             ``auto`` (the native one when installed).
-        port: port on 127.0.0.1 (1 to 65535); ``None`` picks a free one. Give one to share a server between
+        port: port on 127.0.0.1 (0 to 65535); ``None`` or 0 picks a free one. Give one to share a server between
             processes (DDP ranks): a healthy server of the same model already there is used.
         threads: CPU threads for the server, at least 1 (``None``: all cores).
         ctx_size: context length, in tokens, that each slot holds (at least 1).
@@ -104,7 +104,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         for name in ("ctx_size", "parallel", "threads"):
             check_at_least(f"ServerConfig.{name}", getattr(self, name), 1)
-        check_between("ServerConfig.port", self.port, 1, 65535)
+        check_between("ServerConfig.port", self.port, 0, 65535)  # 0: the OS picks one
         check_positive("ServerConfig.startup_timeout", self.startup_timeout)
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.llm.client import LLMClient, _Endpoint
 from lm_guided_cot.llm.config import LLMConfig
 
@@ -63,7 +64,7 @@ def _check_shared_fields(first: LLMConfig, other: LLMConfig) -> None:
     ]
     if differ:
         where = f"{first.model}" + (f" at {first.api_base}" if first.api_base else "")
-        raise ValueError(
+        raise ConfigurationError(
             f"two large-LM configs of one endpoint ({where}) differ in {', '.join(differ)}: "
             "the roles of one endpoint share its client, budget and cache, so give them the "
             "same values"

@@ -55,7 +55,8 @@ def test_wrapped_project_error_is_found_behind_the_wrapper(capsys):
 
 
 def test_debug_keeps_the_traceback_of_project_errors(capsys, monkeypatch):
-    monkeypatch.delenv("LMCOT_DEBUG", raising=False)
+    # setenv, not delenv: it records the variable's state, so what debug_requested sets is undone
+    monkeypatch.setenv("LMCOT_DEBUG", "")
     args, debug = debug_requested(["fit", "--debug", "-c", "x.yaml"])
     assert (args, debug) == (["fit", "-c", "x.yaml"], True)
     assert debug_requested(["fit"])[1]  # the flag became the variable, for DDP ranks

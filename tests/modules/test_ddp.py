@@ -99,7 +99,13 @@ def test_distillation_on_two_ranks_matches_one_process(tmp_path, shared_data, ti
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("llm_calls", "advantage"),
-    [("every_rank", "gae"), ("rank_zero", "gae"), ("every_rank", "rloo")],
+    [
+        ("every_rank", "gae"),
+        ("rank_zero", "gae"),
+        ("every_rank", "rloo"),
+        ("rank_zero", "grpo"),
+        ("every_rank", "dr_grpo"),
+    ],
 )
 def test_ppo_on_two_ranks_matches_one_process(
     tmp_path, shared_data, tiny_causal_dir, llm_calls, advantage

@@ -107,7 +107,16 @@ def _module(model_dir, tmp_path, **ppo) -> PPOModule:
 
 
 @pytest.mark.parametrize(
-    ("arch", "advantage"), [("causal", "gae"), ("seq2seq", "gae"), ("causal", "rloo")]
+    ("arch", "advantage"),
+    [
+        ("causal", "gae"),
+        ("seq2seq", "gae"),
+        ("causal", "rloo"),
+        ("causal", "grpo"),
+        ("seq2seq", "grpo"),
+        ("causal", "dr_grpo"),
+        ("seq2seq", "dr_grpo"),
+    ],
 )
 def test_reward_rises_while_kl_stays_finite(warm_started, shared_data, tmp_path, arch, advantage):
     L.seed_everything(0)

@@ -12,11 +12,9 @@ reference log-probs -> advantages -> ``ppo_epochs`` of minibatch updates, so
 from __future__ import annotations
 
 import functools
-import random
 from typing import Any, Literal
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 
@@ -37,7 +35,8 @@ from lm_guided_cot.modules.distributed import (
 )
 from lm_guided_cot.modules.ppo_config import PPOConfig
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
-from lm_guided_cot.modules.rollout import PPOStats, Rollout
+from lm_guided_cot.modules.rng import restore_rng_state, rng_state
+from lm_guided_cot.modules.rollout import PPOStats, Rollout, replace_reward_rows, replace_rows
 from lm_guided_cot.policy import GenerationConfig, SmallLM, ValueHead, hidden_size
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, role_usages_of
 from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
@@ -52,6 +51,12 @@ from lm_guided_cot.rl.core import (
     masked_whiten,
     scale_to_unit_std,
     token_rewards,
+)
+from lm_guided_cot.rl.objectives import (
+    constant_groups,
+    group_advantages,
+    loss_weights,
+    overlong_penalty,
 )
 
 
@@ -179,6 +184,17 @@ class PPOModule(L.LightningModule):
             scores = scores.clamp(-cfg.reward_clip, cfg.reward_clip)
         return scores
 
+    def _sample(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, records: list[QARecord]
+    ) -> tuple[torch.Tensor, list[str], RewardOutput]:
+        """Rationales for the given prompt rows, their texts and their rewards."""
+        labels = self.policy.generate(
+            input_ids, attention_mask, self.ppo.rollout, **generation_kwargs(self.trainer)
+        )
+        labels = _nonempty(labels, self.policy.tokenizer.eos_token_id)
+        texts = self.policy.decode(labels)
+        return labels, texts, self._reward(records, texts)
+
     @torch.no_grad()
     def rollout(self, batch: dict[str, Any]) -> Rollout:
         """Sample rationales for a batch of questions and score everything PPO needs.
@@ -190,19 +206,24 @@ class PPOModule(L.LightningModule):
         attention_mask = batch["attention_mask"].repeat_interleave(k, dim=0)
         # in repeat_interleave's order: each question's k samples consecutive
         records = [record for record in batch["records"] for _ in range(k)]
-        labels = self.policy.generate(
-            input_ids, attention_mask, cfg.rollout, **generation_kwargs(self.trainer)
-        )
+        labels, texts, reward = self._sample(input_ids, attention_mask, records)
+        keep, groups = None, {}
+        if cfg.dynamic_sampling != "off":
+            labels, texts, reward, keep, groups = self._dynamic_sampling(
+                input_ids, attention_mask, records, labels, texts, reward
+            )
         eos = self.policy.tokenizer.eos_token_id
-        labels = _nonempty(labels, eos)
         mask = (labels != IGNORE_INDEX).float()
-        texts = self.policy.decode(labels)
-        reward = self._reward(records, texts)
         raw_scores = reward.total.to(self.device)
         scores = self._scores(raw_scores)
         if cfg.missing_eos_penalty:
             cut = ~(labels == eos).any(dim=1)
             scores = scores - cfg.missing_eos_penalty * cut.to(scores.dtype)
+        if cfg.overlong_buffer is not None:
+            penalty = overlong_penalty(
+                mask.sum(dim=1), cfg.rollout.max_new_tokens, cfg.overlong_buffer
+            )
+            scores = scores + cfg.overlong_penalty * penalty.to(scores.dtype)
 
         temperature = cfg.rollout.temperature  # score with the distribution sampled from
         current = self.policy.rationale_forward(
@@ -220,13 +241,16 @@ class PPOModule(L.LightningModule):
             advantages, returns = generalized_advantages(
                 rewards, current.values, mask, cfg.gamma, cfg.lam
             )
-            if cfg.whiten_advantages:
+            if cfg.whiten:
                 # by the statistics of every rank's tokens, as one process would over the batch
                 advantages = masked_whiten(advantages, mask, all_reduce=summed)
         else:
             sequence = scores - beta * kl.sum(dim=1)
-            per_rationale = leave_one_out_advantages(sequence, k)
-            if cfg.whiten_advantages:
+            if cfg.advantage == "rloo":
+                per_rationale = leave_one_out_advantages(sequence, k)
+            else:
+                per_rationale = group_advantages(sequence, k, scale=cfg.advantage == "grpo")
+            if cfg.whiten:
                 # per rationale and by scale only, never per token (see PPOConfig)
                 per_rationale = scale_to_unit_std(per_rationale, all_reduce=summed)
             advantages = per_rationale[:, None] * mask
@@ -246,7 +270,64 @@ class PPOModule(L.LightningModule):
             reward=reward,
             texts=texts,
             records=records,
+            keep=keep,
+            groups=groups,
         )
+
+    def _dynamic_sampling(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        records: list[QARecord],
+        labels: torch.Tensor,
+        texts: list[str],
+        reward: RewardOutput,
+    ) -> tuple[torch.Tensor, list[str], RewardOutput, torch.Tensor, dict[str, int]]:
+        """Sample the questions whose k rewards are all equal again (``resample``), then mark
+        the rows of the groups still constant as skipped; returns the rollout's rows and
+        ``keep`` [B], with the counts.
+
+        Every rank takes the same number of rounds (while any rank has a constant group), so
+        ``rank_zero`` reward calls and ZeRO 3's synced generation stay in step; a rank with
+        nothing left to sample draws one throw-away group when ZeRO 3 needs it generating.
+        """
+        k = self.ppo.samples_per_question
+        constant = constant_groups(reward.total, k)
+        counts = {"groups_constant": int(constant.sum()), "groups_resampled": 0}
+        rounds = self.ppo.max_resample_rounds if self.ppo.dynamic_sampling == "resample" else 0
+        for _ in range(rounds):
+            if not int(sum_over_ranks(self.trainer.strategy, constant.sum().to(self.device))):
+                break
+            rows = constant.repeat_interleave(k).nonzero().squeeze(1).to(input_ids.device)
+            if not len(rows):
+                logs = self._idle_round(input_ids[:k], attention_mask[:k])
+                logs = {key: reward.logs.get(key, 0.0) + logs.get(key, 0.0) for key in logs}
+                reward = RewardOutput(reward.total, reward.components, {**reward.logs, **logs})
+                continue
+            new_labels, new_texts, new_reward = self._sample(
+                input_ids[rows], attention_mask[rows], [records[i] for i in rows.tolist()]
+            )
+            labels = replace_rows(labels, rows, new_labels)
+            for row, text in zip(rows.tolist(), new_texts):
+                texts[row] = text
+            reward = replace_reward_rows(reward, rows, new_reward)
+            still = constant_groups(reward.total, k)
+            counts["groups_resampled"] += int((constant & ~still).sum())
+            constant = still
+        counts["groups_skipped"] = int(constant.sum())
+        keep = ~constant.repeat_interleave(k).to(self.device)
+        return labels, texts, reward, keep, counts
+
+    def _idle_round(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        """A resampling round for a rank with nothing to resample: take part in what other
+        ranks wait for (ZeRO 3's synced generation, the gathering of ``rank_zero`` calls)."""
+        if generation_kwargs(self.trainer):
+            self.policy.generate(
+                input_ids, attention_mask, self.ppo.rollout, **generation_kwargs(self.trainer)
+            )
+        if self.hparams.llm_calls == "rank_zero":  # rank 0's counters count every rank's calls
+            return self._reward([], []).logs
+        return {}
 
     # ---- training ----------------------------------------------------------------------------
 
@@ -255,10 +336,13 @@ class PPOModule(L.LightningModule):
         roll = self.rollout(batch)
         optimizer = self.optimizers()
         n = roll.labels.shape[0]
+        rows = n
+        if roll.keep is not None:  # every rank takes as many minibatches as the fullest one
+            rows = int(self.all_gather(roll.keep.sum()).max())
         stats = PPOStats()
         for _ in range(cfg.ppo_epochs):
-            order = torch.randperm(n, device=self.device)
-            for start in range(0, n, cfg.minibatch_size):
+            order = roll.update_order()
+            for start in range(0, rows, cfg.minibatch_size):
                 mb = order[start : start + cfg.minibatch_size]
                 self._minibatch_step(roll, mb, optimizer, stats)
         sequence_kl = roll.kl.sum(dim=1).mean()
@@ -270,8 +354,13 @@ class PPOModule(L.LightningModule):
     ) -> None:
         """One update on the rollout's rows ``mb``: losses, backward, step, statistics."""
         cfg = self.ppo
-        mask = roll.mask[mb]
-        count = token_count(self.trainer.strategy, mask)
+        mask = roll.update_mask(mb)
+        strategy = self.trainer.strategy
+        count = token_count(strategy, mask)
+        weights = None
+        if cfg.aggregation != "token":
+            sequences = token_count(strategy, (mask.sum(dim=1) > 0).float())
+            weights = loss_weights(mask, cfg.aggregation, cfg.rollout.max_new_tokens, sequences)
         out = self.policy.rationale_forward(
             roll.input_ids[mb],
             roll.attention_mask[mb],
@@ -281,8 +370,9 @@ class PPOModule(L.LightningModule):
             entropy_grad=bool(cfg.entropy_coef),
             temperature=cfg.rollout.temperature,
         )
+        low, high = cfg.clip_bounds
         policy = clipped_policy_loss(
-            out.logprobs, roll.logprobs[mb], roll.advantages[mb], mask, cfg.clip_range, count
+            out.logprobs, roll.logprobs[mb], roll.advantages[mb], mask, low, count, high, weights
         )
         loss = policy.loss
         entropy = masked_mean(out.entropy, mask, count=count)
@@ -353,7 +443,8 @@ class PPOModule(L.LightningModule):
             logger=False,
             batch_size=n,
         )
-        for key, value in {**roll.reward.logs, **_llm_usage(self.reward)}.items():
+        counters = {f"ppo/{name}": count for name, count in roll.groups.items()}
+        for key, value in {**roll.reward.logs, **_llm_usage(self.reward), **counters}.items():
             self.log(
                 key,
                 float(value),
@@ -438,15 +529,10 @@ class PPOModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["kl_controller"] = self.kl_controller.state_dict()
         checkpoint["reward_stats"] = self.reward_stats.state_dict()
-        checkpoint["rng"] = {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "python": random.getstate(),
-            "numpy": _numpy_state_to_plain(np.random.get_state()),
-        }
+        checkpoint["rng"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.ppo.advantage == "rloo":
+        if self.ppo.advantage != "gae":
             _drop_unused_value_head(checkpoint)
         self.kl_controller.load_state_dict(checkpoint["kl_controller"])
         self.reward_stats.load_state_dict(checkpoint["reward_stats"])
@@ -456,11 +542,7 @@ class PPOModule(L.LightningModule):
         # Restored here, after Lightning's own seeding, so sampling continues where it stopped.
         rng = getattr(self, "_pending_rng", None)
         if rng:
-            torch.set_rng_state(rng["torch"])
-            if rng["cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])
-            random.setstate(_as_tuples(rng["python"]))
-            np.random.set_state(_numpy_state_from_plain(rng["numpy"]))
+            restore_rng_state(rng)
             self._pending_rng = None
 
     def on_fit_end(self) -> None:
@@ -481,29 +563,6 @@ def _drop_unused_value_head(checkpoint: dict[str, Any]) -> None:
         for param_id in group["params"][-len(head) :]:
             optimizer["state"].pop(param_id, None)
         group["params"] = group["params"][: -len(head)]
-
-
-# Checkpoints load with torch.load(weights_only=True): RNG states are kept as tensors and
-# plain numbers, not numpy objects.
-def _numpy_state_to_plain(state: tuple) -> dict[str, Any]:
-    name, keys, pos, has_gauss, cached = state
-    return {
-        "name": name,
-        "keys": torch.from_numpy(keys.astype(np.int64)),
-        "pos": int(pos),
-        "has_gauss": int(has_gauss),
-        "cached": float(cached),
-    }
-
-
-def _numpy_state_from_plain(state: dict[str, Any]) -> tuple:
-    keys = state["keys"].numpy().astype(np.uint32)
-    return (state["name"], keys, state["pos"], state["has_gauss"], state["cached"])
-
-
-def _as_tuples(value: Any) -> Any:
-    """``random.setstate`` wants tuples where a checkpoint round trip may give lists."""
-    return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def _nonempty(labels: torch.Tensor, eos_token_id: int) -> torch.Tensor:

@@ -60,13 +60,25 @@ class PPOConfig:
     Args:
         rollout: how rationales are sampled for training (plain sampling at a temperature).
         samples_per_question: rationales sampled per question each step (k; at least 1, and
-            at least 2 for the ``rloo`` baseline).
+            at least 2 for ``rloo``, ``grpo``, ``dr_grpo`` and dynamic sampling).
         advantage: ``gae`` (PPO with the value head, per-token KL-penalised rewards and the
-            score on the last token) or ``rloo`` (critic-free, no value head: each sample's
-            KL-penalised score minus the mean of the other samples of its question).
+            score on the last token); or critic-free, no value head, on each sample's
+            KL-penalised score: ``rloo`` (minus the mean of the other samples of its question),
+            ``grpo`` (minus its question's mean, divided by its question's std) or ``dr_grpo``
+            (minus its question's mean only).
+        loss_aggregation: how per-token policy losses become one number: ``token`` (the mean
+            over every token of the minibatch, DAPO's choice), ``sequence`` (each rationale's
+            mean, then the mean over rationales: GRPO's) or ``constant`` (the sum divided by
+            rationales x ``rollout.max_new_tokens``: Dr. GRPO's, no length bias). ``None``:
+            ``sequence`` for ``grpo``, ``constant`` for ``dr_grpo``, ``token`` otherwise.
         ppo_epochs: passes over each rollout batch (at least 1).
         minibatch_size: rationales per optimizer step within a pass (at least 1).
         clip_range: PPO ratio clipping epsilon (above 0).
+        clip_low: the lower epsilon, ratios below ``1 - clip_low`` are clipped (above 0;
+            ``None``: ``clip_range``).
+        clip_high: the upper epsilon, ratios above ``1 + clip_high`` are clipped (above 0;
+            ``None``: ``clip_range``). DAPO's "clip-higher" uses ``clip_low: 0.2``,
+            ``clip_high: 0.28``.
         clip_range_value: value clipping around the rollout values (above 0; ``None``: none).
         vf_coef: weight of the value loss (at least 0).
         entropy_coef: weight of an entropy bonus (at least 0; 0: none).
@@ -75,7 +87,9 @@ class PPOConfig:
         whiten_advantages: normalise advantages over each rollout batch: per token for
             ``gae``; for ``rloo`` per rationale and by scale only (the leave-one-out
             advantages of a question already sum to 0, and weighting them by token count
-            would turn the shift into a length bonus or penalty).
+            would turn the shift into a length bonus or penalty). ``None``: on for ``gae`` and
+            ``rloo``, off for ``grpo`` and ``dr_grpo``, whose advantages are normalised by
+            their own definition (so ``true`` is refused there).
         kl_estimator: ``k1`` (``log p - log q`` per token): the KL penalty is a per-token
             reward, and k1 is the estimator whose expected gradient is the KL's. ``k3`` is
             refused as a reward (its gradient is not the KL's); it is logged as ``kl/k3``.
@@ -94,22 +108,38 @@ class PPOConfig:
         missing_eos_penalty: subtracted from the score of a rationale cut at
             ``rollout.max_new_tokens`` before it ended (at least 0; 0: the reader's verdict on
             the cut text is its whole score).
+        overlong_buffer: DAPO's soft overlong penalty: the last ``overlong_buffer`` tokens
+            before ``rollout.max_new_tokens`` cost up to ``overlong_penalty`` from the score,
+            linearly from 0 to all of it at the limit (at least 1, at most
+            ``rollout.max_new_tokens``; ``None``: off).
+        overlong_penalty: the most the overlong penalty takes off a score (at least 0).
+        dynamic_sampling: what to do with the questions whose k samples all got the same
+            reward (no signal for a group baseline; common with a 0/1 answer reward):
+            ``off``, ``skip`` (their rationales leave the step's updates) or ``resample``
+            (sample them again, up to ``max_resample_rounds`` times, then skip what is still
+            constant). Counts are logged as ``ppo/groups_constant``, ``ppo/groups_resampled``
+            and ``ppo/groups_skipped``.
+        max_resample_rounds: how many times ``resample`` samples a constant group again (at
+            least 1); each round costs reward calls.
         max_grad_norm: gradient-norm clipping of every optimizer step (of the true, unscaled
             gradients under ``16-mixed``; above 0; ``None``: no clipping).
     """
 
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     samples_per_question: int = 1
-    advantage: Literal["gae", "rloo"] = "gae"
+    advantage: Literal["gae", "rloo", "grpo", "dr_grpo"] = "gae"
+    loss_aggregation: Literal["token", "sequence", "constant"] | None = None
     ppo_epochs: int = 4
     minibatch_size: int = 8
     clip_range: float = 0.2
+    clip_low: float | None = None
+    clip_high: float | None = None
     clip_range_value: float | None = 0.2
     vf_coef: float = 0.1
     entropy_coef: float = 0.0
     gamma: float = 1.0
     lam: float = 0.95
-    whiten_advantages: bool = True
+    whiten_advantages: bool | None = None
     kl_estimator: Literal["k1"] = "k1"
     init_kl_coef: float = 0.05
     target_kl: float | None = 6.0
@@ -118,6 +148,10 @@ class PPOConfig:
     reward_std_floor: float = 0.1
     reward_clip: float | None = None
     missing_eos_penalty: float = 0.0
+    overlong_buffer: int | None = None
+    overlong_penalty: float = 1.0
+    dynamic_sampling: Literal["off", "skip", "resample"] = "off"
+    max_resample_rounds: int = 1
     max_grad_norm: float | None = 1.0
 
     def __post_init__(self) -> None:
@@ -126,14 +160,28 @@ class PPOConfig:
         elif not isinstance(self.rollout, RolloutConfig):  # a GenerationConfig: checked too
             self.rollout = RolloutConfig(**asdict(self.rollout))
         check_at_least("ppo.samples_per_question", self.samples_per_question, 1)
-        if self.advantage == "rloo" and self.samples_per_question < 2:
+        needs_groups = {
+            f"advantage {self.advantage!r}": self.advantage != "gae",
+            f"dynamic_sampling {self.dynamic_sampling!r}": self.dynamic_sampling != "off",
+        }
+        for what, needed in needs_groups.items():
+            if needed and self.samples_per_question < 2:
+                raise ConfigurationError(
+                    f"ppo.samples_per_question must be at least 2 for {what} (a sample is "
+                    f"judged against the other samples of its question), got "
+                    f"{self.samples_per_question}"
+                )
+        if self.whiten_advantages and self.advantage in ("grpo", "dr_grpo"):
             raise ConfigurationError(
-                "ppo.samples_per_question must be at least 2 for advantage 'rloo' (each "
-                f"sample's baseline is the mean of the others), got {self.samples_per_question}"
+                f"ppo.whiten_advantages=true with advantage {self.advantage!r}: its advantages "
+                "are already normalised per question by definition (Dr. GRPO drops the std on "
+                "purpose); leave whiten_advantages unset or false"
             )
         check_at_least("ppo.ppo_epochs", self.ppo_epochs, 1)
         check_at_least("ppo.minibatch_size", self.minibatch_size, 1)
         check_positive("ppo.clip_range", self.clip_range)
+        check_positive("ppo.clip_low", self.clip_low)
+        check_positive("ppo.clip_high", self.clip_high)
         check_positive("ppo.clip_range_value", self.clip_range_value)
         check_at_least("ppo.vf_coef", self.vf_coef, 0)
         check_at_least("ppo.entropy_coef", self.entropy_coef, 0)
@@ -151,4 +199,35 @@ class PPOConfig:
         check_positive("ppo.reward_std_floor", self.reward_std_floor)
         check_positive("ppo.reward_clip", self.reward_clip)
         check_at_least("ppo.missing_eos_penalty", self.missing_eos_penalty, 0)
+        if self.overlong_buffer is not None:
+            limit = self.rollout.max_new_tokens
+            check_at_least("ppo.overlong_buffer", self.overlong_buffer, 1)
+            if self.overlong_buffer > limit:
+                raise ConfigurationError(
+                    f"ppo.overlong_buffer must be at most ppo.rollout.max_new_tokens ({limit}), "
+                    f"got {self.overlong_buffer}"
+                )
+        check_at_least("ppo.overlong_penalty", self.overlong_penalty, 0)
+        check_at_least("ppo.max_resample_rounds", self.max_resample_rounds, 1)
         check_positive("ppo.max_grad_norm", self.max_grad_norm)
+
+    @property
+    def aggregation(self) -> str:
+        """``loss_aggregation`` with its default for the advantage filled in."""
+        if self.loss_aggregation is not None:
+            return self.loss_aggregation
+        return {"grpo": "sequence", "dr_grpo": "constant"}.get(self.advantage, "token")
+
+    @property
+    def whiten(self) -> bool:
+        """``whiten_advantages`` with its default for the advantage filled in."""
+        if self.whiten_advantages is not None:
+            return self.whiten_advantages
+        return self.advantage in ("gae", "rloo")
+
+    @property
+    def clip_bounds(self) -> tuple[float, float]:
+        """The (lower, upper) ratio epsilons."""
+        low = self.clip_range if self.clip_low is None else self.clip_low
+        high = self.clip_range if self.clip_high is None else self.clip_high
+        return low, high

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from lm_guided_cot.data.records import QARecord
+from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.rewards.base import RewardOutput
 
 
@@ -30,6 +31,20 @@ class Rollout:
     reward: RewardOutput  # the reward's own output (components and counters for the logs)
     texts: list[str]  # [B] decoded rationales
     records: list[QARecord]  # [B] the question each row answers
+    keep: torch.Tensor | None = None  # [B] bool, False for rows dynamic sampling skips
+    groups: dict[str, int] = field(default_factory=dict)  # dynamic sampling's counts
+
+    def update_mask(self, rows: torch.Tensor) -> torch.Tensor:
+        """The token mask of rows ``rows`` for the updates: 0 on the rows that are skipped."""
+        mask = self.mask[rows]
+        return mask if self.keep is None else mask * self.keep[rows, None].to(mask.dtype)
+
+    def update_order(self) -> torch.Tensor:
+        """A random order of the rows for one pass of updates, the kept rows first."""
+        order = torch.randperm(self.mask.shape[0], device=self.mask.device)
+        if self.keep is None:
+            return order
+        return torch.cat([order[self.keep[order]], order[~self.keep[order]]])
 
 
 @dataclass
@@ -51,3 +66,25 @@ class PPOStats:
             if values:
                 out[f.name] = torch.stack(values).mean()
         return out
+
+
+def replace_rows(labels: torch.Tensor, rows: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """``labels`` with rows ``rows`` replaced by ``new``, padded to the wider of the two."""
+    width = max(labels.shape[1], new.shape[1])
+    out = torch.nn.functional.pad(labels, (0, width - labels.shape[1]), value=IGNORE_INDEX)
+    out[rows] = torch.nn.functional.pad(new, (0, width - new.shape[1]), value=IGNORE_INDEX)
+    return out
+
+
+def replace_reward_rows(old: RewardOutput, rows: torch.Tensor, new: RewardOutput) -> RewardOutput:
+    """``old`` with rows ``rows`` scored as in ``new``; the counters of both calls add up."""
+    rows = rows.to(old.total.device)
+    total = old.total.clone()
+    total[rows] = new.total.to(total.dtype).to(total.device)
+    components = {}
+    for name, values in old.components.items():
+        values = values.clone()
+        values[rows] = new.components[name].to(values.dtype).to(values.device)
+        components[name] = values
+    logs = {key: old.logs.get(key, 0.0) + new.logs.get(key, 0.0) for key in {*old.logs, *new.logs}}
+    return RewardOutput(total, components, logs)

@@ -155,14 +155,27 @@ def clipped_policy_loss(
     mask: torch.Tensor,
     clip_range: float = 0.2,
     count: torch.Tensor | float | None = None,
+    clip_range_high: float | None = None,
+    weights: torch.Tensor | None = None,
 ) -> PolicyLossOutput:
-    """PPO's clipped surrogate: ``mean(max(-A r, -A clip(r, 1-e, 1+e)))`` over real tokens
-    (``count``: the divisor of the means, see ``masked_mean``)."""
+    """PPO's clipped surrogate: ``mean(max(-A r, -A clip(r, 1-e_low, 1+e_high)))`` over real
+    tokens (``count``: the divisor of the means, see ``masked_mean``).
+
+    ``clip_range`` is ``e_low``, and ``e_high`` too unless ``clip_range_high`` is given (DAPO's
+    "clip-higher": a larger ``e_high`` lets unlikely tokens with a positive advantage gain more
+    per update). ``weights`` ([B, T], see ``rl.objectives.loss_weights``) replaces the token
+    mean by ``sum(loss * weights)``; the logged clip fraction and KL stay token means.
+    """
+    high = clip_range if clip_range_high is None else clip_range_high
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
-    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask, count=count)
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + high)
+    per_token = torch.maximum(unclipped, clipped)
+    if weights is None:
+        loss = masked_mean(per_token, mask, count=count)
+    else:
+        loss = (per_token * weights).sum()
     with torch.no_grad():
         clipfrac = masked_mean((clipped > unclipped).to(logprobs.dtype), mask, count=count)
         approx_kl = masked_mean(torch.expm1(log_ratio) - log_ratio, mask, count=count)

@@ -35,9 +35,9 @@ from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.client import LLMClient, LLMRequest
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams, ServerConfig
-from lm_guided_cot.roles import Reader, ReaderConfig
 from lm_guided_cot.llm.server import stop_all
 from lm_guided_cot.paths import expand_path
+from lm_guided_cot.roles import Reader, ReaderConfig
 
 MAX_TOKENS = 32
 

@@ -173,7 +173,7 @@ def test_resample_gives_up_after_its_rounds_and_skips(tiny_causal_dir, shared_da
 
 def test_a_step_of_constant_groups_makes_no_update(tiny_causal_dir, shared_data, tmp_path):
     reward = HalfConstantReward(set(_ids(shared_data)))  # every question constant
-    module, _, seen, trainer = _fit(
+    _, _, seen, trainer = _fit(
         tiny_causal_dir, shared_data, tmp_path, reward, steps=2, dynamic_sampling="skip"
     )
     assert all(not step["updates"] for step in seen)

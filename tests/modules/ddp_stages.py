@@ -3,6 +3,8 @@ compares -- the metrics logged at every step and a checksum of the weights on ev
 
     python ddp_stages.py STAGE OUT DEVICES MODEL DATA_DIR SERVER_URL [LLM_CALLS [ADVANTAGE]]
 
+ADVANTAGE may carry a dynamic sampling mode: ``grpo:skip``.
+
 The data are sized so that one process and two see the same examples per optimizer step
 (one batch per epoch holding every question), which makes their runs comparable step by step.
 PPO rollouts sample, each rationale from its own seed (its prompt, its place among the question's
@@ -152,7 +154,8 @@ def main(
             learning_rate=1e-3,
             ppo={
                 "rollout": {"max_new_tokens": 8},
-                "advantage": advantage,
+                "advantage": advantage.partition(":")[0],
+                "dynamic_sampling": advantage.partition(":")[2] or "off",
                 "samples_per_question": 2,
                 "ppo_epochs": 2,
                 "minibatch_size": 4,
@@ -162,6 +165,8 @@ def main(
             llm_calls=llm_calls,
         )
         names = PPO_METRICS if advantage == "gae" else RLOO_METRICS
+        if ":" in advantage:
+            names = (*names, "ppo/groups_constant", "ppo/groups_resampled", "ppo/groups_skipped")
         limits = dict(max_steps=6, limit_val_batches=0)
     trainer = L.Trainer(
         accelerator="cpu",

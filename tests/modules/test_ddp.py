@@ -122,3 +122,29 @@ def test_ppo_on_two_ranks_matches_one_process(
     # each distinct (question, rationale) reader request went out once across both ranks
     assert max(two_stats["per_prompt"].values()) == 1
     assert two_stats["requests"] == one_stats["requests"]
+
+
+@pytest.mark.slow
+def test_dynamic_sampling_skip_on_two_ranks_matches_one_process(
+    tmp_path, shared_data, tiny_causal_dir
+):
+    # one question per rank: a rank can skip its group while the other keeps its own, and
+    # both must still take the same number of minibatches
+    run = (tmp_path, shared_data, tiny_causal_dir)
+    two, _, _ = _run("ppo", 2, *run, "every_rank", "grpo:skip")
+    one, _, _ = _run("ppo", 1, *run, advantage="grpo:skip")
+    _assert_ranks_agree(two)
+    # the ppo/* losses are missing on a step whose groups were all skipped (no update)
+    names = ("reward/total_mean", "kl/mean", "ppo/groups_constant", "ppo/groups_skipped")
+    _assert_same_run(two, one, names)
+    assert two["steps"][0]["weights"][0] != two["steps"][-1]["weights"][0]
+    skipped = [step["metrics"]["ppo/groups_skipped"] for step in two["steps"]]
+    assert 0 < sum(skipped) < 2 * len(skipped), skipped  # some groups skipped, not all
+
+
+@pytest.mark.slow
+def test_dynamic_sampling_resample_keeps_the_ranks_in_step(tmp_path, shared_data, tiny_causal_dir):
+    # rank_zero calls gather every rank: a rank with nothing to resample still takes part
+    two, _, _ = _run("ppo", 2, tmp_path, shared_data, tiny_causal_dir, "rank_zero", "grpo:resample")
+    _assert_ranks_agree(two)
+    assert all("ppo/groups_resampled" in step["metrics"] for step in two["steps"])

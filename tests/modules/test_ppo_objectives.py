@@ -38,7 +38,9 @@ class HalfConstantReward:
             if constant and (self.vary_after is None or seen <= self.vary_after):
                 scores.append(0.5)
             else:
-                scores.append(sum(c in "aeiou" for c in text) / max(len(text), 1) + 1e-3 * len(scores))
+                scores.append(
+                    sum(c in "aeiou" for c in text) / max(len(text), 1) + 1e-3 * len(scores)
+                )
         self.scored += len(scores)
         total = torch.tensor(scores)
         return RewardOutput(total, {self.name: total.clone()}, {"rationales_scored": len(scores)})

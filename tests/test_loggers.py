@@ -261,3 +261,22 @@ def test_a_missing_logger_package_is_one_message(
 def test_the_loggers_credentials_are_masked(variable, monkeypatch):
     monkeypatch.setenv(variable, "v4lue-of-the-credential")
     assert redact("sent v4lue-of-the-credential to the server") == "sent *** to the server"
+
+
+def test_a_table_goes_to_each_of_several_loggers(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lm_guided_cot.modules.loggers import log_table
+
+    tb, plain = TensorBoardLogger(tmp_path, name="tb"), CSVLogger(tmp_path, name="csv")
+    log_table([tb, plain], 3, "val/samples", ["question", "reward"], [("q | 1?", 0.5)])
+    log_table([tb, plain], 3, "val/empty", ["question"], [])  # nothing to show, no file
+    tb.experiment.flush()
+    events = EventAccumulator(tb.log_dir, size_guidance={"tensors": 0}).Reload()
+    (text,) = events.Tensors("val/samples/text_summary")
+    assert text.step == 3 and "q \\| 1?" in text.tensor_proto.string_val[0].decode()
+    samples = Path(plain.log_dir) / "samples"
+    assert [p.name for p in samples.iterdir()] == ["val_samples.csv"]
+    rows = list(csv.reader((samples / "val_samples.csv").open(newline="")))
+    assert rows == [["step", "question", "reward"], ["3", "q | 1?", "0.5"]]

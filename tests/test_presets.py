@@ -141,3 +141,25 @@ def test_stage_preset_instantiates(folder, name, monkeypatch):
     rationales = getattr(cli.datamodule, "rationales", None)
     if rationales is not None and rationales.llm.server is not None:
         assert rationales.llm.model == f"openai/{rationales.llm.server.alias}"
+
+
+LOGGERS = sorted(p.stem for p in (REPO / "configs/logger").glob("*.yaml"))
+
+
+def test_every_logger_preset_is_shipped():
+    assert set(LOGGERS) == {"tensorboard", "wandb", "mlflow", "csv"}
+
+
+@pytest.mark.parametrize("logger", LOGGERS)
+@pytest.mark.parametrize("stage", ["distill_cpu.yaml", "ppo_cpu.yaml"])
+def test_logger_preset_writes_under_the_stages_root(logger, stage, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    for name in ("MLFLOW_ALLOW_FILE_STORE", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"):
+        monkeypatch.setenv(name, "true")  # undone after; the CLI would set them for good
+    args = ["-c", "configs/hotpotqa/data.yaml", "-c", f"configs/hotpotqa/{stage}"]
+    args += ["-c", f"configs/logger/{logger}.yaml"]
+    # MLflow makes its store when built: not in the repository's runs/
+    cli = build_cli([*args, "--trainer.default_root_dir", str(tmp_path)], run=False)
+    (instance,) = cli.trainer.loggers
+    assert type(instance).__name__.lower().startswith(logger[:5])
+    assert instance.save_dir == str(tmp_path) + ("/mlruns" if logger == "mlflow" else "")

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
-from lm_guided_cot.errors import MissingFileError
+from lm_guided_cot.errors import ConfigurationError, MissingFileError
+from lm_guided_cot.modules.loggers import (
+    allow_mlflow_file_store,
+    missing_logger_package,
+    with_root,
+)
 from lm_guided_cot.modules.progress import default_progress_bar
 
 _CKPT_KEYWORDS = ("last", "best", "hpc")  # names Lightning resolves itself
@@ -33,9 +40,31 @@ class LmcotCLI(LightningCLI):
         special = ckpt in _CKPT_KEYWORDS or str(ckpt).startswith("registry")
         if ckpt and not special and not Path(ckpt).exists():
             raise MissingFileError(f"--ckpt_path {ckpt}: no such checkpoint")
+        if config is not None and config.get("trainer") is not None:
+            _prepare_loggers(config.trainer)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model.init_args.model", "data.init_args.tokenizer")
+
+
+def _prepare_loggers(trainer) -> None:
+    """Refuse a logger whose package is missing in one line; fill in the
+    ``${trainer.default_root_dir}`` of the logger presets (configs/logger/)."""
+    loggers = trainer.get("logger")
+    loggers = loggers if isinstance(loggers, list) else [loggers]
+    root = trainer.get("default_root_dir") or os.getcwd()
+    for logger in loggers:
+        class_path = getattr(logger, "class_path", None)
+        if not isinstance(class_path, str):
+            continue  # True, False, None: Lightning's default or none
+        problem = missing_logger_package(class_path)
+        if problem:
+            raise ConfigurationError(problem)
+        init_args = logger.get("init_args") or Namespace()
+        for key, value in with_root(init_args.as_dict(), str(root)).items():
+            init_args[key] = value
+        if class_path.endswith(".MLFlowLogger"):
+            allow_mlflow_file_store(init_args.as_dict())
 
 
 def build_cli(args: list[str] | None, run: bool = True, description: str | None = None) -> LmcotCLI:

@@ -6,7 +6,11 @@ import os
 import re
 from typing import TextIO
 
-_KEY_VARIABLE = re.compile(r"(API_KEY|_TOKEN|_SECRET|SECRET_ACCESS_KEY)$", re.IGNORECASE)
+# WANDB_API_KEY, MLFLOW_TRACKING_TOKEN and _PASSWORD, AZURE_STORAGE_ACCESS_KEY and _CONNECTION_STRING
+_KEY_VARIABLE = re.compile(
+    r"(API_KEY|_TOKEN|_SECRET|SECRET_ACCESS_KEY|_ACCESS_KEY|_PASSWORD|_CONNECTION_STRING)$",
+    re.IGNORECASE,
+)
 _MIN_SECRET_LENGTH = 8
 # Variables named by an ``api_key_env`` of this process: their values are masked too.
 _REGISTERED: set[str] = set()

@@ -33,6 +33,7 @@ from lm_guided_cot.modules.distributed import (
     mean_over_ranks,
     pretrained_loading,
 )
+from lm_guided_cot.modules.loggers import run_dir
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.policy import GenerationConfig, SmallLM
 from lm_guided_cot.roles import Reader, ReaderConfig
@@ -53,7 +54,7 @@ class DistillationModule(L.LightningModule):
         reader_llm: the large LM that answers with the generated rationales (the reader
             role); ``None`` skips answer metrics and only logs rationales.
         reader: the reader's prompt and parsing.
-        num_logged_examples: rows of the TensorBoard text table per evaluation (at least 0).
+        num_logged_examples: rows of the sample table in the loggers per evaluation (at least 0).
         export_dir: where ``fit`` writes the ``save_pretrained`` folder (default
             ``<log dir>/export``).
         gradient_checkpointing: recompute activations in backward instead of keeping them
@@ -269,7 +270,7 @@ class DistillationModule(L.LightningModule):
         ]
         examples = gather_objects(examples)  # every rank's shard, for rank 0 to write
         if self.global_rank == 0:
-            folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "test"
+            folder = Path(run_dir(self.trainer)) / "test"  # not log_dir: it broadcasts
             result = SettingResult("lm_guided", examples, seconds=0.0)
             for path in write_setting_files(folder, result).values():
                 print(f"wrote {path}")

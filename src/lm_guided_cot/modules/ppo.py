@@ -71,7 +71,7 @@ class PPOModule(L.LightningModule):
         learning_rate: AdamW learning rate (policy and value head; above 0).
         weight_decay: AdamW weight decay (at least 0).
         eval_generation: how rationales are generated in validation and test (greedy default).
-        num_logged_examples: rows of the TensorBoard sample tables (at least 0).
+        num_logged_examples: rows of the sample tables in the loggers (at least 0).
         export_dir: where ``fit`` writes the policy's ``save_pretrained`` folder (default
             ``<log dir>/export``).
         llm_calls: under several processes, ``every_rank`` asks the large LM about each rank's
@@ -495,8 +495,8 @@ class PPOModule(L.LightningModule):
             batch_size=n,
         )
         for name, values in reward.components.items():
-            self.log(
-                f"{prefix}/reward/{name}",
+            self.log(  # not {prefix}/reward/...: MLflow's file store keeps a name as a file
+                f"{prefix}/rewards/{name}_mean",
                 values.float().mean().to(self.device),
                 sync_dist=True,
                 batch_size=n,

@@ -1,4 +1,4 @@
-"""What the stage modules share: rationale evaluation with the reader, TensorBoard text tables,
+"""What the stage modules share: rationale evaluation with the reader, sample tables in the loggers,
 and exporting the small LM as a ``save_pretrained`` folder."""
 
 from __future__ import annotations
@@ -10,21 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import TensorBoardLogger
-
-from lm_guided_cot.markdown import markdown_table
 from lm_guided_cot.modules.distributed import full_weights
+from lm_guided_cot.modules.loggers import log_table, run_dir
 from lm_guided_cot.policy import SmallLM
 
 
 def log_text_table(
     module: Any, tag: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    """A Markdown table in TensorBoard's Text tab (other loggers are left alone)."""
-    logger = module.logger
-    if not isinstance(logger, TensorBoardLogger) or not rows:
-        return
-    logger.experiment.add_text(tag, markdown_table(header, rows), global_step=module.global_step)
+    """The table in every logger of the run (``loggers.log_table``: TensorBoard, W&B, MLflow, CSV)."""
+    log_table(module.loggers, module.global_step, tag, header, rows)
 
 
 def export_pretrained(policy: SmallLM, folder: str | os.PathLike) -> Path:
@@ -52,16 +47,16 @@ def export_pretrained(policy: SmallLM, folder: str | os.PathLike) -> Path:
 
 
 def export_dir(module: Any, configured: str | None) -> str:
-    """Where a stage writes its export: ``configured`` (``~``/``$VARS`` expanded) or ``<log dir>/export``."""
+    """Where a stage writes its export: ``configured`` (``~``/``$VARS`` expanded) or ``<run dir>/export``."""
     if configured:
         return os.path.expandvars(os.path.expanduser(configured))
     trainer = module.trainer
-    return os.path.join(trainer.log_dir or trainer.default_root_dir, "export")
+    return os.path.join(trainer.strategy.broadcast(run_dir(trainer)), "export")
 
 
 def export_at_fit_end(module: Any, what: str) -> None:
     """Rank 0 exports the module's policy (``what`` names it in the message)."""
-    # trainer.log_dir broadcasts from rank 0, so every rank must ask for it, not only rank 0
+    # export_dir broadcasts from rank 0, so every rank must ask for it, not only rank 0
     folder = export_dir(module, module.hparams.export_dir)
     with full_weights(module.trainer, module.policy):
         if module.trainer.is_global_zero:

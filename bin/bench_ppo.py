@@ -51,7 +51,7 @@ LABELS = {
     "ours_gae": "lm-guided-cot PPOModule (GAE)",
     "trl_rloo": "TRL RLOOTrainer",
     "ours_t5_gae": "lm-guided-cot PPOModule (GAE), T5",
-    "ours_rloo_lora": "lm-guided-cot PPOModule (RLOO), LoRA",
+    "ours_rloo_lora": "lm-guided-cot PPOModule RLOO, LoRA",
     "trl_rloo_lora": "TRL RLOOTrainer, LoRA",
 }
 # the same adapters on both sides: rank 8, alpha 16, no dropout, peft's default targets
@@ -112,7 +112,7 @@ def even_share(token_lists: list[list[int]]) -> list[float]:
 def run_ours(
     args, model: str, texts: list[str], stamps: list[float], advantage: str, lora: bool = False
 ) -> bool:
-    """Train; whether gradient checkpointing was on."""
+    """Train; whether gradient checkpointing was on, and how many parameters trained."""
     from lm_guided_cot.modules import PPOModule
     from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
 
@@ -178,7 +178,8 @@ def run_ours(
         )
     trainer = lightning_trainer(args, stamps, max_epochs=1, limit_val_batches=0)
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
-    return module.policy.model.is_gradient_checkpointing
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return module.policy.model.is_gradient_checkpointing, trainable
 
 
 def module_tokenizer(model: str):
@@ -188,7 +189,7 @@ def module_tokenizer(model: str):
 
 
 def run_trl(args, model: str, texts: list[str], stamps: list[float], lora: bool = False) -> bool:
-    """Train; whether gradient checkpointing was on."""
+    """Train; whether gradient checkpointing was on, and how many parameters trained."""
     import peft
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -252,7 +253,8 @@ def run_trl(args, model: str, texts: list[str], stamps: list[float], lora: bool 
         else None,
     )
     trainer.train()
-    return trainer.model.is_gradient_checkpointing
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    return trainer.model.is_gradient_checkpointing, trainable
 
 
 def child(args) -> None:
@@ -266,12 +268,14 @@ def child(args) -> None:
     lora = args.child.endswith("_lora")
     name = args.child.removesuffix("_lora")
     if name == "trl_rloo":
-        checkpointing = run_trl(args, str(models / "llama"), texts, stamps, lora)
+        checkpointing, trainable = run_trl(args, str(models / "llama"), texts, stamps, lora)
     elif name == "ours_t5_gae":
-        checkpointing = run_ours(args, str(models / "t5"), texts, stamps, "gae")
+        checkpointing, trainable = run_ours(args, str(models / "t5"), texts, stamps, "gae")
     else:
         advantage = name.removeprefix("ours_")
-        checkpointing = run_ours(args, str(models / "llama"), texts, stamps, advantage, lora)
+        checkpointing, trainable = run_ours(
+            args, str(models / "llama"), texts, stamps, advantage, lora
+        )
     samples = (len(stamps) - 1) * args.prompts_per_rollout * args.k
     peak = peak_memory_mib(args.device)
     print(
@@ -281,6 +285,7 @@ def child(args) -> None:
                 "peak_mib": peak,
                 "rollouts": len(stamps),
                 "checkpointing": checkpointing,
+                "trainable": trainable,
             }
         )
     )
@@ -320,7 +325,7 @@ def main() -> None:
         build_model(models / "llama", args.layers, args.hidden)
         build_t5(models / "t5", args.layers // 2, args.hidden)  # encoder + decoder: same depth
         results = run_children(HERE, runs, args, models, tmp)
-    med = medians(results, ("samples_per_s", "peak_mib", "live_mib"))
+    med = medians(results, ("samples_per_s", "peak_mib", "live_mib", "trainable"))
     title = (
         f"PPO step, tiny Llama ({args.layers} layers, hidden {args.hidden}) and T5 "
         f"({args.layers // 2}+{args.layers // 2} layers), {args.prompts_per_rollout} prompts x "
@@ -330,6 +335,8 @@ def main() -> None:
     if any(run.endswith("_lora") for run in runs):
         title += f"; LoRA rank {LORA['rank']}, alpha {LORA['alpha']:g} on q_proj, v_proj"
     print_table(title, "samples_per_s", {run: LABELS[run] for run in runs}, med, args.device)
+    if any(run.endswith("_lora") for run in runs):
+        print("trained parameters: " + ", ".join(f"{r} {med[r]['trainable']:,.0f}" for r in runs))
     if "trl_rloo" in med:
         for who in runs:
             if who in ("ours_rloo", "ours_gae"):

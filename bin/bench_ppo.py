@@ -14,9 +14,11 @@ that row has no ratio). ``--gradient_checkpointing`` turns it on for every conte
 default is on, ours off; the comparison is made at equal settings). Each run is its own process;
 samples per second are timed from the end of the first rollout to the end of the last; memory is
 max allocated on CUDA, and on a CPU both the max RSS and the live peak (see ``bin/_bench.py``);
-median over the repeats.
+median over the repeats. ``--lora`` runs instead ours with LoRA adapters (RLOO; the reference is
+the policy with its adapters off), ours fully fine-tuned (RLOO) and TRL's RLOOTrainer with the
+same adapters (``peft_config``; TRL's reference is then the adapters-off policy too).
 
-    python bin/bench_ppo.py [--rollouts 6] [--repeats 3] [--device cpu|cuda]
+    python bin/bench_ppo.py [--rollouts 6] [--repeats 3] [--device cpu|cuda] [--lora]
 """
 
 from __future__ import annotations
@@ -43,12 +45,18 @@ from bench_distill import build_model as build_t5  # bin/bench_distill.py
 
 HERE = Path(__file__).resolve()
 RUNS = ("ours_rloo", "ours_gae", "trl_rloo", "ours_t5_gae")
+LORA_RUNS = ("ours_rloo_lora", "ours_rloo", "trl_rloo_lora")
 LABELS = {
     "ours_rloo": "lm-guided-cot PPOModule (RLOO)",
     "ours_gae": "lm-guided-cot PPOModule (GAE)",
     "trl_rloo": "TRL RLOOTrainer",
     "ours_t5_gae": "lm-guided-cot PPOModule (GAE), T5",
+    "ours_rloo_lora": "lm-guided-cot PPOModule RLOO, LoRA",
+    "trl_rloo_lora": "TRL RLOOTrainer, LoRA",
 }
+# the same adapters on both sides: rank 8, alpha 16, no dropout, peft's default targets
+# for Llama (q_proj, v_proj)
+LORA = {"rank": 8, "alpha": 16.0}
 
 
 def build_model(folder: Path, layers: int, hidden: int) -> None:
@@ -101,8 +109,10 @@ def even_share(token_lists: list[list[int]]) -> list[float]:
     return [sum(t % 2 == 0 for t in ids) / max(len(ids), 1) for ids in token_lists]
 
 
-def run_ours(args, model: str, texts: list[str], stamps: list[float], advantage: str) -> bool:
-    """Train; whether gradient checkpointing was on."""
+def run_ours(
+    args, model: str, texts: list[str], stamps: list[float], advantage: str, lora: bool = False
+) -> bool:
+    """Train; whether gradient checkpointing was on, and how many parameters trained."""
     from lm_guided_cot.modules import PPOModule
     from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
 
@@ -134,6 +144,7 @@ def run_ours(args, model: str, texts: list[str], stamps: list[float], advantage:
         num_logged_examples=0,
         export_dir=args.workdir + "/x",
         gradient_checkpointing=args.gradient_checkpointing,
+        lora=LORA if lora else None,
     )
     module.on_fit_end = lambda: None  # no export: not part of a step
 
@@ -167,7 +178,8 @@ def run_ours(args, model: str, texts: list[str], stamps: list[float], advantage:
         )
     trainer = lightning_trainer(args, stamps, max_epochs=1, limit_val_batches=0)
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
-    return module.policy.model.is_gradient_checkpointing
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return module.policy.model.is_gradient_checkpointing, trainable
 
 
 def module_tokenizer(model: str):
@@ -176,8 +188,9 @@ def module_tokenizer(model: str):
     return load_tokenizer(model, "left")
 
 
-def run_trl(args, model: str, texts: list[str], stamps: list[float]) -> bool:
-    """Train; whether gradient checkpointing was on."""
+def run_trl(args, model: str, texts: list[str], stamps: list[float], lora: bool = False) -> bool:
+    """Train; whether gradient checkpointing was on, and how many parameters trained."""
+    import peft
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import RLOOConfig, RLOOTrainer
@@ -229,9 +242,19 @@ def run_trl(args, model: str, texts: list[str], stamps: list[float]) -> bool:
         train_dataset=dataset,
         processing_class=module_tokenizer(model),
         callbacks=[Stamp()],
+        peft_config=peft.LoraConfig(
+            task_type=peft.TaskType.CAUSAL_LM,
+            r=LORA["rank"],
+            lora_alpha=LORA["alpha"],
+            lora_dropout=0.0,
+            bias="none",
+        )
+        if lora
+        else None,
     )
     trainer.train()
-    return trainer.model.is_gradient_checkpointing
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    return trainer.model.is_gradient_checkpointing, trainable
 
 
 def child(args) -> None:
@@ -242,13 +265,17 @@ def child(args) -> None:
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     models = Path(args.model)  # a folder with both tiny models
-    if args.child == "trl_rloo":
-        checkpointing = run_trl(args, str(models / "llama"), texts, stamps)
-    elif args.child == "ours_t5_gae":
-        checkpointing = run_ours(args, str(models / "t5"), texts, stamps, "gae")
+    lora = args.child.endswith("_lora")
+    name = args.child.removesuffix("_lora")
+    if name == "trl_rloo":
+        checkpointing, trainable = run_trl(args, str(models / "llama"), texts, stamps, lora)
+    elif name == "ours_t5_gae":
+        checkpointing, trainable = run_ours(args, str(models / "t5"), texts, stamps, "gae")
     else:
-        advantage = args.child.removeprefix("ours_")
-        checkpointing = run_ours(args, str(models / "llama"), texts, stamps, advantage)
+        advantage = name.removeprefix("ours_")
+        checkpointing, trainable = run_ours(
+            args, str(models / "llama"), texts, stamps, advantage, lora
+        )
     samples = (len(stamps) - 1) * args.prompts_per_rollout * args.k
     peak = peak_memory_mib(args.device)
     print(
@@ -258,6 +285,7 @@ def child(args) -> None:
                 "peak_mib": peak,
                 "rollouts": len(stamps),
                 "checkpointing": checkpointing,
+                "trainable": trainable,
             }
         )
     )
@@ -278,30 +306,45 @@ def main() -> None:
     parser.add_argument("--prompt_chars", type=int, default=96)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--runs", default=",".join(RUNS))
-    add_common_arguments(parser, list(RUNS))
+    parser.add_argument(
+        "--lora",
+        action="store_true",
+        help=f"ours with LoRA {LORA}, ours in full and TRL with the same LoRA",
+    )
+    parser.add_argument(
+        "--runs", help=f"default {','.join(RUNS)} ({','.join(LORA_RUNS)} with --lora)"
+    )
+    add_common_arguments(parser, [*RUNS, "ours_rloo_lora", "trl_rloo_lora"])
     args = parse(parser)
     if args.child:
         child(args)
         return
-    runs = args.runs.split(",")
+    runs = (args.runs or ",".join(LORA_RUNS if args.lora else RUNS)).split(",")
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
         build_model(models / "llama", args.layers, args.hidden)
         build_t5(models / "t5", args.layers // 2, args.hidden)  # encoder + decoder: same depth
         results = run_children(HERE, runs, args, models, tmp)
-    med = medians(results, ("samples_per_s", "peak_mib", "live_mib"))
+    med = medians(results, ("samples_per_s", "peak_mib", "live_mib", "trainable"))
     title = (
         f"PPO step, tiny Llama ({args.layers} layers, hidden {args.hidden}) and T5 "
         f"({args.layers // 2}+{args.layers // 2} layers), {args.prompts_per_rollout} prompts x "
         f"k={args.k} samples, {args.new_tokens} new tokens, {args.epochs} epochs of minibatch "
         f"{args.minibatch}, KL 0.05, {args.rollouts - 1} timed rollouts, {common_settings(args)}"
     )
+    if any(run.endswith("_lora") for run in runs):
+        title += f"; LoRA rank {LORA['rank']}, alpha {LORA['alpha']:g} on q_proj, v_proj"
     print_table(title, "samples_per_s", {run: LABELS[run] for run in runs}, med, args.device)
+    if any(run.endswith("_lora") for run in runs):
+        print("trained parameters: " + ", ".join(f"{r} {med[r]['trainable']:,.0f}" for r in runs))
     if "trl_rloo" in med:
         for who in runs:
-            if who not in ("trl_rloo", "ours_t5_gae"):
+            if who in ("ours_rloo", "ours_gae"):
                 print_ratio(med, who, "trl_rloo", "samples_per_s")
+    if "trl_rloo_lora" in med and "ours_rloo_lora" in med:
+        print_ratio(med, "ours_rloo_lora", "trl_rloo_lora", "samples_per_s")
+    if "ours_rloo" in med and "ours_rloo_lora" in med:
+        print_ratio(med, "ours_rloo_lora", "ours_rloo", "samples_per_s")
 
 
 if __name__ == "__main__":

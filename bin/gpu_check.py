@@ -5,7 +5,10 @@ tiny Llama, built from configs: no download), on one CUDA device in bf16:
   1. distillation on synthetic rationales for a few steps, checkpoint (a ZeRO shard folder);
   2. export of that checkpoint; the exported model's greedy output is compared with the module's;
   3. PPO from the export, with a scripted reward, for a few steps (generation with synced_gpus
-     under ZeRO 3; the frozen reference outside the engine); checkpoint and export again.
+     under ZeRO 3; the frozen reference outside the engine); checkpoint and export again;
+  4. under ZeRO 2 only, PPO with LoRA adapters for a few steps: only adapters and value head in
+     the optimizer, no second model for the reference (adapters off), base weights unchanged;
+     `lmcot export` of its checkpoint merged (no adapter keys) and adapter-only (loads with peft).
 Prints steps per second (after the first step) and peak GPU memory for each run, and a line
 per case saying ok or the error. Usage: python bin/gpu_check.py [--steps N] [--out DIR]
 """
@@ -244,7 +247,60 @@ def run_case(
     t.save_checkpoint(ckpt)
     export_checkpoint(str(ckpt), str(work / "ppo-from-ckpt"))
     results["ppo_export_max_rel_diff"] = export_matches(ppo, work / "ppo-from-ckpt", seq2seq)
+    if stage == 2:
+        results.update(run_lora_ppo(stage, seq2seq, work, ppo_dm, steps))
     return results
+
+
+def run_lora_ppo(stage: int, seq2seq: bool, work: Path, dm, steps: int) -> dict:
+    """PPO with LoRA from the stage-1 export; raises if a LoRA promise does not hold."""
+    import peft
+
+    start = work / "distill-export"
+    timer = Timer()
+    ppo = PPOModule(
+        model=str(start),
+        reward=VowelShare(),
+        learning_rate=1e-3,
+        ppo={
+            "rollout": {"max_new_tokens": 32, "do_sample": True},
+            "samples_per_question": 2,
+            "ppo_epochs": 2,
+            "minibatch_size": 8,
+        },
+        num_logged_examples=0,
+        export_dir=str(work / "ppo-lora-export"),
+        lora={"rank": 8, "alpha": 16},
+    )
+    t = trainer(stage, steps, timer, work)
+    t.fit(ppo, datamodule=dm)
+    out = {"ppo_lora": timer.result()}
+    if "_reference" in ppo.__dict__:
+        raise AssertionError("LoRA PPO loaded a second model for the reference")
+    trainable = {n for n, p in ppo.named_parameters() if p.requires_grad}
+    if not trainable or any(
+        "lora_" not in n and not n.startswith("value_head.") for n in trainable
+    ):
+        raise AssertionError(f"trainable beyond adapters and value head: {sorted(trainable)[:5]}")
+    auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    base = auto.from_pretrained(start).state_dict()
+    worst = 0.0
+    for name, param in ppo.policy.model.named_parameters():
+        if "lora_" not in name:  # bf16 under DeepSpeed: equal to the start up to that rounding
+            plain = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+            theirs = base[plain].float()
+            diff = (param.detach().float().cpu() - theirs).abs().max()
+            worst = max(worst, float(diff / (theirs.abs().max() + 1e-6)))
+    out["ppo_lora_base_max_rel_diff"] = worst
+    ckpt = work / "ppo-lora.ckpt"
+    t.save_checkpoint(ckpt)
+    merged = export_checkpoint(str(ckpt), str(work / "ppo-lora-merged"))
+    if any("lora" in key for key in auto.from_pretrained(merged).state_dict()):
+        raise AssertionError("the merged export holds adapter weights")
+    adapter = export_checkpoint(str(ckpt), str(work / "ppo-lora-adapter"), adapter_only=True)
+    peft.PeftModel.from_pretrained(auto.from_pretrained(start), adapter)
+    out["ppo_lora_exports"] = "merged and adapter-only ok"
+    return out
 
 
 def main() -> None:
@@ -274,7 +330,7 @@ def main() -> None:
                 traceback.print_exc()
     print("\ncase                       stage    steps/s  peak GiB")
     for case, result in report.items():
-        for stage_name in ("distill", "ppo"):
+        for stage_name in ("distill", "ppo", "ppo_lora"):
             if stage_name in result:
                 r = result[stage_name]
                 print(f"{case:26s} {stage_name:8s} {r['steps_per_s']:7.2f}  {r['peak_gib']:8.3f}")

@@ -93,3 +93,18 @@ def test_reader_benchmark_reports_calls_and_prefix_reuse():
     assert cells["no-reuse:1"][7] == "0%"
     assert int(cells["llama-server:1"][6]) < int(cells["llama-server:1"][5]) / 2  # context once
     assert "machine limit for this model" in done.stdout
+
+
+def test_ppo_benchmark_with_lora_trains_the_adapters_alone():
+    out = _run(
+        str(BIN / "bench_ppo.py"),
+        *("--rollouts", "2", "--prompts_per_rollout", "2", "--k", "2", "--new_tokens", "4"),
+        *("--minibatch", "2", "--epochs", "1", "--prompt_chars", "24"),
+        *("--layers", "2", "--hidden", "32", "--lora", "--runs", "ours_rloo_lora,ours_rloo"),
+    )
+    assert "LoRA rank 8, alpha 16 on q_proj, v_proj" in out
+    for label in ("lm-guided-cot PPOModule RLOO, LoRA", "lm-guided-cot PPOModule (RLOO)"):
+        assert float(_row(out, label)[0]) > 0
+    # rank 8 on q_proj and v_proj (32 -> 32) in 2 layers: 2 * 2 * 8 * (32 + 32)
+    assert "trained parameters: ours_rloo_lora 2,048, ours_rloo " in out
+    assert "ratio ours_rloo_lora/ours_rloo: speed" in out

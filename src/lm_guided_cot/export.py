@@ -5,7 +5,9 @@ Takes a Lightning checkpoint file of either stage, or the folder a DeepSpeed str
 architecture and tokenizer come from the model the run started from (the checkpoint's
 ``model`` hyperparameter, or ``--model``); its weights from the checkpoint. The PPO value head
 is not part of the export: the folder is the small LM alone, for stage 2, ``lmcot evaluate``
-or any ``AutoModelFor...from_pretrained``.
+or any ``AutoModelFor...from_pretrained``. A run with LoRA adapters (its ``lora``
+hyperparameter) gets them added to that model before its weights load; they are merged in,
+or written alone as peft's adapter folder with ``--adapter_only``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 import torch
 
-from lm_guided_cot.errors import InputError
+from lm_guided_cot.errors import ConfigurationError, InputError
+from lm_guided_cot.hparams import as_dataclass
+from lm_guided_cot.lora import LoRAConfig
 from lm_guided_cot.modules.reporting import export_pretrained
 from lm_guided_cot.policy import SmallLM
 
@@ -94,7 +98,9 @@ def _load_failure(path: Path, err: Exception) -> str:
     return f"not a PyTorch file: {found}" if found.startswith("Unsupported operand") else found
 
 
-def export_checkpoint(ckpt_path: str, output: str, model: str | None = None) -> str:
+def export_checkpoint(
+    ckpt_path: str, output: str, model: str | None = None, adapter_only: bool = False
+) -> str:
     """Write the small LM of a checkpoint as a folder that ``from_pretrained`` loads.
 
     Args:
@@ -102,9 +108,12 @@ def export_checkpoint(ckpt_path: str, output: str, model: str | None = None) -> 
         output: the folder to write (model and tokenizer; replaced whole or not at all).
         model: the model the run started from, for architecture and tokenizer (default: the
             checkpoint's ``model`` hyperparameter).
+        adapter_only: for a run with LoRA adapters, write peft's adapter folder (and the
+            tokenizer) instead of the model with the adapters merged in.
     """
     checkpoint = load_checkpoint(Path(ckpt_path))
-    spec = model or checkpoint.get("hyper_parameters", {}).get("model")
+    hparams = checkpoint.get("hyper_parameters", {})
+    spec = model or hparams.get("model")
     if not spec:
         raise InputError(f"{ckpt_path}: no 'model' hyperparameter; pass --model")
     weights = {
@@ -116,7 +125,15 @@ def export_checkpoint(ckpt_path: str, output: str, model: str | None = None) -> 
         raise InputError(
             f"{ckpt_path}: no '{POLICY_PREFIX}*' weights in the checkpoint's state_dict"
         )
+    lora = hparams.get("lora")
+    if adapter_only and lora is None:
+        raise ConfigurationError(
+            f"--adapter_only: {ckpt_path} is from a run without LoRA adapters (no 'lora' "
+            "hyperparameter); leave the option out to export the whole model"
+        )
     policy = SmallLM.from_pretrained(spec)
+    if lora is not None:
+        policy.add_adapters(as_dataclass(LoRAConfig, lora))
     result = policy.load_state_dict(weights, strict=False)
     # tied embeddings may be stored once; anything else missing means a mismatched --model
     missing = [k for k in result.missing_keys if k not in _tied_keys(policy)]
@@ -125,11 +142,13 @@ def export_checkpoint(ckpt_path: str, output: str, model: str | None = None) -> 
             f"{ckpt_path}: the checkpoint's weights do not fit {spec} "
             f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})"
         )
-    return str(export_pretrained(policy, output))
+    return str(export_pretrained(policy, output, adapter_only=adapter_only))
 
 
 def _tied_keys(policy: SmallLM) -> set[str]:
-    tied = getattr(policy.model, "_tied_weights_keys", None) or []
+    tied = getattr(policy.base_model, "_tied_weights_keys", None) or []
     if isinstance(tied, dict):
         tied = list(tied)
-    return {f"model.{key}" for key in tied}
+    # under adapters the transformers model sits at model.base_model.model
+    prefix = "model.base_model.model." if policy.is_adapted else "model."
+    return {f"{prefix}{key}" for key in tied}

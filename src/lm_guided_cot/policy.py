@@ -13,6 +13,9 @@ real tokens, so left padding does not shift them.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,7 @@ from lm_guided_cot.errors import (
     check_positive,
     check_probability,
 )
+from lm_guided_cot.lora import LoRAConfig, add_adapters, is_adapted
 from lm_guided_cot.model_specs import load_model, load_tokenizer
 from lm_guided_cot.rl.core import entropy_from_logits
 
@@ -128,6 +132,32 @@ class SmallLM(nn.Module):
     def from_pretrained(cls, spec: str, dtype: torch.dtype | None = None) -> SmallLM:
         """Load from a hub id, a folder, ``folder#file.gguf`` or ``smollm2``."""
         return cls(load_model(spec, dtype), load_tokenizer(spec, "left"))
+
+    # ---- adapters ----------------------------------------------------------------------------
+
+    def add_adapters(self, config: LoRAConfig) -> None:
+        """Wrap the model in ``peft`` LoRA adapters: from now on only they require grad."""
+        if self.is_adapted:
+            raise ValueError("the small LM already has adapters")
+        self.model = add_adapters(self.model, config)
+
+    @property
+    def is_adapted(self) -> bool:
+        """Whether the model carries LoRA adapters."""
+        return is_adapted(self.model)
+
+    @property
+    def base_model(self) -> PreTrainedModel:
+        """The transformers model itself (under adapters, the one they were added to)."""
+        return self.model.get_base_model() if self.is_adapted else self.model
+
+    @contextlib.contextmanager
+    def adapters_disabled(self) -> Iterator[None]:
+        """Inside this block the model computes what its base weights alone compute."""
+        if not self.is_adapted:
+            raise ValueError("the small LM has no adapters to disable")
+        with self.model.disable_adapter():
+            yield
 
     def enable_gradient_checkpointing(self) -> None:
         """Recompute each layer's activations in backward instead of keeping them.
@@ -291,10 +321,12 @@ class SmallLM(nn.Module):
         if not self.is_seq2seq:
             _require_left_padding(attention_mask)
         was_training = self.model.training
-        own_config = self.model.generation_config
+        # on the transformers model: a peft wrapper would keep an attribute set on it to itself
+        base = self.base_model
+        own_config = base.generation_config
         self.model.eval()
         try:
-            self.model.generation_config = _special_tokens_only(own_config)
+            base.generation_config = _special_tokens_only(own_config)
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -304,7 +336,7 @@ class SmallLM(nn.Module):
                 **kwargs,
             )
         finally:
-            self.model.generation_config = own_config
+            base.generation_config = own_config
             self.model.train(was_training)
         new = output[:, 1:] if self.is_seq2seq else output[:, input_ids.shape[1] :]
         return mask_after_eos(new, self.tokenizer.eos_token_id)
@@ -322,10 +354,39 @@ class SmallLM(nn.Module):
         """Rationale texts as right-padded ``labels`` (EOS appended, -100 padding)."""
         return encode_targets(self.tokenizer, texts, max_tokens)
 
-    def save_pretrained(self, folder: str) -> None:
-        """Write model and tokenizer so that ``AutoModelFor*.from_pretrained(folder)`` loads them."""
-        self.model.save_pretrained(folder)
+    def save_pretrained(self, folder: str, adapter_only: bool = False) -> None:
+        """Write model and tokenizer so that ``AutoModelFor*.from_pretrained(folder)`` loads them.
+
+        Adapters are merged into a copy of the model first (this one keeps them, for more
+        training; the copy costs one model's memory for a moment), so the folder is a plain
+        model with no adapter weights. ``adapter_only`` writes peft's adapter folder instead
+        (``PeftModel.from_pretrained(base, folder)`` loads it), with the tokenizer.
+        """
+        if not self.is_adapted:
+            if adapter_only:
+                raise ValueError("adapter_only: the small LM has no adapters")
+            self.model.save_pretrained(folder)
+        elif adapter_only:
+            self.model.save_pretrained(folder)
+        else:
+            with torch.no_grad():
+                merged = copy.deepcopy(self.model).merge_and_unload()
+            merged.save_pretrained(folder)
+            del merged
         self.tokenizer.save_pretrained(folder)
+
+
+class AdapterFreeReference:
+    """An adapted small LM scored with its adapters off: its base weights as a frozen reference,
+    with no second copy of the model."""
+
+    def __init__(self, policy: SmallLM) -> None:
+        self.policy = policy
+
+    def token_logprobs(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """``SmallLM.token_logprobs`` of the base weights, without autograd."""
+        with torch.no_grad(), self.policy.adapters_disabled():
+            return self.policy.token_logprobs(*args, **kwargs)
 
 
 def _special_tokens_only(config: transformers.GenerationConfig) -> transformers.GenerationConfig:

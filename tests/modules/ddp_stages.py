@@ -1,7 +1,7 @@
 """Run by test_ddp.py: one stage on 1 or 2 CPU processes (DDP, gloo), recording what the test
 compares -- the metrics logged at every step and a checksum of the weights on every rank.
 
-    python ddp_stages.py STAGE OUT DEVICES MODEL DATA_DIR SERVER_URL [LLM_CALLS [ADVANTAGE]]
+    python ddp_stages.py STAGE OUT DEVICES MODEL DATA_DIR SERVER_URL [LLM_CALLS [ADVANTAGE [lora]]]
 
 ADVANTAGE may carry a dynamic sampling mode: ``grpo:skip``.
 
@@ -107,6 +107,7 @@ def main(
     url: str,
     llm_calls: str = "every_rank",
     advantage: str = "gae",
+    lora: str = "",
 ) -> None:
     out_dir = Path(out)
     llm = LLMConfig(
@@ -163,6 +164,7 @@ def main(
             },
             num_logged_examples=0,
             llm_calls=llm_calls,
+            lora={"rank": 4, "alpha": 8} if lora == "lora" else None,
         )
         names = PPO_METRICS if advantage == "gae" else RLOO_METRICS
         if ":" in advantage:

@@ -43,18 +43,32 @@ def _responder(gold: dict[str, str]):
     return respond
 
 
-def _run(stage, devices, tmp_path, shared_data, model_dir, llm_calls="every_rank", advantage="gae"):
-    out = tmp_path / f"{stage}-{devices}-{llm_calls}-{advantage}"
+def _run(
+    stage,
+    devices,
+    tmp_path,
+    shared_data,
+    model_dir,
+    llm_calls="every_rank",
+    advantage="gae",
+    lora="",
+):
+    out = tmp_path / f"{stage}-{devices}-{llm_calls}-{advantage}{lora}"
     out.mkdir()
     with FakeLLMServer(responder=_responder(_gold(shared_data))) as server:
         args = [stage, str(out), str(devices), str(model_dir), str(shared_data)]
         done = subprocess.run(
-            [sys.executable, str(RUNNER), *args, server.base_url, llm_calls, advantage],
+            [sys.executable, str(RUNNER), *args, server.base_url, llm_calls, advantage, lora],
             capture_output=True,
             text=True,
             timeout=600,
             cwd=out,
-            env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+            # the package under test, as in this process (not some other installed copy)
+            env={
+                **os.environ,
+                "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}",
+                "OMP_NUM_THREADS": "1",
+            },
         )
         stats = server.stats()
     assert done.returncode == 0, done.stderr[-4000:]
@@ -98,23 +112,24 @@ def test_distillation_on_two_ranks_matches_one_process(tmp_path, shared_data, ti
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("llm_calls", "advantage"),
+    ("llm_calls", "advantage", "lora"),
     [
-        ("every_rank", "gae"),
-        ("rank_zero", "gae"),
-        ("every_rank", "rloo"),
-        ("rank_zero", "grpo"),
-        ("every_rank", "dr_grpo"),
+        ("every_rank", "gae", ""),
+        ("rank_zero", "gae", ""),
+        ("every_rank", "rloo", ""),
+        ("rank_zero", "grpo", ""),
+        ("every_rank", "dr_grpo", ""),
+        ("every_rank", "gae", "lora"),  # adapters and value head train; reference: adapters off
     ],
 )
 def test_ppo_on_two_ranks_matches_one_process(
-    tmp_path, shared_data, tiny_causal_dir, llm_calls, advantage
+    tmp_path, shared_data, tiny_causal_dir, llm_calls, advantage, lora
 ):
     from tests.modules.ddp_stages import PPO_METRICS, RLOO_METRICS
 
     run = (tmp_path, shared_data, tiny_causal_dir)
-    two, two_stats, _ = _run("ppo", 2, *run, llm_calls, advantage)
-    one, one_stats, _ = _run("ppo", 1, *run, advantage=advantage)
+    two, two_stats, _ = _run("ppo", 2, *run, llm_calls, advantage, lora)
+    one, one_stats, _ = _run("ppo", 1, *run, advantage=advantage, lora=lora)
     _assert_ranks_agree(two)
     _assert_same_run(two, one, PPO_METRICS if advantage == "gae" else RLOO_METRICS)
     # the weights moved, and the reward was not constant (the comparison means something)

@@ -19,13 +19,14 @@ from transformers import get_scheduler
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
-from lm_guided_cot.errors import check_at_least, check_positive
+from lm_guided_cot.errors import ConfigurationError, check_at_least, check_positive
 from lm_guided_cot.evaluation.results import ExampleResult, SettingResult, write_setting_files
 from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.llm.usage import total_usage
+from lm_guided_cot.lora import LoRAConfig
 from lm_guided_cot.metrics import AnswerScores, best_inclusion
 from lm_guided_cot.modules.distributed import (
     gather_objects,
@@ -59,6 +60,9 @@ class DistillationModule(L.LightningModule):
             ``<log dir>/export``).
         gradient_checkpointing: recompute activations in backward instead of keeping them
             (much less memory per batch, about a third more time per step).
+        lora: train LoRA adapters instead of every weight (``None``: full fine-tuning).
+        export_adapter_only: with ``lora``, ``fit`` exports peft's adapter folder alone
+            instead of the model with the adapters merged in.
     """
 
     def __init__(
@@ -75,8 +79,14 @@ class DistillationModule(L.LightningModule):
         num_logged_examples: int = 8,
         export_dir: str | None = None,
         gradient_checkpointing: bool = False,
+        lora: LoRAConfig | None = None,
+        export_adapter_only: bool = False,
     ) -> None:
         check_positive("DistillationModule.learning_rate", learning_rate)
+        if export_adapter_only and lora is None:
+            raise ConfigurationError(
+                "DistillationModule.export_adapter_only needs DistillationModule.lora (adapters)"
+            )
         check_at_least("DistillationModule.weight_decay", weight_decay, 0)
         check_at_least("DistillationModule.warmup_steps", warmup_steps, 0)
         check_at_least("DistillationModule.eval_every_n_epochs", eval_every_n_epochs, 0)
@@ -86,8 +96,13 @@ class DistillationModule(L.LightningModule):
         self.generation = as_dataclass(GenerationConfig, generation)
         self.reader_config = as_dataclass(ReaderConfig, reader)
         self.reader_llm = as_dataclass(LLMConfig, reader_llm) if reader_llm is not None else None
+        self.lora = as_dataclass(LoRAConfig, lora) if lora is not None else None
         save_hparams(
-            self, generation=self.generation, reader=self.reader_config, reader_llm=self.reader_llm
+            self,
+            generation=self.generation,
+            reader=self.reader_config,
+            reader_llm=self.reader_llm,
+            lora=self.lora,
         )
         self.policy: SmallLM | None = None
         self._client: LLMClient | None = None
@@ -103,6 +118,8 @@ class DistillationModule(L.LightningModule):
         if self.policy is None:
             with pretrained_loading(self._trainer):
                 self.policy = SmallLM.from_pretrained(self.model_spec)
+            if self.lora is not None:
+                self.policy.add_adapters(self.lora)
             # from_pretrained returns eval mode; Lightning keeps a submodule's mode as found,
             # and fine-tuning wants the model's own dropout.
             self.policy.model.train()

@@ -20,9 +20,10 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
-from lm_guided_cot.errors import check_at_least, check_positive
+from lm_guided_cot.errors import ConfigurationError, check_at_least, check_positive
 from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.llm.usage import COUNTERS, RoleUsage, total_usage
+from lm_guided_cot.lora import LoRAConfig
 from lm_guided_cot.modules.distributed import (
     gather_floats,
     generation_kwargs,
@@ -37,7 +38,13 @@ from lm_guided_cot.modules.ppo_config import PPOConfig
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.modules.rng import restore_rng_state, rng_state
 from lm_guided_cot.modules.rollout import PPOStats, Rollout, replace_reward_rows, replace_rows
-from lm_guided_cot.policy import GenerationConfig, SmallLM, ValueHead, hidden_size
+from lm_guided_cot.policy import (
+    AdapterFreeReference,
+    GenerationConfig,
+    SmallLM,
+    ValueHead,
+    hidden_size,
+)
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, role_usages_of
 from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
 from lm_guided_cot.rl.core import (
@@ -66,7 +73,8 @@ class PPOModule(L.LightningModule):
     Args:
         model: the policy's starting point, normally the stage-1 export folder.
         reward: the reward (``class_path``/``init_args`` in YAML).
-        reference: the frozen KL reference (default: ``model``).
+        reference: the frozen KL reference (default: ``model``; with ``lora``, ``model`` is
+            not loaded twice: the policy with its adapters off is the reference).
         ppo: PPO settings.
         learning_rate: AdamW learning rate (policy and value head; above 0).
         weight_decay: AdamW weight decay (at least 0).
@@ -80,6 +88,10 @@ class PPOModule(L.LightningModule):
             ``lm_guided_cot.modules.distributed``).
         gradient_checkpointing: recompute the policy's activations in backward instead of
             keeping them (much less memory per minibatch, about a third more time per update).
+        lora: train LoRA adapters (and the value head) instead of every weight (``None``: full
+            fine-tuning).
+        export_adapter_only: with ``lora``, ``fit`` exports peft's adapter folder alone
+            instead of the model with the adapters merged in.
     """
 
     def __init__(
@@ -95,14 +107,27 @@ class PPOModule(L.LightningModule):
         export_dir: str | None = None,
         llm_calls: Literal["every_rank", "rank_zero"] = "every_rank",
         gradient_checkpointing: bool = False,
+        lora: LoRAConfig | None = None,
+        export_adapter_only: bool = False,
     ) -> None:
         check_positive("PPOModule.learning_rate", learning_rate)
+        if export_adapter_only and lora is None:
+            raise ConfigurationError(
+                "PPOModule.export_adapter_only needs PPOModule.lora (adapters)"
+            )
         check_at_least("PPOModule.weight_decay", weight_decay, 0)
         check_at_least("PPOModule.num_logged_examples", num_logged_examples, 0)
         super().__init__()
         self.ppo = as_dataclass(PPOConfig, ppo)
         self.eval_generation = as_dataclass(GenerationConfig, eval_generation)
-        save_hparams(self, ignore=("reward",), ppo=self.ppo, eval_generation=self.eval_generation)
+        self.lora = as_dataclass(LoRAConfig, lora) if lora is not None else None
+        save_hparams(
+            self,
+            ignore=("reward",),
+            ppo=self.ppo,
+            eval_generation=self.eval_generation,
+            lora=self.lora,
+        )
         self.automatic_optimization = False
         self.model_spec = model
         self.reference_spec = reference or model
@@ -134,7 +159,9 @@ class PPOModule(L.LightningModule):
             return
         with pretrained_loading(self._trainer):
             self.policy = SmallLM.from_pretrained(self.model_spec)
-        # No dropout, so that train mode (Lightning's, and what gradient checkpointing needs)
+        if self.lora is not None:
+            self.policy.add_adapters(self.lora)
+        # No dropout (the adapters' too), so that train mode (Lightning's, and what gradient checkpointing needs)
         # gives the rollout's log-probs again in every update; generation runs in eval mode.
         self.policy.disable_dropout()
         self.policy.model.train()
@@ -145,7 +172,13 @@ class PPOModule(L.LightningModule):
         if self.ppo.advantage == "gae":
             self.value_head = ValueHead(hidden_size(self.policy.model))
 
-    def _load_reference(self) -> SmallLM:
+    def _reference_is_base(self) -> bool:
+        """Whether the reference is the policy's own base weights (adapters off)."""
+        return self.lora is not None and self.reference_spec == self.model_spec
+
+    def _load_reference(self) -> SmallLM | None:
+        if self._reference_is_base():
+            return None
         if "_reference" not in self.__dict__:
             reference = SmallLM.from_pretrained(self.reference_spec).requires_grad_(False).eval()
             # Outside the module tree: not in state_dict, the optimizer or a DeepSpeed engine.
@@ -153,7 +186,9 @@ class PPOModule(L.LightningModule):
         return self.__dict__["_reference"]
 
     @property
-    def reference(self) -> SmallLM:
+    def reference(self) -> SmallLM | AdapterFreeReference:
+        if self._reference_is_base():
+            return AdapterFreeReference(self.policy)
         ref = self._load_reference()
         if next(ref.parameters()).device != self.device:
             ref.to(self.device)

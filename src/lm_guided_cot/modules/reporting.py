@@ -22,8 +22,12 @@ def log_text_table(
     log_table(module.loggers, module.global_step, tag, header, rows)
 
 
-def export_pretrained(policy: SmallLM, folder: str | os.PathLike) -> Path:
+def export_pretrained(
+    policy: SmallLM, folder: str | os.PathLike, adapter_only: bool = False
+) -> Path:
     """Write the small LM and its tokenizer to ``folder`` whole or not at all.
+
+    Adapters are merged in, or written alone with ``adapter_only`` (``SmallLM.save_pretrained``).
 
     They are saved to a temporary folder beside it and renamed into place, so a crash never
     leaves a half-written export that ``from_pretrained`` would half-load.
@@ -32,7 +36,7 @@ def export_pretrained(policy: SmallLM, folder: str | os.PathLike) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
-        policy.save_pretrained(str(tmp))
+        policy.save_pretrained(str(tmp), adapter_only=adapter_only)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             folder.rename(old)
@@ -60,6 +64,7 @@ def export_at_fit_end(module: Any, what: str) -> None:
     folder = export_dir(module, module.hparams.export_dir)
     with full_weights(module.trainer, module.policy):
         if module.trainer.is_global_zero:
-            export_pretrained(module.policy, folder)
+            adapter_only = module.hparams.get("export_adapter_only", False)
+            export_pretrained(module.policy, folder, adapter_only=adapter_only)
             print(f"exported {what} to {folder}")
     module.trainer.strategy.barrier("export")

@@ -25,6 +25,7 @@ from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.errors import check_at_least, check_positive
 from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.llm.usage import COUNTERS, RoleUsage, total_usage
+from lm_guided_cot.model_card import describe_object
 from lm_guided_cot.modules.distributed import (
     gather_floats,
     generation_kwargs,
@@ -438,6 +439,7 @@ class PPOModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["kl_controller"] = self.kl_controller.state_dict()
         checkpoint["reward_stats"] = self.reward_stats.state_dict()
+        checkpoint["reward"] = describe_object(self.reward)  # for the model card of lmcot export
         checkpoint["rng"] = {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

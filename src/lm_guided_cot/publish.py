@@ -40,6 +40,12 @@ def push_folder(
 
     folder = Path(folder)
     intact = f"the export is intact at {folder}"
+    if constants.is_offline_mode():
+        raise RunError(
+            f"cannot push to the Hub repository {repo_id}: HF_HUB_OFFLINE (or "
+            f"TRANSFORMERS_OFFLINE) is set, which keeps huggingface_hub off the network; unset "
+            f"it for the push; {intact}"
+        )
     if not get_token():
         raise RunError(
             f"cannot push to the Hub repository {repo_id}: no Hugging Face token (set "

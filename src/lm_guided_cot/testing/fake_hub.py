@@ -108,6 +108,7 @@ class FakeHubServer:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
         self._loop = None
 
     def __enter__(self) -> FakeHubServer:

@@ -200,3 +200,16 @@ def test_ppo_exports_carry_the_card_at_fit_end_and_from_the_checkpoint(
     assert sorted(p.name for p in out.iterdir()) == sorted(
         p.name for p in (tmp_path / "fit-export").iterdir()
     )
+
+
+def test_describing_any_reward_never_fails():
+    class Odd:
+        def __init__(self, scale, table, parent=None, *args, **kwargs):
+            self.scale = torch.tensor(2.0)
+            self.table = {"a": torch.ones(2)}
+            self.parent = self  # a cycle
+
+    described = describe_object(Odd(1, 2))
+    assert described["init_args"]["scale"] == 2.0
+    assert described["init_args"]["table"] == {"a": [1.0, 1.0]}
+    assert describe_object(torch.ones(1))["class_path"] == "torch.Tensor"

@@ -61,13 +61,20 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def describe_object(obj: Any) -> dict[str, Any]:
+def describe_object(obj: Any, _depth: int = 0) -> dict[str, Any]:
     """``obj`` as a ``class_path``/``init_args`` config, from the attributes that keep its
     ``__init__`` arguments (a reward, say). A large LM held as a client is named by its config,
-    and a role (reader, judge) by its ``config``."""
+    and a role (reader, judge) by its ``config``. Never raises: checkpoints save it."""
     cls = type(obj)
+    described: dict[str, Any] = {"class_path": f"{cls.__module__}.{cls.__qualname__}"}
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return described
+    if _depth > 8:  # an object graph with a cycle: its class is enough
+        return described
     args: dict[str, Any] = {}
-    for name, param in inspect.signature(cls.__init__).parameters.items():
+    for name, param in params.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if name == "llm" and not hasattr(obj, "llm"):
@@ -76,21 +83,23 @@ def describe_object(obj: Any) -> dict[str, Any]:
             value = getattr(obj, name, None)
         if value is None:
             continue
-        args[name] = _described(value)
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": args}
+        args[name] = _described(value, _depth)
+    return {**described, "init_args": args}
 
 
-def _described(value: Any) -> Any:
+def _described(value: Any, depth: int) -> Any:
     if isinstance(value, list | tuple):
-        return [_described(v) for v in value]
+        return [_described(v, depth) for v in value]
     if isinstance(value, Mapping) or dataclasses.is_dataclass(value):
         return plain(value)
-    if isinstance(value, bool | int | float | str | enum.Enum):
+    if isinstance(value, bool | int | float | str | enum.Enum | os.PathLike):
+        return plain(value)
+    if hasattr(value, "numel") and hasattr(value, "item"):
         return plain(value)
     config = getattr(value, "config", None)
     if dataclasses.is_dataclass(config):
         return plain(config)
-    return describe_object(value)
+    return describe_object(value, depth + 1)
 
 
 def base_model_facts(spec: str) -> tuple[str | None, str | None]:

@@ -15,7 +15,7 @@ It speaks what ``HfApi.create_repo`` and ``HfApi.upload_folder`` send (huggingfa
 Point ``HF_ENDPOINT`` (read when huggingface_hub is imported) at ``base_url`` and set
 ``HF_HUB_DISABLE_XET=1``: with ``hf_xet`` installed, LFS files otherwise go to a Xet storage
 service this stand-in does not speak. Every request must carry ``Authorization: Bearer
-<token>`` (``refuse`` answers 401 to all). ``repos[repo_id]`` holds the committed files
+<token>`` (``refuse`` answers 401 to all). ``repos[repo_id]`` holds the files committed to any branch
 (path -> bytes); ``authorizations`` every Authorization header seen; ``bodies`` every request
 body, so a test can check the token went nowhere else. Run it in a thread
 (``with FakeHubServer(token) as hub:``) or as a process: ``python -m

@@ -6,8 +6,10 @@ so the same cases measure a code before and after a change (``PYTHONPATH=OLD/src
 
 In each case's text, ``@TMP@`` is the case's own folder (its working directory), ``@DATA@``
 the real data samples, ``@MODEL@`` a tiny causal LM folder, ``@URL@`` a fake large LM,
-``@ID@`` the first HotpotQA validation id and ``@KEY@`` a planted credential, which must
-appear nowhere in the output or in any file the run wrote.
+``@ID@`` the first HotpotQA validation id, ``@KEY@`` a planted credential, which must
+appear nowhere in the output or in any file the run wrote, ``@CKPT@`` a checkpoint of the tiny
+model (written when a case names it) and ``@HUB@`` a stand-in Hub that refuses every token
+(``HUB_TOKEN``, planted too, in a case's ``env``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ ENV_KEYS = {
     "ANTHROPIC_API_KEY": "sk-ant-planted-in-env-bbbbbbbbbbbb",
     "MY_SERVER_KEY": "planted-server-key-cccccccccccc",
 }
-SECRETS = (PLANTED_KEY, *ENV_KEYS.values())
+HUB_TOKEN = "hf_PlantedHubToken0123456789abcdef"
+SECRETS = (PLANTED_KEY, *ENV_KEYS.values(), HUB_TOKEN)
 MAX_LINES = 40  # a message, perhaps a usage line and progress: never a traceback wall
 
 
@@ -483,6 +486,22 @@ CASES: list[Case] = [
         ("junk.ckpt",),
         files={"junk.ckpt": "not a checkpoint"},
     ),
+    Case(
+        "export: push to the Hub without a token",
+        ("export", "@CKPT@", "@TMP@/out", "--push_to_hub", "me/guide"),
+        ("me/guide", "no Hugging Face token", "HF_TOKEN", "intact at @TMP@/out"),
+        code=1,
+        env={"HF_TOKEN": "", "HF_TOKEN_PATH": "@TMP@/no-login/token", "HF_HUB_OFFLINE": "0"},
+        writes=("out/README.md", "out/model.safetensors"),
+    ),
+    Case(
+        "export: the Hub refuses the token",
+        ("export", "@CKPT@", "@TMP@/out", "--push-to-hub", "me/guide"),
+        ("me/guide", "401 Unauthorized", "intact at @TMP@/out"),
+        code=1,
+        env={"HF_TOKEN": HUB_TOKEN, "HF_ENDPOINT": "@HUB@", "HF_HUB_OFFLINE": "0"},
+        writes=("out/README.md", "out/model.safetensors"),
+    ),
     Case("models: fetch an unknown name", ("models", "fetch", "no-such-model"), ("no-such-model",)),
     Case("serve: unknown model", ("serve", "no-such-model"), ("no-such-model",)),
     Case("serve: port 70000", ("serve", "smollm2", "--port", "70000"), ("port",)),
@@ -517,11 +536,19 @@ def _fill(text: str, subs: dict[str, str]) -> str:
 
 def run_case(case: Case, folder: Path, model_dir: Path, timeout: int = 300) -> Outcome:
     """Run ``case`` in ``folder`` (created) and report what it printed and wrote."""
+    from lm_guided_cot.testing.fake_hub import FakeHubServer
     from lm_guided_cot.testing.fake_llm import FakeLLMServer
 
     folder.mkdir(parents=True, exist_ok=True)
-    with FakeLLMServer(fault_rates=case.faults) as server:
+    named = " ".join([*case.args, *case.env.values()])
+    if "@CKPT@" in named:
+        from tests.helpers import write_policy_checkpoint
+
+        write_policy_checkpoint(model_dir, folder / "policy.ckpt")
+    with FakeLLMServer(fault_rates=case.faults) as server, FakeHubServer(HUB_TOKEN, True) as hub:
         subs = {
+            "@CKPT@": str(folder / "policy.ckpt"),
+            "@HUB@": hub.base_url,
             "@TMP@": str(folder),
             "@DATA@": str(DATA),
             "@MODEL@": str(model_dir),
@@ -544,7 +571,7 @@ def run_case(case: Case, folder: Path, model_dir: Path, timeout: int = 300) -> O
             "COLUMNS": "120",
             "HF_DATASETS_CACHE": str(folder / "hf"),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            **case.env,
+            **{name: _fill(value, subs) for name, value in case.env.items()},
         }
         env.pop("LMCOT_DEBUG", None)
         command = [sys.executable, "-m", "lm_guided_cot.cli", *(_fill(a, subs) for a in case.args)]

@@ -117,3 +117,21 @@ def fake_llm_config(server, tmp_path: Path, **overrides):
     )
     values.update(overrides)
     return LLMConfig(**values)
+
+
+def write_policy_checkpoint(model_dir: Path, path: Path) -> Path:
+    """A checkpoint as ``lmcot fit`` saves one, holding the weights of the model in
+    ``model_dir`` as its policy (stage 1, step 3), for ``lmcot export``."""
+    import torch
+
+    from lm_guided_cot.policy import SmallLM
+
+    weights = SmallLM.from_pretrained(str(model_dir)).state_dict()
+    checkpoint = {
+        "state_dict": {f"policy.{key}": value for key, value in weights.items()},
+        "hyper_parameters": {"model": str(model_dir), "learning_rate": 1e-4},
+        "global_step": 3,
+        "epoch": 1,
+    }
+    torch.save(checkpoint, path)
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from lm_guided_cot.cli import main
@@ -33,6 +34,14 @@ def test_export_of_a_checkpoint_generates_like_the_module(request, tmp_path, sha
     out = tmp_path / "exported"
     main(["export", str(checkpoint), str(out)])
 
+    # both exports carry a stage-1 model card; the tiny folder names no licence
+    for folder in (tmp_path / "fit-export", out):
+        card = ModelCard.load(folder / "README.md")
+        assert "distillation" in card.data.tags and card.data.license is None
+        assert f"`{model_dir}`" in card.text
+        assert f"| train | `{shared_data / 'hotpotqa/train.jsonl'}` |" in card.text
+    assert "| benchmark | hotpotqa |" in ModelCard.load(tmp_path / "fit-export/README.md").text
+    assert "| global_step | 8 |" in ModelCard.load(out / "README.md").text
     auto = AutoModelForSeq2SeqLM if fixture == "tiny_t5_dir" else AutoModelForCausalLM
     exported = auto.from_pretrained(out).eval()
     assert AutoTokenizer.from_pretrained(out).vocab_size == module.policy.tokenizer.vocab_size

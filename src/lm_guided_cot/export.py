@@ -12,6 +12,7 @@ or written alone as peft's adapter folder with ``--adapter_only``.
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from lm_guided_cot.errors import ConfigurationError, InputError
 from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.lora import LoRAConfig
+from lm_guided_cot.model_card import card_facts
 from lm_guided_cot.modules.reporting import export_pretrained
 from lm_guided_cot.policy import SmallLM
 
@@ -99,15 +101,28 @@ def _load_failure(path: Path, err: Exception) -> str:
 
 
 def export_checkpoint(
-    ckpt_path: str, output: str, model: str | None = None, adapter_only: bool = False
+    ckpt_path: str,
+    output: str,
+    model: str | None = None,
+    push_to_hub: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    adapter_only: bool = False,
 ) -> str:
     """Write the small LM of a checkpoint as a folder that ``from_pretrained`` loads.
 
     Args:
         ckpt_path: a ``.ckpt`` file, or a DeepSpeed checkpoint folder (ZeRO 2/3).
-        output: the folder to write (model and tokenizer; replaced whole or not at all).
+        output: the folder to write (model, tokenizer and a model card, README.md; replaced
+            whole or not at all).
         model: the model the run started from, for architecture and tokenizer (default: the
             checkpoint's ``model`` hyperparameter).
+        push_to_hub: then upload the folder to this Hugging Face Hub repository (``owner/name``;
+            made if missing). The token comes from ``HF_TOKEN`` or ``hf auth login``.
+        private: make that repository private (when it does not exist yet).
+        revision: the branch to push to (made if missing; default: main).
+        commit_message: the commit's message (default: "lmcot export: <folder name>").
         adapter_only: for a run with LoRA adapters, write peft's adapter folder (and the
             tokenizer) instead of the model with the adapters merged in.
     """
@@ -142,7 +157,53 @@ def export_checkpoint(
             f"{ckpt_path}: the checkpoint's weights do not fit {spec} "
             f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})"
         )
-    return str(export_pretrained(policy, output, adapter_only=adapter_only))
+    hparams = {**checkpoint.get("hyper_parameters", {}), "model": spec}
+    card = checkpoint_card(checkpoint, hparams, ckpt_path, push_to_hub or output)
+    folder = export_pretrained(policy, output, card, adapter_only=adapter_only)
+    if push_to_hub:
+        from lm_guided_cot.publish import push_folder
+
+        url = push_folder(
+            folder, push_to_hub, private=private, revision=revision, commit_message=commit_message
+        )
+        print(f"pushed {folder} to {url}")
+    return str(folder)
+
+
+def checkpoint_card(
+    checkpoint: dict[str, Any], hparams: dict[str, Any], ckpt_path: str, name: str
+) -> dict[str, Any]:
+    """The model card's facts from what a checkpoint holds: hyperparameters of the module and
+    the data module, stage 2's reward, ModelCheckpoint's scores, step and epoch."""
+    data = checkpoint.get("datamodule_hyper_parameters")
+    metrics: dict[str, Any] = {}
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if isinstance(state, dict) and state.get("monitor"):
+            metrics[f"{state['monitor']} (best)"] = state.get("best_model_score")
+            metrics[f"{state['monitor']} (this checkpoint)"] = state.get("current_score")
+    progress = {k: checkpoint.get(k) for k in ("global_step", "epoch")}
+    return card_facts(
+        hparams,
+        stage=2 if "ppo" in hparams else 1,
+        data=data,
+        data_source=_source_of(data),
+        reward=checkpoint.get("reward"),
+        metrics={k: v for k, v in metrics.items() if v is not None},
+        progress={**progress, "checkpoint": Path(ckpt_path).name},
+        name=name,
+    )
+
+
+def _source_of(data: dict[str, Any] | None) -> str | None:
+    """The benchmark of a data module saved by LightningCLI (its class is in ``_class_path``)."""
+    path = (data or {}).get("_class_path")
+    if not isinstance(path, str) or "." not in path:
+        return None
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(getattr(importlib.import_module(module), name), "source", None)
+    except (ImportError, AttributeError):
+        return None
 
 
 def _tied_keys(policy: SmallLM) -> set[str]:

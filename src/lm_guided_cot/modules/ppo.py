@@ -24,6 +24,7 @@ from lm_guided_cot.errors import ConfigurationError, check_at_least, check_posit
 from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.llm.usage import COUNTERS, RoleUsage, total_usage
 from lm_guided_cot.lora import LoRAConfig
+from lm_guided_cot.model_card import describe_object
 from lm_guided_cot.modules.distributed import (
     gather_floats,
     generation_kwargs,
@@ -564,6 +565,7 @@ class PPOModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["kl_controller"] = self.kl_controller.state_dict()
         checkpoint["reward_stats"] = self.reward_stats.state_dict()
+        checkpoint["reward"] = describe_object(self.reward)  # for the model card of lmcot export
         checkpoint["rng"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

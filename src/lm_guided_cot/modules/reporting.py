@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lm_guided_cot.model_card import CARD_FILE, build_card, card_facts, describe_object
 from lm_guided_cot.modules.distributed import full_weights
 from lm_guided_cot.modules.loggers import log_table, run_dir
 from lm_guided_cot.policy import SmallLM
@@ -23,9 +24,13 @@ def log_text_table(
 
 
 def export_pretrained(
-    policy: SmallLM, folder: str | os.PathLike, adapter_only: bool = False
+    policy: SmallLM,
+    folder: str | os.PathLike,
+    card: dict[str, Any] | None = None,
+    adapter_only: bool = False,
 ) -> Path:
-    """Write the small LM and its tokenizer to ``folder`` whole or not at all.
+    """Write the small LM and its tokenizer to ``folder`` whole or not at all, with the model
+    card of ``card`` (``model_card.card_facts``) as its README.md.
 
     Adapters are merged in, or written alone with ``adapter_only`` (``SmallLM.save_pretrained``).
 
@@ -37,6 +42,12 @@ def export_pretrained(
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
         policy.save_pretrained(str(tmp), adapter_only=adapter_only)
+        if card is not None:
+            config = policy.base_model.config
+            architecture = (getattr(config, "architectures", None) or [""])[0]
+            card = {**card, "architecture": architecture}
+            card["encoder_decoder"] = bool(getattr(config, "is_encoder_decoder", False))
+            (tmp / CARD_FILE).write_text(build_card(card), encoding="utf-8")
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             folder.rename(old)
@@ -65,6 +76,22 @@ def export_at_fit_end(module: Any, what: str) -> None:
     with full_weights(module.trainer, module.policy):
         if module.trainer.is_global_zero:
             adapter_only = module.hparams.get("export_adapter_only", False)
-            export_pretrained(module.policy, folder, adapter_only=adapter_only)
+            export_pretrained(module.policy, folder, fit_end_card(module), adapter_only)
             print(f"exported {what} to {folder}")
     module.trainer.strategy.barrier("export")
+
+
+def fit_end_card(module: Any) -> dict[str, Any]:
+    """The model card's facts at the end of ``fit``: hyperparameters, reward, logged metrics."""
+    trainer = module.trainer
+    datamodule = getattr(trainer, "datamodule", None)
+    reward = getattr(module, "reward", None)
+    return card_facts(
+        module.hparams,
+        stage=2 if "ppo" in module.hparams else 1,
+        data=getattr(datamodule, "hparams", None),
+        data_source=getattr(datamodule, "source", None),
+        reward=describe_object(reward) if reward is not None else None,
+        metrics=trainer.callback_metrics,
+        progress={"global_step": trainer.global_step, "epoch": trainer.current_epoch},
+    )

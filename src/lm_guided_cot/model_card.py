@@ -201,7 +201,7 @@ def build_card(facts: Mapping[str, Any]) -> str:
     metadata = ModelCardData(
         license=facts.get("license") or None,
         base_model=facts.get("base_model") or None,
-        library_name="transformers",
+        library_name="peft" if facts.get("adapter_only") else "transformers",
         pipeline_tag=pipeline,
         tags=tags,
         datasets=list(facts.get("datasets") or []) or None,
@@ -209,6 +209,7 @@ def build_card(facts: Mapping[str, Any]) -> str:
     sections = [
         f"# LM-guided CoT guide ({title})",
         _what(facts, stage),
+        *([_ADAPTER_NOTE] if facts.get("adapter_only") else []),
         _usage(facts),
         _base(facts),
         _data(facts),
@@ -218,6 +219,14 @@ def build_card(facts: Mapping[str, Any]) -> str:
         _config(facts),
     ]
     return f"---\n{metadata.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
+
+
+_ADAPTER_NOTE = (
+    "**This folder holds a LoRA adapter, not a whole model**: peft's `adapter_config.json` and "
+    "adapter weights with the tokenizer. Load the base model named below, then "
+    "`peft.PeftModel.from_pretrained(base, folder)` (or `.merge_and_unload()` it); "
+    "`lmcot export` without `--adapter_only` writes the merged model instead."
+)
 
 
 def _what(facts: Mapping[str, Any], stage: int) -> str:

@@ -223,6 +223,14 @@ def test_exports_generate_what_the_adapted_module_generates(arch, model_dir, sha
         _auto(arch).from_pretrained(model_dir), tmp_path / "ckpt-adapter"
     ).eval()
     assert torch.equal(_generate(SmallLM(adapted, tokenizer), batch), ours)
+    # each export's model card says what the folder holds
+    from huggingface_hub import ModelCard
+
+    merged_card = ModelCard.load(tmp_path / "from-ckpt" / "README.md")
+    adapter_card = ModelCard.load(tmp_path / "ckpt-adapter" / "README.md")
+    assert merged_card.data.library_name == "transformers"
+    assert adapter_card.data.library_name == "peft"
+    assert "holds a LoRA adapter" in adapter_card.text
 
 
 def test_export_adapter_only_of_a_run_without_lora_is_refused(tmp_path, shared_data, tiny_t5_dir):

@@ -47,6 +47,7 @@ def export_pretrained(
             architecture = (getattr(config, "architectures", None) or [""])[0]
             card = {**card, "architecture": architecture}
             card["encoder_decoder"] = bool(getattr(config, "is_encoder_decoder", False))
+            card["adapter_only"] = adapter_only
             (tmp / CARD_FILE).write_text(build_card(card), encoding="utf-8")
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")

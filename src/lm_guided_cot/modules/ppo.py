@@ -6,7 +6,9 @@ value head or critic-free RLOO over k samples; fixed or adaptive KL (k1 per toke
 reward scaling and clipping; exact resume; DDP and DeepSpeed ZeRO 2/3, with large-LM calls
 from every rank or from rank 0 (``llm_calls``). One ``training_step``: sample -> rewards ->
 reference log-probs -> advantages -> ``ppo_epochs`` of minibatch updates, so
-``trainer.global_step`` counts optimizer steps.
+``trainer.global_step`` counts optimizer steps. With ``ppo.max_staleness`` N > 0 the rewards run
+in the background and a step updates on the batch sampled N steps before
+(``lm_guided_cot.modules.pending``).
 """
 
 from __future__ import annotations

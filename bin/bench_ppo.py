@@ -18,13 +18,24 @@ median over the repeats. ``--lora`` runs instead ours with LoRA adapters (RLOO; 
 the policy with its adapters off), ours fully fine-tuned (RLOO) and TRL's RLOOTrainer with the
 same adapters (``peft_config``; TRL's reference is then the adapters-off policy too).
 
+``--reward-latency SECONDS`` measures bounded staleness instead: ours (GAE) with
+``AnswerReward`` asking the fake large-LM server (``lm_guided_cot.testing.fake_llm``, its own
+process, every request answered after SECONDS; no cache, so every request pays it) at
+``max_staleness`` 0, 1, 2 and 4, and the bound: the same run with an instant scripted reward
+(generation and updates alone). A run at staleness N samples N more batches, so every run
+times as many updates; the clock starts at the end of the first update.
+
     python bin/bench_ppo.py [--rollouts 6] [--repeats 3] [--device cpu|cuda] [--lora]
+    python bin/bench_ppo.py --reward-latency 1 [--layers 2 --hidden 128 ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -54,6 +65,9 @@ LABELS = {
     "ours_rloo_lora": "lm-guided-cot PPOModule RLOO, LoRA",
     "trl_rloo_lora": "TRL RLOOTrainer, LoRA",
 }
+STALE_RUNS = ("stale_0", "stale_1", "stale_2", "stale_4", "bound")
+LABELS.update({f"stale_{n}": f"ours GAE, max_staleness {n}" for n in (0, 1, 2, 4)})
+LABELS["bound"] = "bound: instant reward"
 # the same adapters on both sides: rank 8, alpha 16, no dropout, peft's default targets
 # for Llama (q_proj, v_proj)
 LORA = {"rank": 8, "alpha": 16.0}
@@ -110,9 +124,18 @@ def even_share(token_lists: list[list[int]]) -> list[float]:
 
 
 def run_ours(
-    args, model: str, texts: list[str], stamps: list[float], advantage: str, lora: bool = False
+    args,
+    model: str,
+    texts: list[str],
+    stamps: list[float],
+    advantage: str,
+    lora: bool = False,
+    reward=None,
+    max_staleness: int = 0,
 ) -> bool:
-    """Train; whether gradient checkpointing was on, and how many parameters trained."""
+    """Train; whether gradient checkpointing was on, and how many parameters trained
+    (``reward``: instead of the scripted one)."""
+    from lm_guided_cot.data.batches import RecordBatch
     from lm_guided_cot.modules import PPOModule
     from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
 
@@ -129,7 +152,7 @@ def run_ours(
 
     module = PPOModule(
         model=model,
-        reward=EvenShare(),
+        reward=reward or EvenShare(),
         learning_rate=1e-5,
         ppo={
             "rollout": {"max_new_tokens": args.new_tokens, "do_sample": True, "temperature": 1.0},
@@ -140,6 +163,7 @@ def run_ours(
             "init_kl_coef": 0.05,
             "target_kl": None,
             "whiten_advantages": advantage == "gae",
+            "max_staleness": max_staleness,
         },
         num_logged_examples=0,
         export_dir=args.workdir + "/x",
@@ -161,7 +185,8 @@ def run_ours(
     tokenizer_holder["tok"] = tok
     encoded = [tok(t) for t in texts]
     batches = []
-    for start in range(0, args.rollouts * args.prompts_per_rollout, args.prompts_per_rollout):
+    n = (args.rollouts + max_staleness) * args.prompts_per_rollout
+    for start in range(0, n, args.prompts_per_rollout):
         rows = [encoded[(start + i) % len(encoded)] for i in range(args.prompts_per_rollout)]
         width = max(len(r["input_ids"]) for r in rows)
         batches.append(
@@ -173,13 +198,47 @@ def run_ours(
                     [[0] * (width - len(r["input_ids"])) + [1] * len(r["input_ids"]) for r in rows]
                 ),
                 "index": torch.arange(len(rows)),
-                "records": [None] * len(rows),  # the reward needs no records
+                # the scripted reward needs no records; the reader gets questions
+                "records": RecordBatch(
+                    _record(texts[(start + i) % len(texts)], start + i) if reward else None
+                    for i in range(len(rows))
+                ),
             }
         )
     trainer = lightning_trainer(args, stamps, max_epochs=1, limit_val_batches=0)
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     return module.policy.model.is_gradient_checkpointing, trainable
+
+
+def _record(question: str, index: int):
+    from lm_guided_cot.data import QARecord
+
+    return QARecord(id=f"q{index}", question=question, answer="river", paragraphs=())
+
+
+def run_stale(args, model: str, texts: list[str], stamps: list[float], name: str):
+    """Ours at a ``max_staleness`` against the fake large LM, or the bound; the first stamps,
+    of the steps that only sample, are dropped."""
+    staleness, reward = 0, None
+    if name != "bound":
+        from lm_guided_cot.llm.config import LLMConfig
+        from lm_guided_cot.rewards import AnswerReward
+
+        staleness = int(name.removeprefix("stale_"))
+        llm = LLMConfig(
+            model="openai/fake-large",
+            api_base=args.reward_url,
+            cache_path=None,  # every request pays the latency
+            max_concurrency=1024,
+            group_prefixes=False,  # each request on its own, none waits for another
+            timeout=max(60.0, 10 * args.reward_latency),
+            max_retries=0,
+        )
+        reward = AnswerReward(llm=llm)
+    out = run_ours(args, model, texts, stamps, "gae", reward=reward, max_staleness=staleness)
+    del stamps[:staleness]
+    return out
 
 
 def module_tokenizer(model: str):
@@ -267,7 +326,10 @@ def child(args) -> None:
     models = Path(args.model)  # a folder with both tiny models
     lora = args.child.endswith("_lora")
     name = args.child.removesuffix("_lora")
-    if name == "trl_rloo":
+    if name in STALE_RUNS:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network
+        checkpointing, trainable = run_stale(args, str(models / "llama"), texts, stamps, name)
+    elif name == "trl_rloo":
         checkpointing, trainable = run_trl(args, str(models / "llama"), texts, stamps, lora)
     elif name == "ours_t5_gae":
         checkpointing, trainable = run_ours(args, str(models / "t5"), texts, stamps, "gae")
@@ -314,10 +376,21 @@ def main() -> None:
     parser.add_argument(
         "--runs", help=f"default {','.join(RUNS)} ({','.join(LORA_RUNS)} with --lora)"
     )
-    add_common_arguments(parser, [*RUNS, "ours_rloo_lora", "trl_rloo_lora"])
+    parser.add_argument(
+        "--reward-latency",
+        "--reward_latency",
+        dest="reward_latency",
+        type=float,
+        help="bounded staleness: the reward's large LM answers after this many seconds",
+    )
+    parser.add_argument("--reward_url", help=argparse.SUPPRESS)
+    add_common_arguments(parser, [*RUNS, "ours_rloo_lora", "trl_rloo_lora", *STALE_RUNS])
     args = parse(parser)
     if args.child:
         child(args)
+        return
+    if args.reward_latency is not None:
+        staleness_main(args)
         return
     runs = (args.runs or ",".join(LORA_RUNS if args.lora else RUNS)).split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -345,6 +418,45 @@ def main() -> None:
         print_ratio(med, "ours_rloo_lora", "trl_rloo_lora", "samples_per_s")
     if "ours_rloo" in med and "ours_rloo_lora" in med:
         print_ratio(med, "ours_rloo_lora", "ours_rloo", "samples_per_s")
+
+
+def staleness_main(args) -> None:
+    """The ``--reward-latency`` table: samples/s by ``max_staleness``, and the bound."""
+    runs = (args.runs or ",".join(STALE_RUNS)).split(",")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lm_guided_cot.testing.fake_llm",
+            f"--latency={args.reward_latency}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        args.reward_url = f"http://127.0.0.1:{int(server.stdout.readline())}/v1"
+        with tempfile.TemporaryDirectory() as tmp:
+            models = Path(tmp) / "models"
+            build_model(models / "llama", args.layers, args.hidden)
+            results = run_children(HERE, runs, args, models, tmp)
+    finally:
+        server.terminate()
+        server.wait()
+    med = medians(results, ("samples_per_s", "peak_mib", "live_mib", "trainable"))
+    title = (
+        f"PPO step (GAE) with a reward {args.reward_latency:g} s away (fake large LM, no "
+        f"cache), tiny Llama ({args.layers} layers, hidden {args.hidden}), "
+        f"{args.prompts_per_rollout} prompts x k={args.k} samples, {args.new_tokens} new "
+        f"tokens, {args.epochs} epochs of minibatch {args.minibatch}, {args.rollouts - 1} timed "
+        f"updates, {common_settings(args)}"
+    )
+    print_table(title, "samples_per_s", {run: LABELS[run] for run in runs}, med, args.device)
+    for run in runs:
+        if run != "stale_0" and "stale_0" in med:
+            print(
+                f"ratio {run}/stale_0: "
+                f"{med[run]['samples_per_s'] / med['stale_0']['samples_per_s']:.2f}x"
+            )
 
 
 if __name__ == "__main__":

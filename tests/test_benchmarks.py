@@ -108,3 +108,26 @@ def test_ppo_benchmark_with_lora_trains_the_adapters_alone():
     # rank 8 on q_proj and v_proj (32 -> 32) in 2 layers: 2 * 2 * 8 * (32 + 32)
     assert "trained parameters: ours_rloo_lora 2,048, ours_rloo " in out
     assert "ratio ours_rloo_lora/ours_rloo: speed" in out
+
+
+def test_ppo_benchmark_with_reward_latency_compares_staleness():
+    out = _run(
+        str(BIN / "bench_ppo.py"),
+        *("--rollouts", "3", "--prompts_per_rollout", "2", "--k", "2", "--new_tokens", "4"),
+        *("--minibatch", "4", "--epochs", "1", "--prompt_chars", "24"),
+        *("--layers", "2", "--hidden", "32", "--reward-latency", "0.3"),
+        *("--runs", "stale_0,stale_2,bound"),
+    )
+    assert "with a reward 0.3 s away" in out
+    speeds = {
+        label: float(_row(out, label)[0])
+        for label in (
+            "ours GAE, max_staleness 0",
+            "ours GAE, max_staleness 2",
+            "bound: instant reward",
+        )
+    }
+    # a step at staleness 0 waits 0.3 s for its reward: 4 samples in more than 0.3 s
+    assert 0 < speeds["ours GAE, max_staleness 0"] < 4 / 0.3
+    assert speeds["bound: instant reward"] > speeds["ours GAE, max_staleness 0"]
+    assert "ratio stale_2/stale_0:" in out

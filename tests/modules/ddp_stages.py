@@ -1,7 +1,8 @@
 """Run by test_ddp.py: one stage on 1 or 2 CPU processes (DDP, gloo), recording what the test
 compares -- the metrics logged at every step and a checksum of the weights on every rank.
 
-    python ddp_stages.py STAGE OUT DEVICES MODEL DATA_DIR SERVER_URL [LLM_CALLS [ADVANTAGE [lora]]]
+    python ddp_stages.py STAGE OUT DEVICES MODEL DATA_DIR SERVER_URL [LLM_CALLS [ADVANTAGE [lora
+        [MAX_STALENESS]]]]
 
 ADVANTAGE may carry a dynamic sampling mode: ``grpo:skip``.
 
@@ -108,6 +109,7 @@ def main(
     llm_calls: str = "every_rank",
     advantage: str = "gae",
     lora: str = "",
+    max_staleness: str = "0",
 ) -> None:
     out_dir = Path(out)
     llm = LLMConfig(
@@ -161,12 +163,15 @@ def main(
                 "ppo_epochs": 2,
                 "minibatch_size": 4,
                 "target_kl": None,
+                "max_staleness": int(max_staleness),
             },
             num_logged_examples=0,
             llm_calls=llm_calls,
             lora={"rank": 4, "alpha": 8} if lora == "lora" else None,
         )
         names = PPO_METRICS if advantage == "gae" else RLOO_METRICS
+        if int(max_staleness):
+            names = (*names, "ppo/staleness")
         if ":" in advantage:
             names = (*names, "ppo/groups_constant", "ppo/groups_resampled", "ppo/groups_skipped")
         limits = dict(max_steps=6, limit_val_batches=0)

@@ -52,13 +52,17 @@ def _run(
     llm_calls="every_rank",
     advantage="gae",
     lora="",
+    max_staleness=0,
 ):
-    out = tmp_path / f"{stage}-{devices}-{llm_calls}-{advantage}{lora}"
+    out = tmp_path / f"{stage}-{devices}-{llm_calls}-{advantage}{lora}-{max_staleness}"
     out.mkdir()
     with FakeLLMServer(responder=_responder(_gold(shared_data))) as server:
         args = [stage, str(out), str(devices), str(model_dir), str(shared_data)]
         done = subprocess.run(
-            [sys.executable, str(RUNNER), *args, server.base_url, llm_calls, advantage, lora],
+            [
+                *(sys.executable, str(RUNNER), *args, server.base_url),
+                *(llm_calls, advantage, lora, str(max_staleness)),
+            ],
             capture_output=True,
             text=True,
             timeout=600,
@@ -163,3 +167,33 @@ def test_dynamic_sampling_resample_keeps_the_ranks_in_step(tmp_path, shared_data
     two, _, _ = _run("ppo", 2, tmp_path, shared_data, tiny_causal_dir, "rank_zero", "grpo:resample")
     _assert_ranks_agree(two)
     assert all("ppo/groups_resampled" in step["metrics"] for step in two["steps"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("llm_calls", "advantage", "max_staleness"),
+    [
+        ("every_rank", "gae", 2),
+        ("rank_zero", "grpo", 1),
+    ],
+)
+def test_stale_ppo_on_two_ranks_matches_one_process(
+    tmp_path, shared_data, tiny_causal_dir, llm_calls, advantage, max_staleness
+):
+    # rank_zero: texts gathered at submission, rank 0 alone asks in the background, scores
+    # scattered when the batch is consumed (every rank consumes in the same order)
+    from tests.modules.ddp_stages import PPO_METRICS, RLOO_METRICS
+
+    run = (tmp_path, shared_data, tiny_causal_dir)
+    two, two_stats, _ = _run("ppo", 2, *run, llm_calls, advantage, max_staleness=max_staleness)
+    one, one_stats, _ = _run("ppo", 1, *run, advantage=advantage, max_staleness=max_staleness)
+    _assert_ranks_agree(two)
+    for record in (two, one):  # the first max_staleness steps only sample: nothing logged
+        assert all(not step["metrics"] for step in record["steps"][:max_staleness])
+        record["steps"] = record["steps"][max_staleness:]
+    names = PPO_METRICS if advantage == "gae" else RLOO_METRICS
+    _assert_same_run(two, one, (*names, "ppo/staleness"))
+    assert {step["metrics"]["ppo/staleness"] for step in two["steps"]} == {max_staleness}
+    assert two["steps"][0]["weights"][0] != two["steps"][-1]["weights"][0]
+    assert max(two_stats["per_prompt"].values()) == 1
+    assert two_stats["requests"] == one_stats["requests"]

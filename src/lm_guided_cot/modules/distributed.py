@@ -120,17 +120,37 @@ def rank_zero_reward(
     Counters in ``logs`` stay on rank 0 (other ranks report zeros for the same keys), so a
     sum over ranks counts each call once.
     """
+    if _world() == 1:
+        return reward(records, rationales)
+    all_records, all_rationales, span = gather_pairs(records, rationales)
+    output = reward(all_records, all_rationales) if dist.get_rank() == 0 else None
+    return scatter_scores(output, span)
+
+
+def gather_pairs(
+    records: Sequence[QARecord], rationales: Sequence[str]
+) -> tuple[list[QARecord], list[str], tuple[int, int]]:
+    """Every rank's (records, rationales) in rank order, and this rank's span of rows in them
+    (a collective: every rank calls it, on the main thread)."""
     world = _world()
     if world == 1:
-        return reward(records, rationales)
-    rank = dist.get_rank()
+        return list(records), list(rationales), (0, len(records))
     parts: list[Any] = [None] * world
     dist.all_gather_object(parts, (list(records), list(rationales)))
+    start = sum(len(part[0]) for part in parts[: dist.get_rank()])
+    all_records = [r for part in parts for r in part[0]]
+    all_rationales = [x for part in parts for x in part[1]]
+    return all_records, all_rationales, (start, start + len(records))
+
+
+def scatter_scores(output: RewardOutput | None, span: tuple[int, int]) -> RewardOutput:
+    """Rank 0's ``output`` for every rank's rows: each rank gets the rows of its ``span``
+    (a collective; ``output`` is read on rank 0 only; counters stay on rank 0)."""
+    start, stop = span
+    if _world() == 1:
+        return output  # its span is every row
     payload: list[Any] = [None]
-    if rank == 0:
-        all_records = [r for part in parts for r in part[0]]
-        all_rationales = [x for part in parts for x in part[1]]
-        output = reward(all_records, all_rationales)
+    if dist.get_rank() == 0:
         payload = [
             (
                 output.total.tolist(),
@@ -140,10 +160,8 @@ def rank_zero_reward(
         ]
     dist.broadcast_object_list(payload, src=0)
     total, components, logs = payload[0]
-    start = sum(len(part[0]) for part in parts[:rank])
-    stop = start + len(records)
     return RewardOutput(
         torch.tensor(total[start:stop], dtype=torch.float32),
         {k: torch.tensor(v[start:stop], dtype=torch.float32) for k, v in components.items()},
-        logs if rank == 0 else dict.fromkeys(logs, 0.0),
+        logs if dist.get_rank() == 0 else dict.fromkeys(logs, 0.0),
     )

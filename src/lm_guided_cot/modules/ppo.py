@@ -6,39 +6,54 @@ value head or critic-free RLOO over k samples; fixed or adaptive KL (k1 per toke
 reward scaling and clipping; exact resume; DDP and DeepSpeed ZeRO 2/3, with large-LM calls
 from every rank or from rank 0 (``llm_calls``). One ``training_step``: sample -> rewards ->
 reference log-probs -> advantages -> ``ppo_epochs`` of minibatch updates, so
-``trainer.global_step`` counts optimizer steps.
+``trainer.global_step`` counts optimizer steps. With ``ppo.max_staleness`` N > 0 the rewards run
+in the background and a step updates on the batch sampled N steps before
+(``lm_guided_cot.modules.pending``).
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
+from lightning.pytorch.utilities import rank_zero_warn
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.errors import ConfigurationError, check_at_least, check_positive
 from lm_guided_cot.hparams import as_dataclass, save_hparams
-from lm_guided_cot.llm.usage import COUNTERS, RoleUsage, total_usage
 from lm_guided_cot.lora import LoRAConfig
 from lm_guided_cot.model_card import describe_object
 from lm_guided_cot.modules.distributed import (
     gather_floats,
+    gather_objects,
+    gather_pairs,
     generation_kwargs,
     mean_across_ranks,
     pretrained_loading,
     rank_zero_reward,
-    std_over_ranks,
+    scatter_scores,
     sum_over_ranks,
     token_count,
 )
+from lm_guided_cot.modules.pending import Behaviour, PendingQueue, Sampled, Scores
 from lm_guided_cot.modules.ppo_config import PPOConfig
+from lm_guided_cot.modules.ppo_logs import log_step
 from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
 from lm_guided_cot.modules.rng import restore_rng_state, rng_state
-from lm_guided_cot.modules.rollout import PPOStats, Rollout, replace_reward_rows, replace_rows
+from lm_guided_cot.modules.rollout import (
+    PPOStats,
+    Rollout,
+    advantages_and_returns,
+    drop_unused_value_head,
+    nonempty,
+    replace_reward_rows,
+    replace_rows,
+)
 from lm_guided_cot.policy import (
     AdapterFreeReference,
     GenerationConfig,
@@ -46,23 +61,16 @@ from lm_guided_cot.policy import (
     ValueHead,
     hidden_size,
 )
-from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, role_usages_of
+from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
 from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
 from lm_guided_cot.rl.core import (
     clipped_policy_loss,
     clipped_value_loss,
-    explained_variance,
-    generalized_advantages,
     kl_penalty,
-    leave_one_out_advantages,
     masked_mean,
-    masked_whiten,
-    scale_to_unit_std,
-    token_rewards,
 )
 from lm_guided_cot.rl.objectives import (
     constant_groups,
-    group_advantages,
     loss_weights,
     overlong_penalty,
 )
@@ -142,6 +150,7 @@ class PPOModule(L.LightningModule):
             else FixedKLController(self.ppo.init_kl_coef)
         )
         self.reward_stats = RunningMoments()
+        self._pending = PendingQueue()  # max_staleness > 0: the rollouts whose rewards are out
         self._eval_rows: list[tuple[Any, ...]] = []
 
     # ---- model -------------------------------------------------------------------------------
@@ -220,34 +229,65 @@ class PPOModule(L.LightningModule):
             scores = scores.clamp(-cfg.reward_clip, cfg.reward_clip)
         return scores
 
+    def _generate(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, list[str]]:
+        """Rationales for the given prompt rows, and their texts."""
+        labels = self.policy.generate(
+            input_ids, attention_mask, self.ppo.rollout, **generation_kwargs(self.trainer)
+        )
+        labels = nonempty(labels, self.policy.tokenizer.eos_token_id)
+        return labels, self.policy.decode(labels)
+
     def _sample(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, records: list[QARecord]
     ) -> tuple[torch.Tensor, list[str], RewardOutput]:
         """Rationales for the given prompt rows, their texts and their rewards."""
-        labels = self.policy.generate(
-            input_ids, attention_mask, self.ppo.rollout, **generation_kwargs(self.trainer)
-        )
-        labels = _nonempty(labels, self.policy.tokenizer.eos_token_id)
-        texts = self.policy.decode(labels)
+        labels, texts = self._generate(input_ids, attention_mask)
         return labels, texts, self._reward(records, texts)
+
+    def _sample_batch(self, batch: dict[str, Any]) -> Sampled:
+        """k rationales per question of the batch (``batch["records"]``: its ``QARecord``s)."""
+        k = self.ppo.samples_per_question
+        input_ids = batch["input_ids"].repeat_interleave(k, dim=0)
+        attention_mask = batch["attention_mask"].repeat_interleave(k, dim=0)
+        # in repeat_interleave's order: each question's k samples consecutive
+        records = [record for record in batch["records"] for _ in range(k)]
+        labels, texts = self._generate(input_ids, attention_mask)
+        return Sampled(input_ids, attention_mask, labels, texts, records)
+
+    def _behaviour(self, sampled: Sampled) -> Behaviour:
+        """What the current policy (the one that sampled) and the reference say of the rows."""
+        temperature = self.ppo.rollout.temperature  # score with the distribution sampled from
+        args = (sampled.input_ids, sampled.attention_mask, sampled.labels)
+        current = self.policy.rationale_forward(*args, self.value_head, temperature=temperature)
+        ref_logprobs = self.reference.token_logprobs(*args, temperature=temperature)
+        return Behaviour(current.logprobs, current.values, ref_logprobs)
 
     @torch.no_grad()
     def rollout(self, batch: dict[str, Any]) -> Rollout:
         """Sample rationales for a batch of questions and score everything PPO needs.
 
         ``batch["records"]`` holds the rows' ``QARecord`` objects, in batch order."""
-        cfg = self.ppo
-        k = cfg.samples_per_question
-        input_ids = batch["input_ids"].repeat_interleave(k, dim=0)
-        attention_mask = batch["attention_mask"].repeat_interleave(k, dim=0)
-        # in repeat_interleave's order: each question's k samples consecutive
-        records = [record for record in batch["records"] for _ in range(k)]
-        labels, texts, reward = self._sample(input_ids, attention_mask, records)
+        sampled = self._sample_batch(batch)
+        reward = self._reward(sampled.records, sampled.texts)
         keep, groups = None, {}
-        if cfg.dynamic_sampling != "off":
-            labels, texts, reward, keep, groups = self._dynamic_sampling(
-                input_ids, attention_mask, records, labels, texts, reward
-            )
+        if self.ppo.dynamic_sampling != "off":
+            sampled, reward, keep, groups = self._dynamic_sampling(sampled, reward)
+        return self._finish(sampled, self._behaviour(sampled), reward, keep, groups)
+
+    def _finish(
+        self,
+        sampled: Sampled,
+        behaviour: Behaviour,
+        reward: RewardOutput,
+        keep: torch.Tensor | None,
+        groups: dict[str, int],
+    ) -> Rollout:
+        """The rollout of a scored batch: scaled and penalised scores, KL-penalised advantages
+        (with the KL coefficient of now) and value targets."""
+        cfg = self.ppo
+        labels = sampled.labels
         eos = self.policy.tokenizer.eos_token_id
         mask = (labels != IGNORE_INDEX).float()
         raw_scores = reward.total.to(self.device)
@@ -261,64 +301,69 @@ class PPOModule(L.LightningModule):
             )
             scores = scores + cfg.overlong_penalty * penalty.to(scores.dtype)
 
-        temperature = cfg.rollout.temperature  # score with the distribution sampled from
-        current = self.policy.rationale_forward(
-            input_ids, attention_mask, labels, self.value_head, temperature=temperature
-        )
-        ref_logprobs = self.reference.token_logprobs(
-            input_ids, attention_mask, labels, temperature=temperature
-        )
-        kl = kl_penalty(current.logprobs, ref_logprobs, cfg.kl_estimator) * mask
-        kl_k3 = kl_penalty(current.logprobs, ref_logprobs, "k3") * mask
-        beta = self.kl_controller.value
+        logprobs, values = behaviour.logprobs, behaviour.values
+        kl = kl_penalty(logprobs, behaviour.ref_logprobs, cfg.kl_estimator) * mask
+        kl_k3 = kl_penalty(logprobs, behaviour.ref_logprobs, "k3") * mask
         summed = functools.partial(sum_over_ranks, self.trainer.strategy)
-        if cfg.advantage == "gae":
-            rewards = token_rewards(scores, kl, mask, beta)
-            advantages, returns = generalized_advantages(
-                rewards, current.values, mask, cfg.gamma, cfg.lam
-            )
-            if cfg.whiten:
-                # by the statistics of every rank's tokens, as one process would over the batch
-                advantages = masked_whiten(advantages, mask, all_reduce=summed)
-        else:
-            sequence = scores - beta * kl.sum(dim=1)
-            if cfg.advantage == "rloo":
-                per_rationale = leave_one_out_advantages(sequence, k)
-            else:
-                per_rationale = group_advantages(sequence, k, scale=cfg.advantage == "grpo")
-            if cfg.whiten:
-                # per rationale and by scale only, never per token (see PPOConfig)
-                per_rationale = scale_to_unit_std(per_rationale, all_reduce=summed)
-            advantages = per_rationale[:, None] * mask
-            returns = torch.zeros_like(advantages)
+        advantages, returns = advantages_and_returns(
+            cfg, scores, kl, values, mask, self.kl_controller.value, summed
+        )
         return Rollout(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
+            input_ids=sampled.input_ids,
+            attention_mask=sampled.attention_mask,
             labels=labels,
             mask=mask,
-            logprobs=current.logprobs,
-            values=current.values,
+            logprobs=logprobs,
+            values=values,
             advantages=advantages,
             returns=returns,
             kl=kl,
             kl_k3=kl_k3,
             raw_scores=raw_scores,
             reward=reward,
-            texts=texts,
-            records=records,
+            texts=sampled.texts,
+            records=sampled.records,
             keep=keep,
             groups=groups,
         )
 
+    # ---- bounded staleness (ppo.max_staleness > 0; see lm_guided_cot.modules.pending) ----------
+
+    @torch.no_grad()
+    def _stale_rollout(self, batch: dict[str, Any]) -> Rollout | None:
+        """Sample the batch and send it to the reward; the rollout of the oldest pending batch
+        once more than ``max_staleness`` are out (``None`` before: nothing to update on)."""
+        sampled = self._sample_batch(batch)
+        self._pending.push(sampled, self._behaviour(sampled), self._submit(sampled))
+        if len(self._pending) <= self.ppo.max_staleness:
+            return None
+        oldest = self._pending.pop()
+        start = time.perf_counter()
+        reward = oldest.scores.wait()
+        waited = time.perf_counter() - start
+        if oldest.scores.span is not None:  # rank_zero: rank 0 scored every rank's rows
+            reward = scatter_scores(reward, oldest.scores.span)
+        keep, groups = None, {}
+        if self.ppo.dynamic_sampling == "skip":
+            _, reward, keep, groups = self._dynamic_sampling(oldest.sampled, reward)
+        roll = self._finish(oldest.sampled, oldest.behaviour, reward, keep, groups)
+        roll.staleness = self._pending.made - 1 - oldest.born
+        roll.reward_wait_s = waited
+        return roll
+
+    def _submit(self, sampled: Sampled) -> Scores:
+        """Start the batch's reward call; under ``rank_zero``, every rank's texts are gathered
+        here (on the main thread) and rank 0 alone asks."""
+        if self.hparams.llm_calls == "rank_zero" and self.trainer.world_size > 1:
+            records, texts, span = gather_pairs(sampled.records, sampled.texts)
+            if self.global_rank != 0:
+                return Scores(span=span)
+            return Scores.submit(self.reward, records, texts, span)
+        return Scores.submit(self.reward, sampled.records, sampled.texts)
+
     def _dynamic_sampling(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        records: list[QARecord],
-        labels: torch.Tensor,
-        texts: list[str],
-        reward: RewardOutput,
-    ) -> tuple[torch.Tensor, list[str], RewardOutput, torch.Tensor, dict[str, int]]:
+        self, sampled: Sampled, reward: RewardOutput
+    ) -> tuple[Sampled, RewardOutput, torch.Tensor, dict[str, int]]:
         """Sample the questions whose k rewards are all equal again (``resample``), then mark
         the rows of the groups still constant as skipped; returns the rollout's rows and
         ``keep`` [B], with the counts.
@@ -328,6 +373,8 @@ class PPOModule(L.LightningModule):
         nothing left to sample draws one throw-away group when ZeRO 3 needs it generating.
         """
         k = self.ppo.samples_per_question
+        input_ids, attention_mask = sampled.input_ids, sampled.attention_mask
+        labels, texts, records = sampled.labels, list(sampled.texts), sampled.records
         constant = constant_groups(reward.total, k)
         counts = {"groups_constant": int(constant.sum()), "groups_resampled": 0}
         rounds = self.ppo.max_resample_rounds if self.ppo.dynamic_sampling == "resample" else 0
@@ -352,7 +399,8 @@ class PPOModule(L.LightningModule):
             constant = still
         counts["groups_skipped"] = int(constant.sum())
         keep = ~constant.repeat_interleave(k).to(self.device)
-        return labels, texts, reward, keep, counts
+        sampled = Sampled(input_ids, attention_mask, labels, texts, records)
+        return sampled, reward, keep, counts
 
     def _idle_round(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
         """A resampling round for a rank with nothing to resample: take part in what other
@@ -369,7 +417,12 @@ class PPOModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         cfg = self.ppo
-        roll = self.rollout(batch)
+        if cfg.max_staleness:
+            roll = self._stale_rollout(batch)
+            if roll is None:  # the first max_staleness steps only fill the queue
+                return
+        else:
+            roll = self.rollout(batch)
         optimizer = self.optimizers()
         n = roll.labels.shape[0]
         rows = n
@@ -383,7 +436,7 @@ class PPOModule(L.LightningModule):
                 self._minibatch_step(roll, mb, optimizer, stats)
         sequence_kl = roll.kl.sum(dim=1).mean()
         self.kl_controller.update(mean_across_ranks(self, sequence_kl), n * self.trainer.world_size)
-        self._log_step(roll, stats, sequence_kl)
+        log_step(self, roll, stats, sequence_kl)
 
     def _minibatch_step(
         self, roll: Rollout, mb: torch.Tensor, optimizer: LightningOptimizer, stats: PPOStats
@@ -442,66 +495,6 @@ class PPOModule(L.LightningModule):
         if self.ppo.max_grad_norm is not None:
             self.clip_gradients(
                 optimizer, gradient_clip_val=self.ppo.max_grad_norm, gradient_clip_algorithm="norm"
-            )
-
-    def _log_step(self, roll: Rollout, stats: PPOStats, sequence_kl: torch.Tensor) -> None:
-        mask = roll.mask
-        n = mask.shape[0]
-        log = {
-            "reward/total_mean": roll.raw_scores.float().mean(),
-            "reward/total_std": std_over_ranks(self, roll.raw_scores),
-            "kl/mean": sequence_kl,
-            "kl/k3": roll.kl_k3.sum(dim=1).mean(),
-            "kl/coef": torch.tensor(self.kl_controller.value),
-            "rationale/length": mask.sum(dim=1).mean(),
-            "rationale/eos_rate": _eos_rate(roll.labels, self.policy.tokenizer.eos_token_id),
-        }
-        for name, values in roll.reward.components.items():
-            values = values.float()
-            log[f"reward/{name}_mean"] = values.mean()
-            log[f"reward/{name}_std"] = std_over_ranks(self, values)
-        for name, value in stats.means().items():
-            log[f"ppo/{name}"] = value
-        if self.ppo.advantage == "gae":
-            log["ppo/explained_variance"] = explained_variance(
-                roll.values,
-                roll.returns,
-                mask,
-                all_reduce=functools.partial(sum_over_ranks, self.trainer.strategy),
-            )
-        log = {k: v.detach().float().to(self.device) for k, v in log.items()}
-        self.log_dict(log, on_step=True, on_epoch=False, sync_dist=True, batch_size=n)
-        self.log(
-            "reward",
-            log["reward/total_mean"],
-            prog_bar=True,
-            on_step=True,
-            logger=False,
-            batch_size=n,
-        )
-        counters = {f"ppo/{name}": count for name, count in roll.groups.items()}
-        for key, value in {**roll.reward.logs, **_llm_usage(self.reward), **counters}.items():
-            self.log(
-                key,
-                float(value),
-                on_step=True,
-                on_epoch=False,
-                reduce_fx="sum",
-                sync_dist=True,
-                batch_size=n,
-            )
-        if self.global_rank == 0 and self.hparams.num_logged_examples:
-            k = self.hparams.num_logged_examples
-            log_text_table(
-                self,
-                "train/samples",
-                ["question", "rationale", "reward", "gold"],
-                [
-                    (r.question, t, f"{s:.3f}", r.answer)
-                    for r, t, s in zip(
-                        roll.records[:k], roll.texts[:k], roll.raw_scores[:k].tolist()
-                    )
-                ],
             )
 
     # ---- evaluation ----------------------------------------------------------------------------
@@ -567,13 +560,17 @@ class PPOModule(L.LightningModule):
         checkpoint["reward_stats"] = self.reward_stats.state_dict()
         checkpoint["reward"] = describe_object(self.reward)  # for the model card of lmcot export
         checkpoint["rng"] = rng_state()
+        if self.ppo.max_staleness:
+            # held, not drained: every rank's pending rollouts, scored (see modules/pending.py)
+            checkpoint["pending_rollouts"] = gather_objects([self._pending.state_dict()])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.ppo.advantage != "gae":
-            _drop_unused_value_head(checkpoint)
+            drop_unused_value_head(checkpoint)
         self.kl_controller.load_state_dict(checkpoint["kl_controller"])
         self.reward_stats.load_state_dict(checkpoint["reward_stats"])
         self._pending_rng = checkpoint.get("rng")
+        self._pending_rollouts = checkpoint.get("pending_rollouts")
 
     def on_train_start(self) -> None:
         # Restored here, after Lightning's own seeding, so sampling continues where it stopped.
@@ -581,50 +578,25 @@ class PPOModule(L.LightningModule):
         if rng:
             restore_rng_state(rng)
             self._pending_rng = None
+        self._restore_pending()
+
+    def _restore_pending(self) -> None:
+        parts = getattr(self, "_pending_rollouts", None)
+        self._pending_rollouts = None
+        if not parts or not self.ppo.max_staleness:
+            return
+        if len(parts) != self.trainer.world_size:
+            rank_zero_warn(
+                f"the checkpoint holds pending rollouts of {len(parts)} processes, this run "
+                f"has {self.trainer.world_size}: they are dropped (their batches get no update)"
+            )
+            return
+        self._pending.load_state_dict(parts[self.global_rank], self.device)
+
+    def on_train_end(self) -> None:
+        # What is still out is waited for (no call outlives the fit) and dropped: at most
+        # max_staleness batches that were sampled but never updated on.
+        self._pending.drain()
 
     def on_fit_end(self) -> None:
         export_at_fit_end(self, "the PPO policy")
-
-
-def _drop_unused_value_head(checkpoint: dict[str, Any]) -> None:
-    """Let an RLOO checkpoint from before RLOO lost its value head resume: drop the head's
-    weights and its two parameters, the last ones registered, from the optimizer state."""
-    state = checkpoint.get("state_dict", {})
-    head = [key for key in state if key.startswith("value_head.")]
-    if not head:
-        return
-    for key in head:
-        del state[key]
-    for optimizer in checkpoint.get("optimizer_states", []):
-        group = optimizer["param_groups"][-1]
-        for param_id in group["params"][-len(head) :]:
-            optimizer["state"].pop(param_id, None)
-        group["params"] = group["params"][: -len(head)]
-
-
-def _nonempty(labels: torch.Tensor, eos_token_id: int) -> torch.Tensor:
-    """Give a rationale that ended at once (width 0) one EOS token, so every row has a last token."""
-    if labels.shape[1] == 0:
-        return torch.full(
-            (labels.shape[0], 1), eos_token_id, dtype=labels.dtype, device=labels.device
-        )
-    return labels
-
-
-def _eos_rate(labels: torch.Tensor, eos_token_id: int) -> torch.Tensor:
-    return (labels == eos_token_id).any(dim=1).float().mean()
-
-
-def _llm_usage(reward: RewardFunction) -> dict[str, float]:
-    """The reward's large-LM counters worth a chart (totals; none for a reward without a large
-    LM), with a cache hit rate."""
-    usages = role_usages_of(reward)
-    if usages is None:
-        total, out = RoleUsage(), {}
-    else:
-        total = total_usage(usages.values())
-        out = {f"llm/total/{n}": getattr(total, n) for n in COUNTERS if n != "parse_failures"}
-    # every rank logs the same keys (a rank that asked nothing reports 0), or a synced log hangs
-    hits, requests = total.cache_hits, total.requests
-    out["llm/total/cache_hit_rate"] = hits / (requests + hits) if requests or hits else 0.0
-    return out

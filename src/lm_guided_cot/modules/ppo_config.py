@@ -123,6 +123,12 @@ class PPOConfig:
             least 1); each round costs reward calls.
         max_grad_norm: gradient-norm clipping of every optimizer step (of the true, unscaled
             gradients under ``16-mixed``; above 0; ``None``: no clipping).
+        max_staleness: how many batches of rationales may be out for scoring by the reward
+            while the policy goes on generating and updating (at least 0; 0: every step waits
+            for its own rewards, the on-policy loop). Each batch is updated on ``N`` steps after
+            it was generated, with the PPO ratio and the KL taken against the log-probs of the
+            policy that generated it; the first ``N`` steps only generate (no update).
+            Refused with ``dynamic_sampling: resample``, which needs the rewards at once.
     """
 
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -153,6 +159,7 @@ class PPOConfig:
     dynamic_sampling: Literal["off", "skip", "resample"] = "off"
     max_resample_rounds: int = 1
     max_grad_norm: float | None = 1.0
+    max_staleness: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.rollout, dict):  # a partial dict keeps the rollout defaults
@@ -210,6 +217,13 @@ class PPOConfig:
         check_at_least("ppo.overlong_penalty", self.overlong_penalty, 0)
         check_at_least("ppo.max_resample_rounds", self.max_resample_rounds, 1)
         check_positive("ppo.max_grad_norm", self.max_grad_norm)
+        check_at_least("ppo.max_staleness", self.max_staleness, 0)
+        if self.max_staleness and self.dynamic_sampling == "resample":
+            raise ConfigurationError(
+                f"ppo.dynamic_sampling='resample' with ppo.max_staleness={self.max_staleness}: "
+                "resampling needs a batch's rewards before the step goes on, which is what "
+                "staleness defers; use dynamic_sampling: skip, or max_staleness: 0"
+            )
 
     @property
     def aggregation(self) -> str:

@@ -1,16 +1,28 @@
 """What one PPO step keeps between sampling and its updates: the rollout and the update
 statistics (the B rows below are questions x ``samples_per_question``, each question's
-samples consecutive)."""
+samples consecutive), with the small helpers of ``PPOModule``'s steps and checkpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX
-from lm_guided_cot.rewards.base import RewardOutput
+from lm_guided_cot.llm.usage import COUNTERS, RoleUsage, total_usage
+from lm_guided_cot.modules.ppo_config import PPOConfig
+from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, role_usages_of
+from lm_guided_cot.rl.core import (
+    generalized_advantages,
+    leave_one_out_advantages,
+    masked_whiten,
+    scale_to_unit_std,
+    token_rewards,
+)
+from lm_guided_cot.rl.objectives import group_advantages
 
 
 @dataclass
@@ -33,6 +45,8 @@ class Rollout:
     records: list[QARecord]  # [B] the question each row answers
     keep: torch.Tensor | None = None  # [B] bool, False for rows dynamic sampling skips
     groups: dict[str, int] = field(default_factory=dict)  # dynamic sampling's counts
+    staleness: int = 0  # rollouts made between this one's sampling and its update
+    reward_wait_s: float | None = None  # time the step waited for its rewards (staleness > 0)
 
     def update_mask(self, rows: torch.Tensor) -> torch.Tensor:
         """The token mask of rows ``rows`` for the updates: 0 on the rows that are skipped."""
@@ -68,6 +82,37 @@ class PPOStats:
         return out
 
 
+def advantages_and_returns(
+    cfg: PPOConfig,
+    scores: torch.Tensor,
+    kl: torch.Tensor,
+    values: torch.Tensor | None,
+    mask: torch.Tensor,
+    beta: float,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token advantages and value targets [B, T] of KL-penalised scores (``beta``: the KL
+    coefficient; ``all_reduce`` sums over ranks, for whitening by every rank's statistics)."""
+    k = cfg.samples_per_question
+    if cfg.advantage == "gae":
+        rewards = token_rewards(scores, kl, mask, beta)
+        advantages, returns = generalized_advantages(rewards, values, mask, cfg.gamma, cfg.lam)
+        if cfg.whiten:
+            # by the statistics of every rank's tokens, as one process would over the batch
+            advantages = masked_whiten(advantages, mask, all_reduce=all_reduce)
+        return advantages, returns
+    sequence = scores - beta * kl.sum(dim=1)
+    if cfg.advantage == "rloo":
+        per_rationale = leave_one_out_advantages(sequence, k)
+    else:
+        per_rationale = group_advantages(sequence, k, scale=cfg.advantage == "grpo")
+    if cfg.whiten:
+        # per rationale and by scale only, never per token (see PPOConfig)
+        per_rationale = scale_to_unit_std(per_rationale, all_reduce=all_reduce)
+    advantages = per_rationale[:, None] * mask
+    return advantages, torch.zeros_like(advantages)
+
+
 def replace_rows(labels: torch.Tensor, rows: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
     """``labels`` with rows ``rows`` replaced by ``new``, padded to the wider of the two."""
     width = max(labels.shape[1], new.shape[1])
@@ -88,3 +133,47 @@ def replace_reward_rows(old: RewardOutput, rows: torch.Tensor, new: RewardOutput
         components[name] = values
     logs = {key: old.logs.get(key, 0.0) + new.logs.get(key, 0.0) for key in {*old.logs, *new.logs}}
     return RewardOutput(total, components, logs)
+
+
+def drop_unused_value_head(checkpoint: dict[str, Any]) -> None:
+    """Let an RLOO checkpoint from before RLOO lost its value head resume: drop the head's
+    weights and its two parameters, the last ones registered, from the optimizer state."""
+    state = checkpoint.get("state_dict", {})
+    head = [key for key in state if key.startswith("value_head.")]
+    if not head:
+        return
+    for key in head:
+        del state[key]
+    for optimizer in checkpoint.get("optimizer_states", []):
+        group = optimizer["param_groups"][-1]
+        for param_id in group["params"][-len(head) :]:
+            optimizer["state"].pop(param_id, None)
+        group["params"] = group["params"][: -len(head)]
+
+
+def nonempty(labels: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """Give a rationale that ended at once (width 0) one EOS token, so every row has a last token."""
+    if labels.shape[1] == 0:
+        return torch.full(
+            (labels.shape[0], 1), eos_token_id, dtype=labels.dtype, device=labels.device
+        )
+    return labels
+
+
+def eos_rate(labels: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    return (labels == eos_token_id).any(dim=1).float().mean()
+
+
+def llm_usage(reward: RewardFunction) -> dict[str, float]:
+    """The reward's large-LM counters worth a chart (totals; none for a reward without a large
+    LM), with a cache hit rate."""
+    usages = role_usages_of(reward)
+    if usages is None:
+        total, out = RoleUsage(), {}
+    else:
+        total = total_usage(usages.values())
+        out = {f"llm/total/{n}": getattr(total, n) for n in COUNTERS if n != "parse_failures"}
+    # every rank logs the same keys (a rank that asked nothing reports 0), or a synced log hangs
+    hits, requests = total.cache_hits, total.requests
+    out["llm/total/cache_hit_rate"] = hits / (requests + hits) if requests or hits else 0.0
+    return out

@@ -29,26 +29,29 @@ import asyncio
 import base64
 import hashlib
 import json
-import threading
 from collections import Counter
 from typing import Any
 
 import yaml
 from aiohttp import web
 
+from lm_guided_cot.testing.local_server import LocalServer
+
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt", ".gguf", ".onnx", ".h5", ".msgpack")
 LFS_MIN_SIZE = 10 * 1000 * 1000
 
 
-class FakeHubServer:
+class FakeHubServer(LocalServer):
     """See the module docstring."""
+
+    name = "fake Hub server"
 
     def __init__(
         self, token: str, refuse: bool = False, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self.token = token
         self.refuse = refuse
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.repos: dict[str, dict[str, bytes]] = {}
         self.private: dict[str, bool] = {}
         self.branches: dict[str, set[str]] = {}
@@ -57,9 +60,6 @@ class FakeHubServer:
         self.authorizations: Counter[str] = Counter()
         self.bodies: list[bytes] = []
         self.requests: list[str] = []  # "METHOD path", in order
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -77,45 +77,6 @@ class FakeHubServer:
         app.router.add_post("/{repo:.+}.git/info/lfs/objects/batch", self._lfs_batch)
         app.router.add_put("/lfs-upload/{oid}", self._lfs_put)
         return app
-
-    async def start_async(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-
-    def start(self) -> FakeHubServer:
-        """Serve from a background thread; returns once the port is bound."""
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self.start_async())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-hub", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the fake Hub server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeHubServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ---- handlers ----------------------------------------------------------------------------------
 

@@ -37,6 +37,8 @@ from typing import Any
 
 from aiohttp import web
 
+from lm_guided_cot.testing.local_server import LocalServer
+
 FAULTS = ("error500", "rate429", "slow", "malformed", "empty", "drop")
 ALWAYS_FAIL = "ALWAYS_FAIL"  # a prompt containing this always gets a 500
 
@@ -51,8 +53,10 @@ def echo_responder(messages: list[dict[str, Any]]) -> str:
     return f"Answer: {last.get('content', '')}"
 
 
-class FakeLLMServer:
+class FakeLLMServer(LocalServer):
     """See the module docstring. ``fault_rates`` maps fault names to probabilities."""
+
+    name = "fake LLM server"
 
     def __init__(
         self,
@@ -77,7 +81,7 @@ class FakeLLMServer:
         self.first_attempt_fault = first_attempt_fault
         self.authorizations: Counter[str] = Counter()  # Authorization headers seen
         self.rng = random.Random(seed)
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.requests = 0
         self.per_prompt: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()  # 200 replies with content, per prompt
@@ -85,9 +89,6 @@ class FakeLLMServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -101,44 +102,6 @@ class FakeLLMServer:
         app.router.add_post("/chat/completions", self._chat)
         app.router.add_get("/stats", self._stats)
         return app
-
-    async def start_async(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-
-    def start(self) -> FakeLLMServer:
-        """Serve from a background thread; returns once the port is bound."""
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self.start_async())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-llm", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the fake LLM server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
-
-    def __enter__(self) -> FakeLLMServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def stats(self) -> dict[str, Any]:
         with self.lock:

@@ -144,14 +144,16 @@ def test_ppo_on_two_ranks_matches_one_process(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("objective", ["grpo:skip", "rloo:skip"])
 def test_dynamic_sampling_skip_on_two_ranks_matches_one_process(
-    tmp_path, shared_data, tiny_causal_dir
+    tmp_path, shared_data, tiny_causal_dir, objective
 ):
     # one question per rank: a rank can skip its group while the other keeps its own, and
-    # both must still take the same number of minibatches
+    # both must still take the same number of minibatches; under rloo the advantages are
+    # scaled by the std of every rank's kept rows, as one process scales its own
     run = (tmp_path, shared_data, tiny_causal_dir)
-    two, _, _ = _run("ppo", 2, *run, "every_rank", "grpo:skip")
-    one, _, _ = _run("ppo", 1, *run, advantage="grpo:skip")
+    two, _, _ = _run("ppo", 2, *run, "every_rank", objective)
+    one, _, _ = _run("ppo", 1, *run, advantage=objective)
     _assert_ranks_agree(two)
     # the ppo/* losses are missing on a step whose groups were all skipped (no update)
     names = ("reward/total_mean", "kl/mean", "ppo/groups_constant", "ppo/groups_skipped")

@@ -235,11 +235,39 @@ def test_rollout_settings_the_scoring_cannot_follow_are_refused(rollout, option)
         PPOConfig(rollout=rollout)
 
 
-def test_greedy_rloo_and_k3_rewards_are_refused():
-    with pytest.raises(ValueError, match="do_sample"):
-        PPOConfig(advantage="rloo", samples_per_question=4, rollout=GenerationConfig())
-    with pytest.raises(ValueError, match="k1"):
-        PPOConfig(kl_estimator="k3")
+@pytest.mark.parametrize("advantage", ["gae", "rloo", "grpo", "dr_grpo"])
+def test_greedy_rollouts_are_refused_for_every_advantage(advantage):
+    # greedy GenerationConfig(): every other rollout setting is plain, so do_sample is the one
+    # named; greedy RLOO or GRPO groups would be k equal rationales
+    with pytest.raises(ValueError, match=r"ppo\.rollout\.do_sample=False") as refused:
+        PPOConfig(advantage=advantage, samples_per_question=4, rollout=GenerationConfig())
+    assert "top_p" not in str(refused.value) and "num_beams" not in str(refused.value)
+    config = PPOConfig(
+        advantage=advantage, samples_per_question=4, rollout=GenerationConfig(do_sample=True)
+    )
+    assert config.rollout.do_sample
+
+
+@pytest.mark.parametrize(
+    ("advantage", "estimator", "refused"),
+    [
+        ("gae", "k3", "use kl_estimator: k1"),
+        ("rloo", "k3", "use kl_estimator: k1"),
+        ("grpo", "k1", "use kl_estimator: k3"),
+        ("dr_grpo", "k1", "use kl_estimator: k3"),
+    ],
+)
+def test_kl_estimators_the_objective_cannot_use_are_refused(advantage, estimator, refused):
+    with pytest.raises(ConfigurationError, match=f"kl_estimator='{estimator}'.*{refused}"):
+        PPOConfig(advantage=advantage, samples_per_question=2, kl_estimator=estimator)
+    right = "k1" if estimator == "k3" else "k3"
+    config = PPOConfig(advantage=advantage, samples_per_question=2, kl_estimator=right)
+    assert (
+        config.estimator
+        == right
+        == PPOConfig(advantage=advantage, samples_per_question=2).estimator
+    )
+    assert config.kl_in_loss == (right == "k3")
 
 
 def test_a_partial_rollout_dict_keeps_sampling(tiny_causal_dir):
@@ -347,7 +375,9 @@ def test_bad_ppo_numbers_are_refused(kwargs, message):
     ],
 )
 def test_boundary_ppo_numbers_are_accepted(kwargs):
-    PPOConfig(**kwargs)
+    config = PPOConfig(**kwargs)
+    # kept as given: not clamped, rounded or replaced by a default on the way
+    assert {name: getattr(config, name) for name in kwargs} == kwargs
 
 
 @pytest.mark.parametrize(
@@ -364,11 +394,11 @@ def test_bad_ppo_module_numbers_are_refused(kwargs, message):
         PPOModule(model="unused", reward=AnswerMentionReward(), **kwargs)
 
 
-def test_boundary_ppo_module_numbers_are_accepted():
-    PPOModule(
-        model="unused",
-        reward=AnswerMentionReward(),
-        learning_rate=1e-12,
-        weight_decay=0.0,
-        num_logged_examples=0,
-    )
+def test_boundary_ppo_module_numbers_are_accepted(tiny_causal_dir):
+    numbers = {"learning_rate": 1e-12, "weight_decay": 0.0, "num_logged_examples": 0}
+    module = PPOModule(model=str(tiny_causal_dir), reward=AnswerMentionReward(), **numbers)
+    assert {name: module.hparams[name] for name in numbers} == numbers
+    module.trainer = _quiet_trainer()
+    module.configure_model()
+    (group,) = module.configure_optimizers().param_groups  # what the optimizer really uses
+    assert (group["lr"], group["weight_decay"]) == (1e-12, 0.0)

@@ -10,6 +10,8 @@ import torch
 
 from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.modules import PPOConfig, PPOModule
+from lm_guided_cot.modules.pending import Sampled
+from lm_guided_cot.modules.rollout import PPOStats, advantages_and_returns
 from lm_guided_cot.policy import GenerationConfig
 from lm_guided_cot.rewards.base import RewardOutput
 from tests.modules.test_ppo import Recorder, _datamodule, _quiet_trainer
@@ -272,3 +274,153 @@ def test_clip_bounds_reach_the_loss(tiny_causal_dir, monkeypatch):
 def test_bad_objective_settings_are_refused(kwargs, message):
     with pytest.raises(ConfigurationError, match=message):
         PPOConfig(**kwargs)
+
+
+def _perturbed(module: PPOModule, scale: float = 0.05) -> PPOModule:
+    """The module with its policy moved off the reference (which stays as loaded)."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.policy.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=generator))
+    return module
+
+
+class _Optimizer:
+    def step(self):
+        pass
+
+    def zero_grad(self, **kwargs):
+        pass
+
+
+def _minibatch_loss(module: PPOModule, roll, rows) -> tuple[torch.Tensor, PPOStats]:
+    """The loss one update on ``rows`` backpropagates (nothing is stepped), and its stats."""
+    losses, stats = [], PPOStats()
+    module.manual_backward = lambda loss: losses.append(loss)
+    module._minibatch_step(roll, rows, _Optimizer(), stats)
+    return losses[0], stats
+
+
+def test_the_issues_example_the_kl_no_longer_makes_grpo_advantages():
+    # four right answers; per-sequence KL 0.30, 0.10, 0.20, 0.25 at coefficient 0.05 gave
+    # [-1.00, 1.29, 0.14, -0.43] when the KL was in the score
+    config = PPOConfig(samples_per_question=4, advantage="grpo")
+    mask = torch.ones(4, 5)
+    kl = torch.tensor([0.30, 0.10, 0.20, 0.25])[:, None].expand(4, 5) / 5
+    advantages, _ = advantages_and_returns(config, torch.ones(4), kl, None, mask, 0.05, lambda t: t)
+    assert advantages.abs().max().item() < 1e-6
+
+
+@pytest.mark.parametrize("advantage", ["grpo", "dr_grpo"])
+def test_equal_rewards_give_zero_group_advantages_and_the_kl_still_pulls(
+    tiny_causal_dir, advantage
+):
+    module = _perturbed(
+        _attached(
+            tiny_causal_dir,
+            FixedReward([1.0, 1.0, 1.0, 1.0]),
+            advantage=advantage,
+            init_kl_coef=0.05,
+        )
+    )
+    module.policy.generate = lambda *args, **kwargs: _labels(module.policy, [5, 2, 3, 4])
+    roll = module.rollout(_one_question(module.policy))
+    assert roll.kl.sum(dim=1).abs().min() > 1e-3  # the policy differs from the reference
+    assert roll.advantages.abs().max().item() < 1e-6
+    rows = torch.arange(4)
+    loss, stats = _minibatch_loss(module, roll, rows)
+    (kl,) = stats.kl_loss
+    assert kl > 1e-3
+    # the policy term is 0 (zero advantages): the loss is the KL term, coefficient 0.05
+    torch.testing.assert_close(loss.detach(), 0.05 * kl)
+    # and a step on it brings the policy toward the reference
+    before = roll.kl_k3.sum()
+    params = [p for p in module.policy.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params)
+    norm = torch.sqrt(sum((g**2).sum() for g in grads))
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.sub_(0.05 * g / norm)  # a small step along the gradient
+    after = module._finish(
+        Sampled(roll.input_ids, roll.attention_mask, roll.labels, roll.texts, roll.records),
+        module._behaviour(
+            Sampled(roll.input_ids, roll.attention_mask, roll.labels, roll.texts, roll.records)
+        ),
+        roll.reward,
+        None,
+        {},
+    ).kl_k3.sum()
+    assert after < before
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "expected"),
+    [
+        # ratio 1 on the first update: each token's loss is -A. GRPO advantages of scores
+        # (1, 0, 0, 1) are +-a, a = 0.5 / (std + 1e-4); lengths 5, 2, 3, 4
+        ("token", lambda a: -(5 - 2 - 3 + 4) * a / 14),  # every token alike
+        ("sequence", lambda a: 0.0),  # each rationale's mean: +a, -a, -a, +a
+        ("constant", lambda a: -(5 - 2 - 3 + 4) * a / (4 * 8)),  # 4 rationales x 8 tokens
+    ],
+)
+def test_the_aggregation_reaches_the_loss_through_the_module(
+    tiny_causal_dir, aggregation, expected
+):
+    module = _attached(
+        tiny_causal_dir,
+        FixedReward([1.0, 0.0, 0.0, 1.0]),
+        advantage="grpo",
+        loss_aggregation=aggregation,
+        rollout=GenerationConfig(max_new_tokens=8, do_sample=True),
+    )
+    module.policy.generate = lambda *args, **kwargs: _labels(module.policy, [5, 2, 3, 4])
+    roll = module.rollout(_one_question(module.policy))
+    a = 0.5 / (torch.tensor([1.0, 0.0, 0.0, 1.0]).std().item() + 1e-4)
+    loss, stats = _minibatch_loss(module, roll, torch.arange(4))
+    # no KL term at coefficient 0: the loss is the policy loss alone
+    assert loss.item() == pytest.approx(expected(a), abs=1e-5)
+    assert stats.kl_loss[0] == pytest.approx(0.0, abs=1e-6)  # policy = reference
+
+
+def test_penalties_stay_inside_the_reward_clip(tiny_causal_dir):
+    module = _attached(
+        tiny_causal_dir,
+        FixedReward([1.0, 1.0, 1.0, 1.0]),
+        advantage="dr_grpo",
+        missing_eos_penalty=5.0,
+        reward_clip=2.0,
+    )
+    module.policy.generate = lambda *args, **kwargs: _labels(
+        module.policy, [6, 6, 3, 3], ended=[False, True, True, True]
+    )
+    roll = module.rollout(_one_question(module.policy))
+    # scores 1 - 5 = -4 clipped to -2, and 1, 1, 1: mean 0.25 (the penalty after the clip
+    # gave -4: advantages -3.75, 1.25, ...)
+    assert roll.advantages[:, 0].tolist() == pytest.approx([-2.25, 0.75, 0.75, 0.75])
+
+
+def _kept_advantages(advantage: str, skipped_groups: int) -> torch.Tensor:
+    """The advantages of one informative group (scores 1, 0, 0, 0.5) beside ``skipped_groups``
+    groups of equal scores that dynamic sampling skips."""
+    config = PPOConfig(samples_per_question=4, advantage=advantage, dynamic_sampling="skip")
+    scores = torch.tensor([1.0, 0.0, 0.0, 0.5] + [0.7] * 4 * skipped_groups)
+    rows = scores.shape[0]
+    lengths = torch.tensor([3, 1, 2, 3] + [2, 3, 1, 2] * skipped_groups)
+    mask = (torch.arange(3)[None, :] < lengths[:, None]).float()
+    keep = torch.tensor([True] * 4 + [False] * 4 * skipped_groups)
+    values = None
+    if advantage == "gae":  # the kept rows' values are the same whatever is beside them
+        values = torch.cat([torch.linspace(-1, 1, 12), torch.full((rows * 3 - 12,), 0.3)])
+        values = values.view(rows, 3) * mask
+    kl = torch.full((rows, 3), 0.01) * mask
+    advantages, _ = advantages_and_returns(config, scores, kl, values, mask, 0.1, lambda t: t, keep)
+    assert (advantages[4:] == 0).all()
+    return advantages[:4]
+
+
+@pytest.mark.parametrize("advantage", ["rloo", "gae", "grpo", "dr_grpo"])
+def test_kept_rows_advantages_do_not_depend_on_how_many_groups_are_skipped(advantage):
+    alone = _kept_advantages(advantage, 0)
+    assert alone.abs().max() > 0.1
+    for skipped in (1, 3):
+        torch.testing.assert_close(_kept_advantages(advantage, skipped), alone)

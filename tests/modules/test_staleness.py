@@ -5,6 +5,7 @@ so that a resumed run equals the uninterrupted one, and bad settings are refused
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -71,7 +72,6 @@ def test_a_stale_rollouts_ratio_is_against_its_behaviour_logprobs(
     assert torch.allclose(new0, old0, atol=1e-5)  # no update in between: ratio 1
     assert (new1 - old1).abs().max() > 1e-3  # an update in between: a real importance ratio
     assert recorder.steps[-1]["ppo/staleness"] == 2
-    assert recorder.steps[-1]["time/reward_wait_s"] >= 0
     assert "ppo/staleness" not in recorder.steps[1]  # the steps that only sample log nothing
 
 
@@ -95,14 +95,18 @@ def test_reward_rises_with_staleness_two(warm_started, shared_data, tmp_path, ar
     assert len(module._pending) == 0  # what was still out at the end was waited for, dropped
 
 
-def _run(model_dir, shared_data, tmp_path, epochs, ckpt_path=None):
+def _run(model_dir, shared_data, tmp_path, epochs, ckpt_path=None, max_staleness=2):
     L.seed_everything(0)
     recorder = Recorder()
     checkpoint = ModelCheckpoint(
         dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}"
     )
     module = _module(
-        model_dir, tmp_path, target_kl=0.5, reward_scaling="running_std", max_staleness=2
+        model_dir,
+        tmp_path,
+        target_kl=0.5,
+        reward_scaling="running_std",
+        max_staleness=max_staleness,
     )
     trainer = _quiet_trainer(
         max_epochs=epochs, callbacks=[recorder, checkpoint], enable_checkpointing=True
@@ -129,3 +133,45 @@ def test_resumed_stale_run_ends_like_the_uninterrupted_one(warm_started, shared_
         assert torch.allclose(p, q, atol=1e-6), name
     assert full.kl_controller.value == pytest.approx(resumed.kl_controller.value)
     assert full.reward_stats.count == resumed.reward_stats.count == 6 * 16  # 2 steps only sample
+
+
+def test_a_resume_at_a_smaller_bound_drops_the_oldest_pending_batches(
+    warm_started, shared_data, tmp_path
+):
+    model_dir = warm_started["causal"]
+    _run(model_dir, shared_data, tmp_path / "part", epochs=2, max_staleness=3)
+    saved = tmp_path / "part/ckpt/epoch=1.ckpt"
+    (state,) = torch.load(saved, weights_only=True)["pending_rollouts"]
+    assert len(state["items"]) == 3  # saved at max_staleness 3
+    with pytest.warns(UserWarning, match=r"holds 3 pending .* the 2 oldest are dropped"):
+        _, steps = _run(
+            model_dir, shared_data, tmp_path / "part", 4, str(saved), max_staleness=1
+        )
+    # every update of the resumed run is at most 1 step stale, from its first step on
+    assert len(steps) == 4 and all("ppo/staleness" in step for step in steps)
+    assert [step["ppo/staleness"] for step in steps] == [1.0] * 4
+
+
+def test_the_logged_reward_wait_is_the_time_spent_waiting(
+    warm_started, shared_data, tmp_path, monkeypatch
+):
+    import lm_guided_cot.modules.ppo as ppo_module
+    from lm_guided_cot.modules.pending import Scores
+
+    # a clock that moves only while a step waits for its rewards: 0.75 s each time
+    now = [100.0]
+    real_wait = Scores.wait
+
+    def slow_wait(self):
+        now[0] += 0.75
+        return real_wait(self)
+
+    monkeypatch.setattr(Scores, "wait", slow_wait)
+    monkeypatch.setattr(ppo_module, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    recorder = Recorder()
+    module = _module(warm_started["causal"], tmp_path, max_staleness=1, ppo_epochs=1)
+    _quiet_trainer(max_steps=3, callbacks=[recorder]).fit(
+        module, datamodule=_datamodule(shared_data, warm_started["causal"])
+    )
+    waits = [step["time/reward_wait_s"] for step in recorder.steps if "ppo/staleness" in step]
+    assert waits and all(w == pytest.approx(0.75) for w in waits), waits

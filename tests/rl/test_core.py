@@ -19,6 +19,7 @@ from lm_guided_cot.rl.core import (
     masked_mean,
     masked_var,
     masked_whiten,
+    scale_to_unit_std,
     token_rewards,
 )
 
@@ -224,3 +225,11 @@ def test_entropy_of_known_distributions_in_and_out_of_chunks():
     expected = -(p * torch.log(p)).sum(-1)
     assert torch.allclose(entropy_from_logits(rand), expected, atol=1e-5)
     assert torch.allclose(entropy_from_logits(rand, chunk_rows=2), expected, atol=1e-5)
+
+
+def test_scale_to_unit_std_over_the_masked_values_only():
+    values = torch.tensor([1.0, -1.0, 3.0, 50.0, -70.0])
+    rows = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0])  # the last two do not train
+    scaled = scale_to_unit_std(values, mask=rows)
+    std = torch.tensor([1.0, -1.0, 3.0]).std()
+    torch.testing.assert_close(scaled[:3], values[:3] / std)

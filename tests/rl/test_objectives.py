@@ -11,6 +11,7 @@ from lm_guided_cot.rl.core import clipped_policy_loss
 from lm_guided_cot.rl.objectives import (
     constant_groups,
     group_advantages,
+    kl_loss,
     loss_weights,
     overlong_penalty,
 )
@@ -52,6 +53,10 @@ def test_a_group_of_equal_scores_gets_zero_advantages_not_nan():
 
 def test_token_aggregation_weighs_every_token_alike():
     torch.testing.assert_close(loss_weights(MASK, "token"), MASK / 6)
+    per_token = torch.tensor(
+        [[3.0, 6.0, 9.0, 100.0], [4.0, 100.0, 100.0, 100.0], [1.0, 3.0, 100.0, 100.0]]
+    )
+    assert (per_token * loss_weights(MASK, "token")).sum().item() == pytest.approx(26 / 6)
     # a given divisor (the mean token count over ranks) replaces the local count
     torch.testing.assert_close(loss_weights(MASK, "token", count=12.0), MASK / 12)
 
@@ -65,9 +70,13 @@ def test_sequence_aggregation_is_the_mean_of_each_rationales_mean():
 
 
 def test_constant_aggregation_divides_by_the_generation_budget():
-    per_token = torch.ones(3, 4)
+    # 100 off the mask: a weight on a padding position would show at once
+    per_token = torch.tensor(
+        [[3.0, 6.0, 9.0, 100.0], [4.0, 100.0, 100.0, 100.0], [1.0, 3.0, 100.0, 100.0]]
+    )
     loss = (per_token * loss_weights(MASK, "constant", max_tokens=8)).sum()
-    assert loss.item() == pytest.approx(6 / (3 * 8))  # 6 real tokens, 3 rationales x 8
+    # the real tokens' sum (18 + 4 + 4), over 3 rationales x 8: not each rationale's mean
+    assert loss.item() == pytest.approx(26 / 24)
     with pytest.raises(ValueError, match="max_tokens"):
         loss_weights(MASK, "constant")
 
@@ -117,3 +126,23 @@ def test_policy_loss_weights_replace_the_token_mean():
     out = clipped_policy_loss(old, old, adv, MASK, weights=loss_weights(MASK, "sequence"))
     # ratio 1: per-token loss -A; sequence means -1, -2, -3
     assert out.loss.item() == pytest.approx(-2.0)
+
+
+def test_kl_loss_is_k3_with_the_gradient_toward_the_reference():
+    # two rationales, lengths 2 and 1; the policy gives its tokens log-probs -1, -2 | -0.5
+    # and the reference -1.5, -1 | -0.5
+    logprobs = torch.tensor([[-1.0, -2.0], [-0.5, -9.0]], requires_grad=True)
+    ref = torch.tensor([[-1.5, -1.0], [-0.5, 7.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    d = torch.tensor([-0.5, 1.0, 0.0])  # log q - log p on the real tokens
+    k3 = torch.exp(d) - 1 - d  # q/p - 1 - log(q/p), never negative
+    token = kl_loss(logprobs, ref, mask)
+    assert token.item() == pytest.approx(k3.sum().item() / 3)
+    sequence = kl_loss(logprobs, ref, mask, weights=loss_weights(mask, "sequence"))
+    assert sequence.item() == pytest.approx(((k3[0] + k3[1]) / 2 + k3[2]).item() / 2)
+    assert kl_loss(logprobs, ref, mask, count=6.0).item() == pytest.approx(k3.sum().item() / 6)
+    # d/dlogp of q/p - 1 - log(q/p) = 1 - q/p: down where the policy is above the reference,
+    # up where it is below, 0 where they agree, and nothing off the mask
+    (grad,) = torch.autograd.grad(token, logprobs)
+    expected = torch.tensor([[1 - math.exp(-0.5), 1 - math.exp(1.0)], [0.0, 0.0]]) / 3
+    torch.testing.assert_close(grad, expected)

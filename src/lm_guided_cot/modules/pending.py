@@ -155,6 +155,11 @@ class PendingQueue:
         self.items = deque(PendingRollout.from_state(s, device) for s in state["items"])
         self.made = state["made"]
 
+    def drop_oldest(self, n: int) -> None:
+        """Drop the ``n`` oldest pending rollouts (their rewards are done: restored ones are)."""
+        for _ in range(n):
+            self.items.popleft().scores.wait()
+
     def drain(self) -> int:
         """Wait for every pending reward and drop the rollouts; how many there were."""
         n = len(self.items)

@@ -71,6 +71,7 @@ from lm_guided_cot.rl.core import (
 )
 from lm_guided_cot.rl.objectives import (
     constant_groups,
+    kl_loss,
     loss_weights,
     overlong_penalty,
 )
@@ -217,7 +218,9 @@ class PPOModule(L.LightningModule):
             return rank_zero_reward(self.reward, records, texts)
         return self.reward(records, texts)
 
-    def _scores(self, raw: torch.Tensor) -> torch.Tensor:
+    def _scores(self, raw: torch.Tensor, penalties: torch.Tensor | None = None) -> torch.Tensor:
+        """The scores the advantages see: the reward totals scaled, plus the penalties, clipped
+        (inside ``reward_clip``, so nothing escapes the bound)."""
         cfg = self.ppo
         scores = raw
         if cfg.reward_scaling != "none":
@@ -225,9 +228,25 @@ class PPOModule(L.LightningModule):
             std = max(self.reward_stats.std, cfg.reward_std_floor)
             shift = self.reward_stats.mean if cfg.reward_scaling == "running_zscore" else 0.0
             scores = (raw - shift) / std
+        if penalties is not None:
+            scores = scores + penalties.to(scores.dtype)
         if cfg.reward_clip is not None:
             scores = scores.clamp(-cfg.reward_clip, cfg.reward_clip)
         return scores
+
+    def _penalties(self, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[B] what the missing-EOS and overlong penalties add to each score (0 or less)."""
+        cfg = self.ppo
+        penalties = torch.zeros(labels.shape[0], device=self.device)
+        if cfg.missing_eos_penalty:
+            cut = ~(labels == self.policy.tokenizer.eos_token_id).any(dim=1)
+            penalties = penalties - cfg.missing_eos_penalty * cut.to(penalties.dtype)
+        if cfg.overlong_buffer is not None:
+            penalty = overlong_penalty(
+                mask.sum(dim=1), cfg.rollout.max_new_tokens, cfg.overlong_buffer
+            )
+            penalties = penalties + cfg.overlong_penalty * penalty.to(penalties.device)
+        return penalties
 
     def _generate(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -288,25 +307,15 @@ class PPOModule(L.LightningModule):
         (with the KL coefficient of now) and value targets."""
         cfg = self.ppo
         labels = sampled.labels
-        eos = self.policy.tokenizer.eos_token_id
         mask = (labels != IGNORE_INDEX).float()
         raw_scores = reward.total.to(self.device)
-        scores = self._scores(raw_scores)
-        if cfg.missing_eos_penalty:
-            cut = ~(labels == eos).any(dim=1)
-            scores = scores - cfg.missing_eos_penalty * cut.to(scores.dtype)
-        if cfg.overlong_buffer is not None:
-            penalty = overlong_penalty(
-                mask.sum(dim=1), cfg.rollout.max_new_tokens, cfg.overlong_buffer
-            )
-            scores = scores + cfg.overlong_penalty * penalty.to(scores.dtype)
-
+        scores = self._scores(raw_scores, self._penalties(labels, mask))
         logprobs, values = behaviour.logprobs, behaviour.values
-        kl = kl_penalty(logprobs, behaviour.ref_logprobs, cfg.kl_estimator) * mask
+        kl = kl_penalty(logprobs, behaviour.ref_logprobs, cfg.estimator) * mask
         kl_k3 = kl_penalty(logprobs, behaviour.ref_logprobs, "k3") * mask
         summed = functools.partial(sum_over_ranks, self.trainer.strategy)
         advantages, returns = advantages_and_returns(
-            cfg, scores, kl, values, mask, self.kl_controller.value, summed
+            cfg, scores, kl, values, mask, self.kl_controller.value, summed, keep
         )
         return Rollout(
             input_ids=sampled.input_ids,
@@ -319,6 +328,7 @@ class PPOModule(L.LightningModule):
             returns=returns,
             kl=kl,
             kl_k3=kl_k3,
+            ref_logprobs=behaviour.ref_logprobs,
             raw_scores=raw_scores,
             reward=reward,
             texts=sampled.texts,
@@ -464,6 +474,11 @@ class PPOModule(L.LightningModule):
             out.logprobs, roll.logprobs[mb], roll.advantages[mb], mask, low, count, high, weights
         )
         loss = policy.loss
+        if cfg.kl_in_loss:
+            kl = kl_loss(out.logprobs, roll.ref_logprobs[mb], mask, weights, count)
+            if self.kl_controller.value:
+                loss = loss + self.kl_controller.value * kl
+            stats.kl_loss.append(kl.detach())
         entropy = masked_mean(out.entropy, mask, count=count)
         if cfg.entropy_coef:
             loss = loss - cfg.entropy_coef * entropy
@@ -583,8 +598,9 @@ class PPOModule(L.LightningModule):
     def _restore_pending(self) -> None:
         parts = getattr(self, "_pending_rollouts", None)
         self._pending_rollouts = None
-        if not parts or not self.ppo.max_staleness:
+        if not parts or not any(part["items"] for part in parts):
             return
+        bound = self.ppo.max_staleness
         if len(parts) != self.trainer.world_size:
             rank_zero_warn(
                 f"the checkpoint holds pending rollouts of {len(parts)} processes, this run "
@@ -592,6 +608,15 @@ class PPOModule(L.LightningModule):
             )
             return
         self._pending.load_state_dict(parts[self.global_rank], self.device)
+        held = len(self._pending)
+        if held > bound:
+            # the oldest go: updating on them would break the bound this run was given
+            self._pending.drop_oldest(held - bound)
+            rank_zero_warn(
+                f"the checkpoint holds {held} pending batches of rationales and this run has "
+                f"ppo.max_staleness={bound}: the {held - bound} oldest are dropped (never "
+                f"updated on), so that no update is more than {bound} steps stale"
+            )
 
     def on_train_end(self) -> None:
         # What is still out is waited for (no call outlives the fit) and dropped: at most

@@ -90,12 +90,19 @@ class PPOConfig:
             would turn the shift into a length bonus or penalty). ``None``: on for ``gae`` and
             ``rloo``, off for ``grpo`` and ``dr_grpo``, whose advantages are normalised by
             their own definition (so ``true`` is refused there).
-        kl_estimator: ``k1`` (``log p - log q`` per token): the KL penalty is a per-token
-            reward, and k1 is the estimator whose expected gradient is the KL's. ``k3`` is
-            refused as a reward (its gradient is not the KL's); it is logged as ``kl/k3``.
-        init_kl_coef: starting KL coefficient (``beta``; at least 0).
-        target_kl: KL the adaptive controller steers to (above 0; ``None``: the coefficient
-            stays fixed).
+        kl_estimator: how the KL to the reference is estimated per token, and so where it
+            acts. ``k1`` (``log p - log q``): a per-token reward, the score less ``beta`` times
+            the rationale's KL (``gae`` and ``rloo``; k1 is the estimator whose expected
+            gradient is the KL's there). ``k3`` (``q/p - 1 - log(q/p)``): a loss term,
+            ``beta`` times the per-token k3 aggregated like the policy loss, with the score
+            holding only rewards and penalties (``grpo`` and ``dr_grpo``, as the GRPO paper and
+            TRL: a KL inside the score would be divided by the group's std, turning KL noise
+            into full-size advantages). ``None``: ``k1`` for ``gae``/``rloo``, ``k3`` for
+            ``grpo``/``dr_grpo``; the other pairings are refused. k3 is logged as ``kl/k3``.
+        init_kl_coef: starting KL coefficient (``beta``; at least 0): of the KL reward, or of
+            the KL loss term under ``grpo``/``dr_grpo``.
+        target_kl: KL the adaptive controller steers to by changing ``beta`` (above 0;
+            ``None``: the coefficient stays fixed).
         kl_horizon: the adaptive controller's horizon in rationales (at least 1).
         reward_scaling: ``none``, ``running_std`` (divide by the running std of scores) or
             ``running_zscore`` (subtract the running mean too); statistics are checkpointed.
@@ -146,7 +153,7 @@ class PPOConfig:
     gamma: float = 1.0
     lam: float = 0.95
     whiten_advantages: bool | None = None
-    kl_estimator: Literal["k1"] = "k1"
+    kl_estimator: Literal["k1", "k3"] | None = None
     init_kl_coef: float = 0.05
     target_kl: float | None = 6.0
     kl_horizon: int = 10000
@@ -194,11 +201,19 @@ class PPOConfig:
         check_at_least("ppo.entropy_coef", self.entropy_coef, 0)
         check_probability("ppo.gamma", self.gamma)
         check_probability("ppo.lam", self.lam)
-        if self.kl_estimator != "k1":
+        wanted = "k3" if self.advantage in ("grpo", "dr_grpo") else "k1"
+        if self.kl_estimator not in (None, wanted):
+            why = (
+                "the KL penalty is a per-token reward there, and only k1 (log p - log q) has "
+                "the KL's expected gradient as a reward"
+                if wanted == "k1"
+                else "the KL is a loss term there (the score is normalised by its group's "
+                "std, which would turn a KL reward into noise-sized advantages), and a k1 "
+                "loss term has no gradient toward the reference in expectation"
+            )
             raise ConfigurationError(
-                f"ppo.kl_estimator={self.kl_estimator!r}: the KL penalty is a per-token reward, "
-                "and only k1 (log p - log q) has the KL's expected gradient there; k3 is "
-                "logged as kl/k3"
+                f"ppo.kl_estimator={self.kl_estimator!r} with advantage {self.advantage!r}: "
+                f"{why}; use kl_estimator: {wanted} or leave it unset"
             )
         check_at_least("ppo.init_kl_coef", self.init_kl_coef, 0)
         check_positive("ppo.target_kl", self.target_kl)
@@ -238,6 +253,16 @@ class PPOConfig:
         if self.whiten_advantages is not None:
             return self.whiten_advantages
         return self.advantage in ("gae", "rloo")
+
+    @property
+    def estimator(self) -> str:
+        """``kl_estimator`` with its default for the advantage filled in."""
+        return self.kl_estimator or ("k3" if self.kl_in_loss else "k1")
+
+    @property
+    def kl_in_loss(self) -> bool:
+        """Whether the KL is a loss term (``grpo``, ``dr_grpo``) rather than in the score."""
+        return self.advantage in ("grpo", "dr_grpo")
 
     @property
     def clip_bounds(self) -> tuple[float, float]:

@@ -37,8 +37,9 @@ class Rollout:
     values: torch.Tensor | None  # [B, T] the value head's estimates; None under RLOO
     advantages: torch.Tensor  # [B, T] zero off the mask
     returns: torch.Tensor  # [B, T] value targets (zeros under RLOO)
-    kl: torch.Tensor  # [B, T] the penalised estimator's per-token KL
-    kl_k3: torch.Tensor  # [B, T] k3 per-token KL, logged only
+    kl: torch.Tensor  # [B, T] per-token KL by ``ppo.estimator`` (k1 penalised, or k3 in the loss)
+    kl_k3: torch.Tensor  # [B, T] k3 per-token KL, logged
+    ref_logprobs: torch.Tensor  # [B, T] the reference's (at the rollout temperature)
     raw_scores: torch.Tensor  # [B] reward totals before scaling, clipping and penalties
     reward: RewardOutput  # the reward's own output (components and counters for the logs)
     texts: list[str]  # [B] decoded rationales
@@ -71,6 +72,7 @@ class PPOStats:
     approx_kl: list[torch.Tensor] = field(default_factory=list)
     vf_clipfrac: list[torch.Tensor] = field(default_factory=list)  # GAE only
     entropy: list[torch.Tensor] = field(default_factory=list)
+    kl_loss: list[torch.Tensor] = field(default_factory=list)  # KL as a loss term only
 
     def means(self) -> dict[str, torch.Tensor]:
         """The mean of every field that got values, by field name."""
@@ -90,26 +92,31 @@ def advantages_and_returns(
     mask: torch.Tensor,
     beta: float,
     all_reduce: Callable[[torch.Tensor], torch.Tensor],
+    keep: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token advantages and value targets [B, T] of KL-penalised scores (``beta``: the KL
-    coefficient; ``all_reduce`` sums over ranks, for whitening by every rank's statistics)."""
+    """Per-token advantages and value targets [B, T] of the scores (``beta``: the KL
+    coefficient, applied here to ``kl`` unless the KL is a loss term; ``all_reduce`` sums over
+    ranks, for whitening by every rank's statistics; ``keep`` [B]: the rows that train, the
+    only ones whitening and scaling look at, so that skipped groups change no kept row)."""
     k = cfg.samples_per_question
+    trains = mask if keep is None else mask * keep[:, None].to(mask.dtype)
     if cfg.advantage == "gae":
         rewards = token_rewards(scores, kl, mask, beta)
         advantages, returns = generalized_advantages(rewards, values, mask, cfg.gamma, cfg.lam)
         if cfg.whiten:
             # by the statistics of every rank's tokens, as one process would over the batch
-            advantages = masked_whiten(advantages, mask, all_reduce=all_reduce)
+            advantages = masked_whiten(advantages, trains, all_reduce=all_reduce)
         return advantages, returns
-    sequence = scores - beta * kl.sum(dim=1)
+    sequence = scores if cfg.kl_in_loss else scores - beta * kl.sum(dim=1)
     if cfg.advantage == "rloo":
         per_rationale = leave_one_out_advantages(sequence, k)
     else:
         per_rationale = group_advantages(sequence, k, scale=cfg.advantage == "grpo")
     if cfg.whiten:
         # per rationale and by scale only, never per token (see PPOConfig)
-        per_rationale = scale_to_unit_std(per_rationale, all_reduce=all_reduce)
-    advantages = per_rationale[:, None] * mask
+        rows = None if keep is None else keep.to(per_rationale.dtype)
+        per_rationale = scale_to_unit_std(per_rationale, all_reduce=all_reduce, mask=rows)
+    advantages = per_rationale[:, None] * trains
     return advantages, torch.zeros_like(advantages)
 
 

@@ -78,11 +78,16 @@ def masked_whiten(
 
 
 def scale_to_unit_std(
-    values: torch.Tensor, eps: float = 1e-8, all_reduce: AllReduce | None = None
+    values: torch.Tensor,
+    eps: float = 1e-8,
+    all_reduce: AllReduce | None = None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``values`` divided by their (Bessel-corrected) standard deviation, not shifted; with
-    ``all_reduce``, by the standard deviation of every rank's values together."""
-    _, variance, count = masked_moments(values, torch.ones_like(values), all_reduce)
+    ``all_reduce``, by the standard deviation of every rank's values together; with ``mask``,
+    of the values where it is 1 only (the rows that train)."""
+    mask = torch.ones_like(values) if mask is None else mask.to(values.dtype)
+    _, variance, count = masked_moments(values, mask, all_reduce)
     if count > 1:
         variance = variance * count / (count - 1)
     return values * torch.rsqrt(variance + eps)

@@ -11,6 +11,8 @@ from typing import Literal
 
 import torch
 
+from lm_guided_cot.rl.core import masked_mean
+
 Aggregation = Literal["token", "sequence", "constant"]
 
 
@@ -71,6 +73,24 @@ def loss_weights(
     raise ValueError(f"unknown loss aggregation {aggregation!r}")
 
 
+def kl_loss(
+    logprobs: torch.Tensor,
+    ref_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    count: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """The KL to the reference as a loss term (GRPO, Shao et al. 2024, eq. 4; TRL's ``beta``
+    term): the k3 estimate ``q/p - 1 - log(q/p)`` per token, with ``p`` the current policy's
+    probability of the sampled token (with gradient) and ``q`` the reference's, aggregated as
+    the policy loss is (``weights`` from ``loss_weights``, or the token mean over ``count``)."""
+    log_ratio = ref_logprobs - logprobs
+    per_token = torch.expm1(log_ratio) - log_ratio
+    if weights is not None:
+        return (per_token * weights).sum()
+    return masked_mean(per_token, mask, count=count)
+
+
 def overlong_penalty(lengths: torch.Tensor, max_length: int, buffer: int) -> torch.Tensor:
     """DAPO's soft overlong punishment (Yu et al. 2025, eq. 13), added to the reward.
 
@@ -89,9 +109,10 @@ def overlong_penalty(lengths: torch.Tensor, max_length: int, buffer: int) -> tor
 
 
 def constant_groups(scores: torch.Tensor, group_size: int, atol: float = 1e-6) -> torch.Tensor:
-    """``[Q]`` True where a question's k scores are all equal (within ``atol``): such a group's
-    group-normalised advantages are 0, so it gives no policy-gradient signal (DAPO's dynamic
-    sampling drops them)."""
+    """``[Q]`` True where a question's k scores are all equal (within ``atol``). Given the
+    reward totals, these are the groups with no reward signal for a group baseline (DAPO's
+    dynamic sampling drops them); their advantages are 0 only where nothing else enters the
+    score (a KL reward under ``rloo`` or ``gae``, or penalties that differ, still moves them)."""
     grouped = scores.view(-1, group_size)
     spread = grouped.max(dim=1).values - grouped.min(dim=1).values
     return spread <= atol

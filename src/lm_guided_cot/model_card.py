@@ -349,9 +349,12 @@ def _objective(facts: Mapping[str, Any], stage: int) -> str:
     rows = common + sorted(ppo.items())
     if isinstance(rollout, Mapping):
         rows.append(("rollout", ", ".join(f"{k}={v}" for k, v in rollout.items())))
+    in_loss = ppo.get("advantage") in ("grpo", "dr_grpo")
+    estimator = ppo.get("kl_estimator") or ("k3" if in_loss else "k1")
+    where = "a loss term" if in_loss else "a reward"
     return (
         f"## Objective\n\nPPO with `{ppo.get('advantage', '?')}` advantages, {kl} "
-        f"(`{ppo.get('kl_estimator', 'k1')}` per token) to the starting model.\n\n"
+        f"(`{estimator}` per token, as {where}) to the starting model.\n\n"
         + markdown_table(["setting", "value"], rows)
     )
 

@@ -10,14 +10,26 @@ the real data samples, ``@MODEL@`` a tiny causal LM folder, ``@URL@`` a fake lar
 appear nowhere in the output or in any file the run wrote, ``@CKPT@`` a checkpoint of the tiny
 model (written when a case names it) and ``@HUB@`` a stand-in Hub that refuses every token
 (``HUB_TOKEN``, planted too, in a case's ``env``).
+
+A case can run its command on a small tmpfs mounted read-only or filled up (``mounts``; needs
+``unshare -m``, so root or a user namespace; the tests skip those cases elsewhere), hold an
+exclusive lock on an SQLite file while it runs (``locked``) or copy the tiny model with its
+weights cut or left out (``models``). ``--src OLD/src`` runs the command (only) on another
+checkout, for a table's "before" column.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +62,9 @@ class Case:
     faults: dict[str, float] = field(default_factory=dict)  # of the fake large LM
     no_requests: bool = False  # the fake large LM must see no request
     writes: tuple[str, ...] = ()  # files the run must still have written
+    mounts: dict[str, str] = field(default_factory=dict)  # folder: "read-only" or "full"
+    locked: str = ""  # an SQLite file (made if missing) held in an exclusive lock meanwhile
+    models: dict[str, str] = field(default_factory=dict)  # folder: "cut weights", "no weights"
 
 
 def _llm(**extra) -> dict:
@@ -159,6 +174,196 @@ def _reward(**llm) -> tuple[str, str]:
 
 BAD_UTF8 = b'{"answer": {"x": "caf\xe9"}}'
 UNREACHABLE = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
+
+
+def _cut_checkpoint() -> bytes:
+    """The first half of a zip archive shaped like a ``torch.save`` file: a checkpoint whose
+    copy was interrupted."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("last/data.pkl", b"\x80\x02}q\x00." + bytes(range(256)) * 64)
+        archive.writestr("last/version", "3\n")
+    data = buffer.getvalue()
+    return data[: len(data) // 2]
+
+
+# A recipe folder whose distill.yaml has no trainer.callbacks (lmcot reproduce --config_dir).
+RECIPE_WITHOUT_CALLBACKS = {
+    "configs/recipe/hotpotqa/data.yaml": yaml.safe_dump({"data": _data()}),
+    "configs/recipe/hotpotqa/distill.yaml": yaml.safe_dump(
+        {
+            "trainer": _TRAINER,
+            "model": {
+                "class_path": "lm_guided_cot.modules.DistillationModule",
+                "init_args": {"model": "@MODEL@", "export_dir": "@TMP@/runs/distill/export"},
+            },
+        }
+    ),
+}
+EVAL_GUIDE = (*EVALUATE, "--small_lms")
+
+
+def _guide(model: str) -> str:
+    return json.dumps([{"name": "guide", "model": model, "generation": {"max_new_tokens": 4}}])
+
+
+# Issue 31: the traceback walls left after issue 18 (docs/bad_inputs.md, "Issue 31 (tracebacks)").
+ISSUE_31_CASES: list[Case] = [
+    Case(
+        "fit: --trainer.enable_progress_bar false",
+        (*PPO, "--trainer.enable_progress_bar", "false"),
+        ("exported the PPO policy",),
+        code=0,
+    ),
+    Case(
+        "fit: prompt given as a list",
+        (*PPO, "--data.init_args.prompt", '["Question: {question}"]'),
+        ("prompt",),
+    ),
+    Case(
+        "fit: --ckpt_path a cut-off checkpoint",
+        (*PPO, "--ckpt_path", "@TMP@/last.ckpt"),
+        ("last.ckpt",),
+        files={"last.ckpt": b""},  # filled in below
+    ),
+    Case(
+        "fit: --ckpt_path a folder",
+        (*PPO, "--ckpt_path", "@TMP@/checkpoints"),
+        ("checkpoints",),
+        files={"checkpoints/epoch=0-step=1.ckpt": b""},
+    ),
+    Case(
+        "validate: --ckpt_path a cut-off checkpoint",
+        ("validate", "-c", "@TMP@/ppo.yaml", "--ckpt_path", "@TMP@/last.ckpt"),
+        ("last.ckpt",),
+        files={"last.ckpt": b""},  # filled in below
+    ),
+    Case(
+        "validate: --ckpt_path a folder",
+        ("validate", "-c", "@TMP@/ppo.yaml", "--ckpt_path", "@TMP@/checkpoints"),
+        ("checkpoints",),
+        files={"checkpoints/epoch=0-step=1.ckpt": b""},
+    ),
+    Case(
+        "evaluate: output_dir is a file",
+        (*EVALUATE, "--output_dir", "@TMP@/results.txt"),
+        ("results.txt", "output_dir"),
+        files={"results.txt": "my notes\n"},
+        no_requests=True,
+    ),
+    Case(
+        "evaluate: output_dir on a read-only mount",
+        (*EVALUATE, "--output_dir", "@TMP@/ro/evaluation"),
+        ("@TMP@/ro/evaluation", "output_dir", "read-only"),
+        mounts={"ro": "read-only"},
+        no_requests=True,
+    ),
+    Case(
+        "evaluate: output_dir on a full disk",
+        (*EVALUATE, "--output_dir", "@TMP@/full/evaluation"),
+        ("@TMP@/full/evaluation", "output_dir", "space"),
+        code=1,
+        mounts={"full": "full"},
+        no_requests=True,
+    ),
+    Case(
+        "evaluate: guide model is a text file",
+        (*EVAL_GUIDE, _guide("@TMP@/guide.txt")),
+        ("guide.txt",),
+        files={"guide.txt": "not a model\n"},
+        no_requests=True,
+    ),
+    Case(
+        "evaluate: guide model's safetensors file cut off",
+        (*EVAL_GUIDE, _guide("@TMP@/guide")),
+        ("@TMP@/guide/model.safetensors",),
+        models={"guide": "cut weights"},
+        no_requests=True,
+    ),
+    Case(
+        "evaluate: guide folder without weights",
+        (*EVAL_GUIDE, _guide("@TMP@/guide")),
+        ("@TMP@/guide", "weights"),
+        models={"guide": "no weights"},
+        no_requests=True,
+    ),
+    Case(
+        "ask: a reply of the wrong JSON shape",
+        ASK,
+        ("not a chat completion", "api_base"),
+        code=1,
+        faults={"shape": 1.0},
+    ),
+    Case(
+        "rationales: dir on a read-only mount",
+        ("rationales", "-c", "@TMP@/distill.yaml", "--data.init_args.rationales.dir", "@TMP@/ro/r"),
+        ("@TMP@/ro/r", "rationales.dir", "read-only"),
+        mounts={"ro": "read-only"},
+        no_requests=True,
+    ),
+    Case(
+        "rationales: dir is a file",
+        ("rationales", "-c", "@TMP@/distill.yaml", "--data.init_args.rationales.dir", "@TMP@/r"),
+        ("@TMP@/r", "rationales.dir"),
+        files={"r": "not a folder\n"},
+        no_requests=True,
+    ),
+    Case(
+        "ask: local/<text file>",
+        (*ASK, "--llm.model", "local/@TMP@/notes.txt"),
+        ("notes.txt",),
+        files={"notes.txt": "not a model\n"},
+    ),
+    Case(
+        "ask: cache locked by another process",
+        ASK,
+        ("@TMP@/llm.sqlite", "locked"),
+        code=1,
+        env={"LMCOT_CACHE_LOCK_TIMEOUT": "3"},
+        locked="llm.sqlite",
+        no_requests=True,
+    ),
+    Case("export: to .", ("export", "@CKPT@", "."), ("output",)),
+    Case(
+        "export: to a read-only mount",
+        ("export", "@CKPT@", "@TMP@/ro/out"),
+        ("@TMP@/ro/out", "read-only"),
+        mounts={"ro": "read-only"},
+    ),
+    Case(
+        "export: to a full disk",
+        ("export", "@CKPT@", "@TMP@/full/out"),
+        ("@TMP@/full/out", "space"),
+        code=1,
+        mounts={"full": "full"},
+    ),
+    Case(
+        "export: --model a text file",
+        ("export", "@CKPT@", "@TMP@/out", "--model", "@TMP@/notes.txt"),
+        ("notes.txt",),
+        files={"notes.txt": "not a model\n"},
+    ),
+    Case(
+        "models: LMCOT_MODELS names a file",
+        ("models", "fetch", "smollm2-135m"),
+        ("LMCOT_MODELS", "@TMP@/models"),
+        files={"models": "not a folder\n"},
+        env={"LMCOT_MODELS": "@TMP@/models"},
+    ),
+    Case("predict: not supported", ("predict", "-c", "@TMP@/ppo.yaml"), ("predict", "fit")),
+    Case(
+        "reproduce: distill.yaml without trainer.callbacks",
+        ("reproduce", "hotpotqa", "--config_dir", "@TMP@/configs", "--stages", "[distill]"),
+        ("distill.yaml", "callbacks"),
+        files=RECIPE_WITHOUT_CALLBACKS,
+    ),
+]
+ISSUE_31_CASES = [
+    Case(**{**c.__dict__, "files": {**c.files, "last.ckpt": _cut_checkpoint()}})
+    if "last.ckpt" in c.files
+    else c
+    for c in ISSUE_31_CASES
+]
 
 
 CASES: list[Case] = [
@@ -510,6 +715,7 @@ CASES: list[Case] = [
         ("demo", "--skip_training", "true"),
         ("runs/demo/distill/export",),
     ),
+    *ISSUE_31_CASES,
 ]
 
 
@@ -534,8 +740,72 @@ def _fill(text: str, subs: dict[str, str]) -> str:
     return text
 
 
-def run_case(case: Case, folder: Path, model_dir: Path, timeout: int = 300) -> Outcome:
-    """Run ``case`` in ``folder`` (created) and report what it printed and wrote."""
+@functools.lru_cache(maxsize=1)
+def can_mount() -> bool:
+    """Whether this process may mount a tmpfs in a mount namespace of its own (``mounts``)."""
+    probe = ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "t", "/mnt"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _in_mounts(mounts: dict[str, str], folder: Path, command: list[str]) -> list[str]:
+    """``command`` run in a mount namespace with a 256 KiB tmpfs on each folder of ``mounts``,
+    mounted read-only or filled up to the last block, as a user's full disk or read-only mount."""
+    if not mounts:
+        return command
+    script = []
+    for name, how in mounts.items():
+        path = folder / name
+        path.mkdir(parents=True, exist_ok=True)
+        script.append(f"mount -t tmpfs -o size=256k lmcot-case '{path}'")
+        if how == "read-only":
+            script.append(f"mount -o remount,ro '{path}'")
+        elif how == "full":
+            script.append(f"(cat /dev/zero > '{path}/filler') 2>/dev/null")
+        else:
+            raise ValueError(f"unknown mount kind {how!r}")
+    prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c"]
+    return [*prefix, "; ".join([*script, 'exec "$@"']), "sh", *command]
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path | None) -> Iterator[None]:
+    """Another process's exclusive lock on the SQLite file ``path`` while the case runs."""
+    if path is None:
+        yield
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE IF NOT EXISTS held (x)")
+    conn.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def _model_copy(model_dir: Path, target: Path, how: str) -> None:
+    """The tiny model copied to ``target`` with its weights file cut in half or left out."""
+    shutil.copytree(model_dir, target)
+    weights = target / "model.safetensors"
+    if how == "cut weights":
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 2])
+    elif how == "no weights":
+        weights.unlink()
+    else:
+        raise ValueError(f"unknown model copy {how!r}")
+
+
+def run_case(
+    case: Case, folder: Path, model_dir: Path, timeout: int = 300, src: str | None = None
+) -> Outcome:
+    """Run ``case`` in ``folder`` (created) and report what it printed and wrote (``src``: a
+    checkout's ``src`` folder the command imports the package from)."""
     from lm_guided_cot.testing.fake_hub import FakeHubServer
     from lm_guided_cot.testing.fake_llm import FakeLLMServer
 
@@ -574,16 +844,22 @@ def run_case(case: Case, folder: Path, model_dir: Path, timeout: int = 300) -> O
             **{name: _fill(value, subs) for name, value in case.env.items()},
         }
         env.pop("LMCOT_DEBUG", None)
+        if src:
+            env["PYTHONPATH"] = src
+        for name, how in case.models.items():
+            _model_copy(model_dir, folder / name, how)
         command = [sys.executable, "-m", "lm_guided_cot.cli", *(_fill(a, subs) for a in case.args)]
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout, cwd=folder, env=env
-            )
-        except subprocess.TimeoutExpired as err:  # a hang is an outcome too
-            output = (err.stdout or b"").decode() + (err.stderr or b"").decode()
-            done = subprocess.CompletedProcess(
-                command, -9, output, f"\n(timed out after {timeout} s)"
-            )
+        command = _in_mounts(case.mounts, folder, command)
+        with _exclusive_lock(folder / case.locked if case.locked else None):
+            try:
+                done = subprocess.run(
+                    command, capture_output=True, text=True, timeout=timeout, cwd=folder, env=env
+                )
+            except subprocess.TimeoutExpired as err:  # a hang is an outcome too
+                output = (err.stdout or b"").decode() + (err.stderr or b"").decode()
+                done = subprocess.CompletedProcess(
+                    command, -9, output, f"\n(timed out after {timeout} s)"
+                )
         requests = server.requests
     output = done.stdout + done.stderr
     leaked = [f"output: {s[:12]}..." for s in SECRETS if s in output]
@@ -637,6 +913,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run the cases whose name contains this")
     parser.add_argument("--timeout", type=int, default=300, help="seconds a case may take")
+    parser.add_argument("--src", help="run the commands on this checkout's src folder")
+    parser.add_argument("--issue31", action="store_true", help="only issue 31's cases")
     args = parser.parse_args()
     import torch
     from transformers import ByT5Tokenizer, LlamaForCausalLM
@@ -650,10 +928,12 @@ def main() -> None:
     ByT5Tokenizer().save_pretrained(model_dir)
     print("| case | exit | lines | traceback | secret | message |\n|---|---|---|---|---|---|")
     for number, case in enumerate(CASES):
-        if args.only and args.only not in case.name:
+        if (args.only and args.only not in case.name) or (
+            args.issue31 and case not in ISSUE_31_CASES
+        ):
             continue
         folder = root / f"case{number}"
-        outcome = run_case(case, folder, model_dir, args.timeout)
+        outcome = run_case(case, folder, model_dir, args.timeout, args.src)
         found = problems(case, outcome, folder)
         lines = len(outcome.output.strip().splitlines())
         print(

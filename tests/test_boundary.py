@@ -131,3 +131,48 @@ def test_a_config_file_that_is_not_yaml_is_named(tmp_path):
     for args in (["fit", "-c", str(good), "-c", str(bad)], ["fit", f"--config={bad}"]):
         with pytest.raises(InputError, match=rf"{bad}: not a YAML config \(.*line 2"):
             check_config_files(args)
+
+
+def test_lightning_checkpoint_warning_for_manual_optimization_is_dropped():
+    import warnings
+
+    from lm_guided_cot.boundary import silence_library_noise
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        silence_library_noise()
+        warnings.warn(
+            "Using ModelCheckpoint with manual optimization and every_n_train_steps, but no "
+            "pre-optimization state was saved. Example:\ndef training_step(...)",
+            UserWarning,
+            stacklevel=1,
+        )
+        warnings.warn("something else", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["something else"]
+
+
+def test_an_unwritable_output_exits_by_its_kind(capsys):
+    from lm_guided_cot.errors import OutputError
+
+    for full_disk, code in ((True, 1), (False, 2)):
+        with pytest.raises(SystemExit) as caught:
+            run_verb("evaluate", _raise(OutputError("out: why", full_disk=full_disk)))
+        assert caught.value.code == code
+    assert capsys.readouterr().err == "lmcot evaluate: out: why\n" * 2
+
+
+def test_ppo_says_once_why_its_checkpoints_hold_the_state_after_the_updates(capsys):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lm_guided_cot.modules.ppo import PPOModule
+
+    for callbacks, said in (
+        ([ModelCheckpoint(every_n_train_steps=5)], "lmcot: checkpoints every 5 steps hold"),
+        ([ModelCheckpoint()], ""),  # at epoch ends: Lightning has nothing to warn about
+    ):
+        trainer = SimpleNamespace(checkpoint_callbacks=callbacks, is_global_zero=True)
+        PPOModule._say_what_checkpoints_hold(SimpleNamespace(trainer=trainer))
+        out = capsys.readouterr().out
+        assert out.startswith(said) and out.count("\n") == (1 if said else 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from huggingface_hub import ModelCard
@@ -128,3 +130,18 @@ def test_checkpoint_without_policy_weights_or_model_is_named(tmp_path):
         export_checkpoint(str(path), str(tmp_path / "out"))
     with pytest.raises(InputError, match=r"other\.ckpt: no 'policy\.\*' weights"):
         export_checkpoint(str(path), str(tmp_path / "out"), model="any/model")
+
+
+def test_export_to_the_current_folder_or_beside_a_text_model_is_refused(tmp_path, monkeypatch):
+    from lm_guided_cot.errors import ConfigurationError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("keep me\n")
+    for output in (".", str(tmp_path.parent)):
+        with pytest.raises(ConfigurationError, match=f"^output {re.escape(output)}: the current"):
+            export_checkpoint(str(tmp_path / "nope.ckpt"), output)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model\n")
+    with pytest.raises(InputError, match=f"^{re.escape(str(notes))}: a file, not a model"):
+        export_checkpoint(str(tmp_path / "nope.ckpt"), "out", model=str(notes))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt", "notes.txt"]

@@ -69,3 +69,21 @@ def test_unknown_stages_and_missing_configs_are_named(recipe, tmp_path):
         run_recipe("hotpotqa", stages=["teach"], config_dir=str(root / "configs"))
     with pytest.raises(FileNotFoundError, match="recipe's configs"):
         run_recipe("2wikimultihopqa", config_dir=str(tmp_path / "nowhere"))
+
+
+def test_a_stage_config_without_a_model_checkpoint_is_named(recipe):
+    root, calls = recipe
+    path = root / "configs/recipe/hotpotqa/distill.yaml"
+    config = yaml.safe_load(path.read_text())
+    del config["trainer"]["callbacks"]
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError) as caught:
+        run_recipe("hotpotqa", stages=["distill"], config_dir=str(root / "configs"))
+    assert str(caught.value).startswith(
+        f"{path}: trainer.callbacks needs a ModelCheckpoint with init_args.dirpath"
+    )
+    del config["model"]["init_args"]["export_dir"]
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match=r"model\.init_args\.export_dir is not set"):
+        run_recipe("hotpotqa", stages=["distill"], config_dir=str(root / "configs"))
+    assert calls == []

@@ -35,6 +35,8 @@ _NOISY_WARNINGS = (
     # purpose, and the warning would repeat argv, keys included.
     r"LightningCLI's args parameter is intended to run from within Python",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's, about torch's pytree
+    # PPOModule says in one line why its checkpoints hold the state after a step's updates
+    r"Using ModelCheckpoint with manual optimization and every_n_train_steps",
 )
 
 

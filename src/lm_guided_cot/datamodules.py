@@ -115,8 +115,9 @@ class MultiHopQADataModule(L.LightningDataModule):
         check_at_least(f"{name}.max_eval_examples", max_eval_examples, 1)
         check_at_least(f"{name}.max_target_tokens", max_target_tokens, 1)
         super().__init__()
-        prompt = as_dataclass(PromptConfig, prompt)
-        rationales = as_dataclass(RationaleConfig, rationales) if rationales is not None else None
+        prompt = as_dataclass(PromptConfig, prompt, f"{name}.prompt")
+        if rationales is not None:
+            rationales = as_dataclass(RationaleConfig, rationales, f"{name}.rationales")
         save_hparams(self, prompt=prompt, rationales=rationales)
         self.tokenizer_name = tokenizer
         self.paths: dict[str, str | None] = {"train": train, "validation": validation, "test": test}

@@ -78,3 +78,13 @@ def check_finite(option: str, value: float | None) -> None:
 
 class MissingFileError(InputError, FileNotFoundError):
     """A file or folder that a configuration or an argument names does not exist."""
+
+
+class OutputError(LmcotError, OSError):
+    """A file or folder the run must write that cannot be written; the message names it and
+    the option that set it. A full disk is a run that failed (1); a read-only, forbidden or
+    misnamed place is a path to change (2)."""
+
+    def __init__(self, message: str, *, full_disk: bool = False) -> None:
+        super().__init__(message)
+        self.exit_code = 1 if full_disk else 2

@@ -20,9 +20,11 @@ from typing import Any
 import torch
 
 from lm_guided_cot.errors import ConfigurationError, InputError
+from lm_guided_cot.files import check_writable
 from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.lora import LoRAConfig
 from lm_guided_cot.model_card import card_facts
+from lm_guided_cot.model_specs import require_local_model
 from lm_guided_cot.modules.reporting import export_pretrained
 from lm_guided_cot.policy import SmallLM
 
@@ -126,6 +128,9 @@ def export_checkpoint(
         adapter_only: for a run with LoRA adapters, write peft's adapter folder (and the
             tokenizer) instead of the model with the adapters merged in.
     """
+    _check_output(Path(output))
+    if model:
+        require_local_model(model)  # before the checkpoint is read
     checkpoint = load_checkpoint(Path(ckpt_path))
     hparams = checkpoint.get("hyper_parameters", {})
     spec = model or hparams.get("model")
@@ -168,6 +173,20 @@ def export_checkpoint(
         )
         print(f"pushed {folder} to {url}")
     return str(folder)
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output folder the export cannot replace: the current folder or one above it
+    (it is replaced whole), or one on a read-only file system, a full disk, behind a file."""
+    here = Path.cwd().resolve()
+    target = output.resolve()
+    if target == here or target in here.parents:
+        raise ConfigurationError(
+            f"output {output}: the current folder{' or one above it' if target != here else ''}; "
+            "the export replaces its output folder whole: name a new folder, such as "
+            f"{Path(output, 'export') if target == here else 'export'}"
+        )
+    check_writable(output, "output")
 
 
 def checkpoint_card(

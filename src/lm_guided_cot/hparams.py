@@ -13,6 +13,8 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from lm_guided_cot.errors import ConfigurationError
+
 T = TypeVar("T")
 
 
@@ -31,26 +33,34 @@ def save_hparams(module: Any, ignore: tuple[str, ...] = (), **configs: Any) -> N
     module.hparams.update({name: as_plain(value) for name, value in configs.items()})
 
 
-def as_dataclass(cls: type[T], value: Any) -> T:
-    """``value`` as an instance of dataclass ``cls`` (a copy), from an instance or a dict."""
+def as_dataclass(cls: type[T], value: Any, option: str | None = None) -> T:
+    """``value`` as an instance of dataclass ``cls`` (a copy), from an instance or a dict.
+
+    Anything else raises ``ConfigurationError`` naming ``option`` (default: the class).
+    """
     if isinstance(value, cls):
         return dataclasses.replace(value)
     if not isinstance(value, dict):
-        raise TypeError(f"expected {cls.__name__} or a dict, got {type(value).__name__}")
+        names = ", ".join(f.name for f in dataclasses.fields(cls))
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ConfigurationError(
+            f"{option or cls.__name__}: expected a mapping of {cls.__name__}'s fields ({names}), "
+            f"got a {type(value).__name__}: {shown}"
+        )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for field in dataclasses.fields(cls):
         if field.name not in value:
             continue
         item = value[field.name]
-        target = _dataclass_in(hints[field.name])
+        target = dataclass_in(hints[field.name])
         kwargs[field.name] = (
             as_dataclass(target, item) if target and isinstance(item, dict) else item
         )
     return cls(**kwargs)
 
 
-def _dataclass_in(hint: Any) -> type | None:
+def dataclass_in(hint: Any) -> type | None:
     """The dataclass in a type hint such as ``X``, ``X | None`` or ``Optional[X]``."""
     if dataclasses.is_dataclass(hint):
         return hint

@@ -13,7 +13,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from lm_guided_cot.errors import MissingFileError
+from lm_guided_cot.errors import InputError, MissingFileError
 from lm_guided_cot.models import MODELS, fetch_model
 
 SMOLLM2_ALIASES = (
@@ -59,13 +59,65 @@ def resolve_spec(spec: str) -> tuple[str, str | None]:
         return str(path.parent), path.name
     path = os.path.expanduser(spec)
     if os.path.exists(path):
+        check_model_folder(Path(path))
         return path, None
     require_local_model(spec)
     return spec, None
 
 
+_WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def check_model_folder(path: Path) -> None:
+    """Refuse, before transformers reads it, a local model that cannot load: a file that is not
+    a .gguf, a folder without ``config.json`` or weights, a ``.safetensors`` file cut off."""
+    what = "a model is a folder with config.json and weights, a .gguf file or folder#file.gguf"
+    if not path.is_dir():
+        raise InputError(f"{path}: a file, not a model ({what})")
+    if not (path / "config.json").is_file():
+        if (path / "adapter_config.json").is_file():
+            return  # peft's adapter folder: its own loader names what is missing
+        raise InputError(f"{path}: not a model folder (no config.json; {what})")
+    weights = [p for pattern in _WEIGHTS for p in path.glob(pattern)]
+    if not weights:
+        raise InputError(
+            f"{path}: a model folder without weights (no model.safetensors or pytorch_model.bin); "
+            "copy or export it again"
+        )
+    for file in weights:
+        if file.name.endswith(".safetensors"):
+            _check_safetensors(file)
+
+
+def _check_safetensors(file: Path) -> None:
+    """Refuse a ``.safetensors`` file shorter than its own header says (a copy cut off)."""
+    import json
+    import struct
+
+    size = file.stat().st_size
+    try:
+        with file.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            if length > min(size - 8, 100 << 20):
+                raise ValueError("header length past the end")
+            header = json.loads(handle.read(length))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    except (struct.error, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        raise InputError(
+            f"{file}: not a readable safetensors file (its header is cut off or not one); "
+            "copy or export the model again"
+        ) from None
+    needed = 8 + length + max(ends, default=0)
+    if size < needed:
+        raise InputError(
+            f"{file}: cut off: its header describes {needed:,} bytes but the file holds "
+            f"{size:,}; copy or export the model again"
+        )
+
+
 def require_local_model(spec: str) -> None:
-    """Refuse a spec that can only be a local path (not a hub id) when nothing is there."""
+    """Refuse a spec that can only be a local path (not a hub id) when nothing is there, and
+    a local model that cannot load (``check_model_folder``)."""
     if spec.startswith("local/"):
         spec = spec[len("local/") :]
     folder = os.path.expanduser(spec.split("#", 1)[0])
@@ -73,6 +125,8 @@ def require_local_model(spec: str) -> None:
         raise MissingFileError(
             f"{folder}: no such model folder (a hub id reads 'owner/name'; a path must exist)"
         )
+    if "#" not in spec and not spec.endswith(".gguf") and os.path.exists(folder):
+        check_model_folder(Path(folder))
 
 
 def _looks_like_path(spec: str) -> bool:

@@ -24,7 +24,7 @@ from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.errors import RunError, check_at_least, check_probability
-from lm_guided_cot.files import write_atomically
+from lm_guided_cot.files import check_writable, write_atomically
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
@@ -137,6 +137,7 @@ def build_rationales(
     with its ``first_error``; a rerun sends them again. When every call failed, the summary
     alone is written (an existing ``<split>.jsonl`` is left as it was) and ``RunError`` raised.
     """
+    check_writable(Path(expand_path(config.dir)), "rationales.dir")  # before the first call
     if config.source == "supporting_facts":
         return _write_supporting_facts(records, config, split)
     client = client or client_for(config.llm)

@@ -44,14 +44,38 @@ def _yaml(path: Path) -> dict:
 
 def _fit_args(folder: Path, stage: str) -> tuple[list[str], Path, Path]:
     """``fit`` arguments of a training stage, its export folder and its ``last.ckpt``."""
-    config = _yaml(folder / f"{stage}.yaml")
-    export = Path(expand_path(config["model"]["init_args"]["export_dir"]))
-    saver = next(
-        c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("ModelCheckpoint")
-    )
-    checkpoints = Path(expand_path(saver["init_args"]["dirpath"]))
+    path = folder / f"{stage}.yaml"
+    config = _yaml(path)
+    export = _setting(path, config, "model.init_args.export_dir", "where the stage's export goes")
+    callbacks = (config.get("trainer") or {}).get("callbacks") or []
+    savers = [
+        c
+        for c in (callbacks if isinstance(callbacks, list) else [callbacks])
+        if isinstance(c, dict) and str(c.get("class_path", "")).endswith("ModelCheckpoint")
+    ]
+    dirpath = ((savers[0] if savers else {}).get("init_args") or {}).get("dirpath")
+    if not dirpath:
+        raise ConfigurationError(
+            f"{path}: trainer.callbacks needs a ModelCheckpoint with init_args.dirpath (the "
+            f"recipe resumes from its last.ckpt); see configs/recipe/hotpotqa/{path.name}"
+        )
+    checkpoints = Path(expand_path(str(dirpath)))
+    export = Path(expand_path(str(export)))
     args = ["fit", "-c", str(folder / "data.yaml"), "-c", str(folder / f"{stage}.yaml")]
     return args, export, checkpoints / "last.ckpt"
+
+
+def _setting(path: Path, config: object, key: str, what: str) -> object:
+    """``config``'s value at the dotted ``key``, or a ``ConfigurationError`` naming the file."""
+    value = config
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        raise ConfigurationError(
+            f"{path}: {key} is not set; the recipe needs it ({what}); see "
+            f"configs/recipe/hotpotqa/{path.name}"
+        )
+    return value
 
 
 def run_recipe(

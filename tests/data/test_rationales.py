@@ -340,3 +340,14 @@ def test_rationale_config_refuses(kwargs, message):
 )
 def test_rationale_config_accepts_the_boundaries(kwargs):
     RationaleConfig(**kwargs)
+
+
+def test_a_rationale_dir_that_cannot_be_written_is_named_before_any_call(tmp_path):
+    from lm_guided_cot.errors import OutputError
+    from lm_guided_cot.rationales import RationaleConfig, build_rationales
+
+    blocker = tmp_path / "rationales"
+    blocker.write_text("a file\n")
+    config = RationaleConfig(dir=str(blocker), llm=LLMConfig(api_base="http://127.0.0.1:9"))
+    with pytest.raises(OutputError, match=r"^rationales\.dir .*rationales: is a file"):
+        build_rationales(iter(()), config, "train")

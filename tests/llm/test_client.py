@@ -431,3 +431,62 @@ def test_api_key_env_without_a_key_stops_before_any_request(monkeypatch, tmp_pat
         with pytest.raises(LLMConfigurationError, match=f"LMCOT_TEST_KEY, which is {state}"):
             LLMClient(config)
         assert server.requests == 0
+
+
+def test_cache_locked_by_another_process_waits_then_names_the_file(tmp_path, monkeypatch, capsys):
+    import sqlite3
+    import time
+
+    from lm_guided_cot.errors import RunError
+    from lm_guided_cot.llm.cache import LOCK_TIMEOUT_ENV, ReplyCache
+
+    path = tmp_path / "llm.sqlite"
+    other = sqlite3.connect(path, isolation_level=None)  # another process's exclusive lock
+    other.execute("CREATE TABLE held (x)")
+    other.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setenv(LOCK_TIMEOUT_ENV, "1")
+    start = time.monotonic()
+    with pytest.raises(RunError) as caught:
+        ReplyCache(path)
+    assert time.monotonic() - start < 10
+    assert str(caught.value) == (
+        f"{path}: the reply cache is locked by another process (waited 1 s); let it finish, "
+        "or set cache_path to another file"
+    )
+    told = capsys.readouterr().err
+    assert told.count("is locked by another process; waiting up to 1 s") == 1
+    other.execute("ROLLBACK")  # released in time: the cache opens and works
+    cache = ReplyCache(path)
+    assert len(cache) == 0
+    other.close()
+    cache.close()
+
+
+def test_cache_lock_timeout_must_be_a_number(monkeypatch, tmp_path):
+    from lm_guided_cot.errors import ConfigurationError
+    from lm_guided_cot.llm.cache import LOCK_TIMEOUT_ENV, ReplyCache
+
+    monkeypatch.setenv(LOCK_TIMEOUT_ENV, "soon")
+    with pytest.raises(ConfigurationError, match="LMCOT_CACHE_LOCK_TIMEOUT='soon'"):
+        ReplyCache(tmp_path / "llm.sqlite")
+
+
+def test_reply_of_the_wrong_shape_is_one_line_without_litellm_traceback():
+    with FakeLLMServer(fault_rates={"shape": 1.0}) as server:
+        client = LLMClient(
+            LLMConfig(model="openai/fake-model", api_base=server.base_url, max_retries=0)
+        )
+        result = client.complete([LLMRequest(({"role": "user", "content": "hi"},))])[0]
+        client.close()
+    assert "Traceback" not in result.error and "\n" not in result.error
+    assert "Invalid response object (KeyError: 'message')" in result.error
+    assert "not a chat completion" in result.error
+
+
+def test_local_model_that_is_a_text_file_fails_where_the_client_is_built(tmp_path):
+    from lm_guided_cot.errors import InputError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model\n")
+    with pytest.raises(InputError, match=f"^{re.escape(str(notes))}: a file, not a model"):
+        LLMClient(LLMConfig(model=f"local/{notes}"))

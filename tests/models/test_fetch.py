@@ -214,3 +214,17 @@ def test_models_command_fetches_and_refuses(tmp_path):
         cwd=REPO,
     )
     assert listed.returncode == 0 and "qwen2.5-coder-1.5b" in listed.stdout
+
+
+def test_a_model_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
+    from lm_guided_cot.errors import ConfigurationError
+
+    registry, _ = fake_model(tmp_path / "wheels")
+    blocker = tmp_path / "models"
+    blocker.write_text("not a folder\n")
+    monkeypatch.setenv("LMCOT_MODELS", str(blocker))
+    with pytest.raises(ConfigurationError) as caught:
+        fetch_model("tiny-test", registry=registry, show_progress=False)
+    assert str(caught.value).startswith(f"LMCOT_MODELS={blocker}: a file, not a folder")
+    with pytest.raises(ConfigurationError, match=r"^cache_dir .*models/sub: the model folder"):
+        fetch_model("tiny-test", blocker / "sub", registry=registry, show_progress=False)

@@ -55,7 +55,7 @@ from lm_guided_cot.evaluation.table import (
     result_rows,
     results_markdown,
 )
-from lm_guided_cot.files import write_atomically
+from lm_guided_cot.files import check_writable, write_atomically
 from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
@@ -173,6 +173,7 @@ def evaluate(
         raise ConfigurationError(
             "evaluate.question_major: true needs llm.cache_path (rows read the pass's replies)"
         )
+    check_writable(out, "evaluate.output_dir")  # not after every large-LM call is made
     torch_device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     )

@@ -12,19 +12,24 @@ between processes, which is what keeps two ranks from paying twice for one reque
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lm_guided_cot.errors import InputError
+from lm_guided_cot.errors import ConfigurationError, InputError, RunError, check_at_least
+
+LOCK_TIMEOUT_ENV = "LMCOT_CACHE_LOCK_TIMEOUT"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
@@ -105,20 +110,57 @@ class ReplyCache:
                 f"{self.path}: the reply cache's folder cannot be made ({why}); set cache_path "
                 "to a file in a folder that can be written"
             ) from None
+        self.lock_timeout = lock_timeout()
+        self._busy_ms = 250  # while opening: short waits, so that a held lock is reported
+        deadline = time.monotonic() + self.lock_timeout
+        told = False
+        while True:
+            try:
+                self._check_file()
+                with self._connect() as conn:
+                    conn.executescript(_SCHEMA)
+                break
+            except sqlite3.DatabaseError as err:
+                self.close()
+                if not _is_locked(err):
+                    raise self._unusable(err) from None
+                if time.monotonic() >= deadline:
+                    raise self._locked() from None
+                if not told:
+                    told = True
+                    print(
+                        f"lmcot: the reply cache {self.path} is locked by another process; "
+                        f"waiting up to {self.lock_timeout:g} s ({LOCK_TIMEOUT_ENV} sets how long)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                time.sleep(0.25)
+        self._busy_ms = int(self.lock_timeout * 1000)
+        self._connect().execute(f"PRAGMA busy_timeout={self._busy_ms}")
+
+    def _locked(self) -> RunError:
+        return RunError(
+            f"{self.path}: the reply cache is locked by another process (waited "
+            f"{self.lock_timeout:g} s); let it finish, or set cache_path to another file"
+        )
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """A lock held past ``lock_timeout`` as one message naming the file."""
         try:
-            self._check_file()
-            with self._connect() as conn:
-                conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as err:
-            self.close()
-            raise self._unusable(err) from None
+            yield
+        except sqlite3.OperationalError as err:
+            if _is_locked(err):
+                raise self._locked() from None
+            raise
 
     def _check_file(self) -> None:
         """Refuse a file that is not SQLite, or an SQLite file of another program (tables of
         these names with other columns), before anything is written to it."""
         if not self.path.exists():
             return
-        conn = sqlite3.connect(self.path, timeout=60.0)  # plain: no WAL switch, reads only
+        # plain: no WAL switch, reads only
+        conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000)
         try:
             for table, expected in _COLUMNS.items():
                 columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
@@ -135,8 +177,6 @@ class ReplyCache:
         """The error for a cache file SQLite cannot use; a busy database keeps SQLite's error."""
         reason = str(err)
         if isinstance(err, sqlite3.OperationalError):
-            if "locked" in reason or "busy" in reason:
-                return err  # another process holds it: not the file's fault
             return InputError(
                 f"{self.path}: the reply cache cannot be opened or written (SQLite: {reason}); "
                 "check the file's permissions, or set cache_path to another file"
@@ -149,28 +189,30 @@ class ReplyCache:
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
             self._local.conn = conn
         return conn
 
     def get(self, key: str) -> CachedReply | None:
-        row = (
-            self._connect()
-            .execute(
-                "SELECT text, prompt_tokens, completion_tokens, cost FROM replies WHERE key = ?",
-                (key,),
+        with self._waiting():
+            row = (
+                self._connect()
+                .execute(
+                    "SELECT text, prompt_tokens, completion_tokens, cost FROM replies WHERE key = ?",
+                    (key,),
+                )
+                .fetchone()
             )
-            .fetchone()
-        )
         return CachedReply(*row) if row else None
 
     def put(self, key: str, model: str, reply: CachedReply) -> None:
         """Store a reply and drop its claim, in one transaction."""
         conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
+        with self._waiting():
+            conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
                 "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -197,7 +239,8 @@ class ReplyCache:
         (another live process is sending it: wait with ``get``).
         """
         conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
+        with self._waiting():
+            conn.execute("BEGIN IMMEDIATE")
         try:
             if conn.execute("SELECT 1 FROM replies WHERE key = ?", (key,)).fetchone():
                 conn.execute("COMMIT")
@@ -218,7 +261,10 @@ class ReplyCache:
 
     def release(self, key: str) -> None:
         """Give up a claim (the call failed): another process may try the key."""
-        self._connect().execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
+        with self._waiting():
+            self._connect().execute(
+                "DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner)
+            )
 
     def __len__(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM replies").fetchone()[0]
@@ -231,6 +277,24 @@ class ReplyCache:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for another process's lock on the cache: ``$LMCOT_CACHE_LOCK_TIMEOUT``
+    or 60."""
+    value = os.environ.get(LOCK_TIMEOUT_ENV, "")
+    try:
+        seconds = float(value) if value.strip() else 60.0
+    except ValueError:
+        raise ConfigurationError(f"{LOCK_TIMEOUT_ENV}={value!r}: not a number of seconds") from None
+    check_at_least(LOCK_TIMEOUT_ENV, seconds, 0)
+    return seconds
+
+
+def _is_locked(err: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock."""
+    reason = str(err)
+    return isinstance(err, sqlite3.OperationalError) and ("locked" in reason or "busy" in reason)
 
 
 def _alive(owner: str) -> bool:

@@ -158,7 +158,9 @@ class _Endpoint:
         _litellm()  # here, not inside the first call, whose timeout would include the import
         if config.model.startswith("local/"):
             from lm_guided_cot.llm.local_provider import register_local_provider
+            from lm_guided_cot.model_specs import require_local_model
 
+            require_local_model(config.model)  # not in the first call, retried as a failure
             register_local_provider()
         self.cache = ReplyCache(config.cache_path) if config.cache_path else None
         self.server = None
@@ -549,11 +551,31 @@ class LLMClient:
         )
 
     def _describe(self, err: BaseException) -> str:
-        message = str(err) or type(err).__name__
+        message = _without_traceback(str(err) or type(err).__name__)
         # Where it went first: litellm's "Connection error." names no address, and the cut
         # below keeps the head. Redact before cutting, so no partial key survives at the cut.
         where = f"{self._api_base}: " if self._api_base else ""
         return redact(f"{where}{type(err).__name__}: {message}", self._secret_vars)[:500]
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def _without_traceback(message: str) -> str:
+    """litellm's message with the traceback it sometimes carries (a reply of the wrong shape)
+    cut down to the error it ends in."""
+    head, found, tail = message.partition(_TRACEBACK)
+    if not found:
+        return message
+    lines = tail.split("\n\n", 1)[0].splitlines()  # then come the arguments, reply included
+    last = next((line.strip() for line in reversed(lines) if line[:1] not in (" ", "")), "")
+    hint = (
+        "; the server's reply is not a chat completion: does api_base lead to an "
+        "OpenAI-compatible /chat/completions?"
+        if "Invalid response object" in head
+        else ""
+    )
+    return f"{head.strip()} ({last}){hint}"
 
 
 async def _with_timeout(coro: Coroutine[Any, Any, T], seconds: float) -> T:

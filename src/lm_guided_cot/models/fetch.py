@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from lm_guided_cot.errors import RunError
+from lm_guided_cot.errors import ConfigurationError, RunError
 from lm_guided_cot.models.registry import MODELS, ModelEntry, WheelPart, get_entry
 
 MODELS_ENV = "LMCOT_MODELS"
@@ -41,6 +41,22 @@ def models_dir() -> Path:
         return Path(os.path.expanduser(os.environ[MODELS_ENV]))
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "lm-guided-cot" / "models"
+
+
+def _make_folder(folder: Path, option: str) -> None:
+    """Make the model folder, or say in one line why it cannot be made (``option`` set it)."""
+    setting = f"{MODELS_ENV}={folder}" if option == MODELS_ENV else f"{option} {folder}"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigurationError(
+            f"{setting}: a file, not a folder; name a folder for the models (made if missing)"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigurationError(
+            f"{setting}: the model folder cannot be made ({err.strerror or err}); name a "
+            "folder that can be written"
+        ) from None
 
 
 def model_file(entry: ModelEntry, cache_dir: Path | str | None = None) -> Path:
@@ -83,7 +99,7 @@ def fetch_model(
     target = model_file(entry, cache_dir)
     if is_fetched(entry, cache_dir):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(target.parent, "cache_dir" if cache_dir is not None else MODELS_ENV)
     with _file_lock(target.with_name(f".{target.name}.lock")):
         if is_fetched(entry, cache_dir):  # another process finished it while we waited
             return target

@@ -594,6 +594,25 @@ class PPOModule(L.LightningModule):
             restore_rng_state(rng)
             self._pending_rng = None
         self._restore_pending()
+        self._say_what_checkpoints_hold()
+
+    def _say_what_checkpoints_hold(self) -> None:
+        """In place of Lightning's warning (and code sample) for ModelCheckpoint's
+        ``every_n_train_steps`` under manual optimization (``boundary`` drops it): a PPO step
+        is a whole rollout and its updates, so the state after the updates, with ``global_step``
+        counting them, is what a resumed run must continue from; the state before them would
+        repeat the step."""
+        steps = [
+            c._every_n_train_steps
+            for c in self.trainer.checkpoint_callbacks
+            if getattr(c, "_every_n_train_steps", 0)
+        ]
+        if steps and self.trainer.is_global_zero:
+            print(
+                f"lmcot: checkpoints every {f'{steps[0]} steps' if steps[0] > 1 else 'step'} hold "
+                "the state after that step's PPO updates, which is where a resumed run continues",
+                flush=True,
+            )
 
     def _restore_pending(self) -> None:
         parts = getattr(self, "_pending_rollouts", None)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lm_guided_cot.errors import OutputError
+from lm_guided_cot.files import output_error
 from lm_guided_cot.model_card import CARD_FILE, build_card, card_facts, describe_object
 from lm_guided_cot.modules.distributed import full_weights
 from lm_guided_cot.modules.loggers import log_table, run_dir
@@ -38,8 +40,12 @@ def export_pretrained(
     leaves a half-written export that ``from_pretrained`` would half-load.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    place = folder.absolute()  # "." has no name to make a sibling of
+    try:
+        place.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=place.parent, prefix=f".{place.name}.tmp-"))
+    except OSError as err:
+        raise output_error(folder, err) from None
     try:
         policy.save_pretrained(str(tmp), adapter_only=adapter_only)
         if card is not None:
@@ -56,8 +62,10 @@ def export_pretrained(
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(folder)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise output_error(folder, err) from None
         raise
     return folder
 

@@ -9,6 +9,7 @@ can inject, per request and with given probabilities (seeded):
 - ``rate429``: HTTP 429 with ``Retry-After``;
 - ``slow``: the reply comes after ``slow_seconds`` (longer than a client's timeout);
 - ``malformed``: HTTP 200 with a body that is not JSON;
+- ``shape``: HTTP 200 with JSON of another API's shape (the completions API's ``text``);
 - ``empty``: HTTP 200 with empty content;
 - ``drop``: the connection is closed without a reply.
 
@@ -39,7 +40,7 @@ from aiohttp import web
 
 from lm_guided_cot.testing.local_server import LocalServer
 
-FAULTS = ("error500", "rate429", "slow", "malformed", "empty", "drop")
+FAULTS = ("error500", "rate429", "slow", "malformed", "shape", "empty", "drop")
 ALWAYS_FAIL = "ALWAYS_FAIL"  # a prompt containing this always gets a 500
 
 
@@ -168,6 +169,10 @@ class FakeLLMServer(LocalServer):
         if fault == "malformed":
             return web.Response(
                 text='{"choices": [ this is not json', content_type="application/json"
+            )
+        if fault == "shape":  # the legacy completions API's reply to a chat request
+            return web.json_response(
+                {"object": "text_completion", "choices": [{"index": 0, "text": "hello"}]}
             )
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)

@@ -144,9 +144,7 @@ def test_a_resume_at_a_smaller_bound_drops_the_oldest_pending_batches(
     (state,) = torch.load(saved, weights_only=True)["pending_rollouts"]
     assert len(state["items"]) == 3  # saved at max_staleness 3
     with pytest.warns(UserWarning, match=r"holds 3 pending .* the 2 oldest are dropped"):
-        _, steps = _run(
-            model_dir, shared_data, tmp_path / "part", 4, str(saved), max_staleness=1
-        )
+        _, steps = _run(model_dir, shared_data, tmp_path / "part", 4, str(saved), max_staleness=1)
     # every update of the resumed run is at most 1 step stale, from its first step on
     assert len(steps) == 4 and all("ppo/staleness" in step for step in steps)
     assert [step["ppo/staleness"] for step in steps] == [1.0] * 4

@@ -177,6 +177,18 @@ def test_sample_index_and_sampling_params_are_part_of_the_key(tmp_path):
         assert server.stats()["requests"] == 4
 
 
+def test_seeded_samples_are_sent_with_a_seed_each_and_cached_under_the_configured_one(tmp_path):
+    with FakeLLMServer() as server:
+        client = LLMClient(_config(server, tmp_path))
+        messages = ({"role": "user", "content": "same prompt"},)
+        seeded = SamplingParams(temperature=0.7, seed=11)
+        requests = [LLMRequest(messages, sample_index=k) for k in range(3)]
+        client.complete(requests, role="teacher", sampling=seeded)
+        assert sorted(p["seed"] for p in server.request_params) == [11, 12, 13]
+        client.complete(requests, role="teacher", sampling=seeded)  # the keys keep seed 11
+        assert server.stats()["requests"] == 3
+
+
 def test_retry_after_is_honoured(tmp_path):
     with FakeLLMServer(first_attempt_fault="rate429", retry_after=0.6) as server:
         client = LLMClient(_config(server, tmp_path, backoff_base=0.001, backoff_max=0.001))

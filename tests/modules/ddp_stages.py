@@ -41,6 +41,8 @@ PPO_METRICS = (
     "ppo/entropy",
     "ppo/explained_variance",
     "rationale/length",
+    "ppo/informative_groups",
+    "ppo/policy_updated",
 )
 RLOO_METRICS = tuple(
     m for m in PPO_METRICS if m not in ("ppo/value_loss", "ppo/explained_variance")

@@ -135,6 +135,51 @@ def test_skip_leaves_the_constant_groups_out_of_every_update(
     assert skipped_total > 0  # the batches held constant questions: the test means something
 
 
+@pytest.mark.parametrize("advantage", ["rloo", "grpo"])
+def test_the_share_of_informative_groups_is_logged_every_step(
+    tiny_causal_dir, shared_data, tmp_path, advantage
+):
+    constant = set(_ids(shared_data)[::2])  # half of the 8 questions get 0.5 whatever they say
+    reward = HalfConstantReward(constant)
+    _, steps, seen, _ = _fit(
+        tiny_causal_dir, shared_data, tmp_path, reward, steps=3, advantage=advantage
+    )
+    assert len(seen) == len(steps) == 3
+    shares = []
+    for logged, step in zip(steps, seen):
+        questions = [r.id for r in step["roll"].records[::4]]  # 4 questions x k=4 a step
+        share = sum(q not in constant for q in questions) / len(questions)
+        assert logged["ppo/informative_groups"] == pytest.approx(share)
+        assert logged["ppo/policy_updated"] == float(share > 0)
+        shares.append(share)
+    assert any(0 < share < 1 for share in shares)  # a mixed step: not 0 or 1 by accident
+
+
+def test_a_step_with_no_reward_signal_logs_no_policy_update(tiny_causal_dir, shared_data, tmp_path):
+    reward = HalfConstantReward(set(_ids(shared_data)))  # every question constant
+    _, steps, seen, _ = _fit(tiny_causal_dir, shared_data, tmp_path, reward, steps=2)
+    assert len(steps) == 2 and all(step["updates"] for step in seen)  # updates ran, with A = 0
+    for logged in steps:
+        assert logged["ppo/informative_groups"] == 0.0
+        assert logged["ppo/policy_updated"] == 0.0
+        assert logged["ppo/policy_loss"] == 0.0
+
+
+def test_one_sample_per_question_logs_no_group_share(tiny_causal_dir, shared_data, tmp_path):
+    reward = HalfConstantReward(set())
+    _, steps, _, _ = _fit(
+        tiny_causal_dir,
+        shared_data,
+        tmp_path,
+        reward,
+        steps=1,
+        advantage="gae",
+        samples_per_question=1,
+    )
+    assert "ppo/informative_groups" not in steps[0]
+    assert steps[0]["ppo/policy_updated"] == 1.0  # the value baseline leaves advantages
+
+
 def test_resample_replaces_groups_that_vary_the_second_time(tiny_causal_dir, shared_data, tmp_path):
     constant = set(_ids(shared_data)[::2])
     reward = HalfConstantReward(constant, vary_after=1)  # constant on a question's first call

@@ -83,7 +83,12 @@ class EmptyReplyError(RuntimeError):
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One call: chat messages and, for the k-th sample of the same prompt, its index."""
+    """One call: chat messages and, for the k-th sample of the same prompt, its index.
+
+    The index is part of the cache key, so k samples of one prompt are k replies; when the
+    sampling has a ``seed``, sample ``k`` is sent with ``seed + k`` (a provider that honours
+    the seed would otherwise return one reply k times).
+    """
 
     messages: tuple[dict[str, str], ...] | list[dict[str, str]]
     sample_index: int = 0
@@ -346,12 +351,12 @@ class LLMClient:
                 copies.append((i, first_of[key]))
                 continue
             first_of[key] = i
-            jobs.append((i, key, messages))
+            jobs.append((i, key, messages, _sample_params(params, request.sample_index)))
         bar = self._progress_bar(len(requests))
         if bar is not None:
             bar.advance(len(copies))
         if self._group_prefixes:
-            groups = prefix_groups([_prompt_text(messages) for _, _, messages in jobs])
+            groups = prefix_groups([_prompt_text(job[2]) for job in jobs])
         else:
             groups = [[j] for j in range(len(jobs))]
         slots = budget.server_slots or contextlib.nullcontext()
@@ -360,8 +365,7 @@ class LLMClient:
             # One after another: each reuses the server's KV cache of the shared prefix.
             async with slots:
                 for j in members:
-                    i, key, messages = jobs[j]
-                    await self._one(batch, i, key, messages, budget)
+                    await self._one(batch, *jobs[j], budget)
                     if bar is not None:
                         bar.advance()
 
@@ -406,7 +410,9 @@ class LLMClient:
 
     # ---- one request -----------------------------------------------------------------------
 
-    async def _one(self, batch: _Batch, index: int, key: str, messages, budget: _Budget) -> None:
+    async def _one(
+        self, batch: _Batch, index: int, key: str, messages, params: dict, budget: _Budget
+    ) -> None:
         while True:
             if self.cache is not None:
                 while (other := budget.in_flight.get(key)) is not None:
@@ -419,7 +425,7 @@ class LLMClient:
             if self.cache is not None:
                 sent = budget.in_flight[key] = asyncio.Event()
             try:
-                result = await self._send(batch, messages, budget)
+                result = await self._send(batch, messages, params, budget)
                 if result.ok and self.cache is not None:
                     self.cache.put(
                         key,
@@ -463,10 +469,10 @@ class LLMClient:
                     )
             await asyncio.sleep(_CLAIM_POLL_SECONDS)  # another process is sending it
 
-    async def _send(self, batch: _Batch, messages, budget: _Budget) -> LLMResult:
+    async def _send(self, batch: _Batch, messages, params: dict, budget: _Budget) -> LLMResult:
         cfg = self.config
         request_limit, token_limit = budget.request_limit, budget.token_limit
-        reserved = _estimate_tokens(messages) + int(batch.params.get("max_tokens", 0))
+        reserved = _estimate_tokens(messages) + int(params.get("max_tokens", 0))
         last_error = "no attempt made"
         for attempt in range(cfg.max_retries + 1):
             if attempt:
@@ -480,9 +486,7 @@ class LLMClient:
                 retry_after = None
                 try:
                     # A hard stop in case a provider ignores its own timeout.
-                    response = await _with_timeout(
-                        self._call(messages, batch.params), cfg.timeout * 1.5
-                    )
+                    response = await _with_timeout(self._call(messages, params), cfg.timeout * 1.5)
                     result = self._read_response(response)
                     if token_limit:
                         token_limit.refund(
@@ -612,6 +616,14 @@ def _without_missing_server(config: LLMConfig) -> LLMConfig:
             server=None,
             timeout=max(config.timeout, 3600),
         )
+
+
+def _sample_params(params: dict[str, Any], sample_index: int) -> dict[str, Any]:
+    """The parameters sample ``sample_index`` is sent with (see ``LLMRequest``): the cache key
+    keeps the configured seed, the request gets its own."""
+    if not sample_index or params.get("seed") is None:
+        return params
+    return {**params, "seed": int(params["seed"]) + sample_index}
 
 
 def _prompt_text(messages: list[dict[str, str]]) -> str:

@@ -9,7 +9,14 @@ import torch
 
 from lm_guided_cot.modules.distributed import std_over_ranks, sum_over_ranks
 from lm_guided_cot.modules.reporting import log_text_table
-from lm_guided_cot.modules.rollout import PPOStats, Rollout, eos_rate, llm_usage
+from lm_guided_cot.modules.rollout import (
+    PPOStats,
+    Rollout,
+    eos_rate,
+    informative_groups,
+    llm_usage,
+    policy_signal,
+)
 from lm_guided_cot.rl.core import explained_variance
 
 
@@ -29,6 +36,7 @@ def log_step(module: Any, roll: Rollout, stats: PPOStats, sequence_kl: torch.Ten
     if module.ppo.max_staleness:
         log["ppo/staleness"] = torch.tensor(float(roll.staleness))
         log["time/reward_wait_s"] = torch.tensor(roll.reward_wait_s)
+    log.update(signal_logs(module, roll))
     for name, values in roll.reward.components.items():
         values = values.float()
         log[f"reward/{name}_mean"] = values.mean()
@@ -74,3 +82,26 @@ def log_step(module: Any, roll: Rollout, stats: PPOStats, sequence_kl: torch.Ten
                 for r, t, s in zip(roll.records[:k], roll.texts[:k], roll.raw_scores[:k].tolist())
             ],
         )
+
+
+def signal_logs(module: Any, roll: Rollout) -> dict[str, torch.Tensor]:
+    """Whether the step had anything to learn from, as one process over every rank's rows
+    would say (each rank logs the same value; ``sync_dist``'s mean leaves it as it is).
+
+    - ``ppo/informative_groups``: the share of the step's questions whose k reward totals are
+      not all equal (after dynamic sampling). Not logged for k = 1: there is no group, and
+      ``reward/total_std`` says whether the batch's rewards differ.
+    - ``ppo/policy_updated``: 1 if any rank's policy got a gradient from the advantages
+      (``rollout.policy_signal``), else 0.
+    """
+    strategy = module.trainer.strategy
+    out = {}
+    k = module.ppo.samples_per_question
+    if k > 1:
+        informative, questions = informative_groups(roll.raw_scores, k)
+        counts = torch.tensor([float(informative), float(questions)], device=module.device)
+        informative, questions = sum_over_ranks(strategy, counts).tolist()
+        out["ppo/informative_groups"] = torch.tensor(informative / max(questions, 1.0))
+    updated = sum_over_ranks(strategy, policy_signal(roll).to(module.device))
+    out["ppo/policy_updated"] = (updated > 0).float()
+    return out

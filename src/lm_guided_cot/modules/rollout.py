@@ -22,7 +22,7 @@ from lm_guided_cot.rl.core import (
     scale_to_unit_std,
     token_rewards,
 )
-from lm_guided_cot.rl.objectives import group_advantages
+from lm_guided_cot.rl.objectives import constant_groups, group_advantages
 
 
 @dataclass
@@ -118,6 +118,26 @@ def advantages_and_returns(
         per_rationale = scale_to_unit_std(per_rationale, all_reduce=all_reduce, mask=rows)
     advantages = per_rationale[:, None] * trains
     return advantages, torch.zeros_like(advantages)
+
+
+def informative_groups(raw_scores: torch.Tensor, group_size: int) -> tuple[torch.Tensor, int]:
+    """How many of the questions' k reward totals are not all equal, and how many questions:
+    a group of equal totals gives a group baseline (RLOO, GRPO) no reward signal at all."""
+    constant = constant_groups(raw_scores, group_size)
+    return (~constant).sum(), constant.numel()
+
+
+def policy_signal(roll: Rollout) -> torch.Tensor:
+    """1.0 if some token the updates train on has a non-zero advantage, else 0.0.
+
+    Every such row is in a minibatch of the first pass, where the ratio is 1 and nothing is
+    clipped, so this is whether the clipped surrogate gave the policy a gradient. The loss
+    value would not tell: with zero-sum group advantages at ratio 1 it is 0 (or nearly) even
+    when its gradient is not (a KL loss term or an entropy bonus aside).
+    """
+    rows = torch.arange(roll.mask.shape[0], device=roll.mask.device)
+    trained = roll.advantages * roll.update_mask(rows)
+    return (trained != 0).any().float()
 
 
 def replace_rows(labels: torch.Tensor, rows: torch.Tensor, new: torch.Tensor) -> torch.Tensor:

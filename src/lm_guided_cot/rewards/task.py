@@ -1,7 +1,10 @@
 """Task-oriented rewards: how well the large LM answers with the rationale.
 
 - ``AnswerReward``: the reader answers with the rationale; the reward is its F1 (EM or answer
-  inclusion as options) against the gold answers -- the paper's task reward.
+  inclusion as options) against the gold answers -- the paper's task reward. With
+  ``samples`` n > 1 the reader answers n times at ``sample_temperature`` and the reward is the
+  mean score: an estimate of the expected F1, which tells apart rationales that a greedy
+  reader answers alike (every leave-one-out advantage 0, no signal for stage 2).
 - ``MarginalUtilityReward``: that score minus the score of the reader's answer *without* the
   rationale, so a rationale earns only what it adds (aimed at the paper's observation that
   the best-rated rationales are not always the most useful).
@@ -11,15 +14,27 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from lm_guided_cot.data.records import QARecord
-from lm_guided_cot.errors import check_finite
+from lm_guided_cot.errors import ConfigurationError, check_at_least, check_finite, check_positive
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.metrics import AnswerMetric, answer_score, normalize_answer
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
 from lm_guided_cot.roles import Reader, ReaderConfig
+
+
+@dataclass
+class _Scores:
+    """Per (question, rationale): the mean answer score over the replies that came back, their
+    population std (0 below two replies), and the number of failed calls in all."""
+
+    means: list[float]
+    stds: list[float]
+    failures: int
 
 
 class AnswerReward(RewardFunction):
@@ -29,8 +44,17 @@ class AnswerReward(RewardFunction):
         llm: the large LM that reads the rationale and answers.
         reader: its prompt and parsing.
         metric: ``f1`` (the paper's), ``em`` or ``inclusion`` (the gold answer occurs in the reply).
-        fallback: reward of a rationale whose reader call failed after all retries (a
+        fallback: reward of a rationale whose reader calls all failed after all retries (a
             finite number).
+        samples: answers per rationale (at least 1). With n > 1 the reader answers each
+            (question, rationale) n times at ``sample_temperature``, each its own request
+            (cached apart: a rerun asks nothing), and the reward is the mean score of the
+            replies that came back (failed calls are left out of the mean and counted; all n
+            failed: ``fallback``). Logged besides: ``<name>/sample_std``, the spread of each
+            rationale's n scores. Costs n reader calls per rationale.
+        sample_temperature: the reader's temperature for the n samples (above 0; needed when
+            ``samples`` > 1, where greedy replies would be one reply n times). ``None``: the
+            reader's own sampling.
     """
 
     name = "answer"
@@ -41,54 +65,83 @@ class AnswerReward(RewardFunction):
         reader: ReaderConfig | None = None,
         metric: AnswerMetric = "f1",
         fallback: float = 0.0,
+        samples: int = 1,
+        sample_temperature: float | None = None,
     ) -> None:
-        check_finite(f"{type(self).__name__}.fallback", fallback)
+        owner = type(self).__name__
+        check_finite(f"{owner}.fallback", fallback)
+        check_at_least(f"{owner}.samples", samples, 1)
+        check_positive(f"{owner}.sample_temperature", sample_temperature)
+        if samples > 1 and sample_temperature is None:
+            raise ConfigurationError(
+                f"{owner}.samples={samples} needs {owner}.sample_temperature (above 0, such "
+                "as 0.7): the reader's default decoding is greedy, which answers n times alike"
+            )
         self.client = client_for(llm or LLMConfig())
         self.reader = Reader(self.client, reader)
         self.metric = metric
         self.fallback = fallback
+        self.samples = samples
+        self.sample_temperature = sample_temperature
 
     async def _scores(
         self, records: Sequence[QARecord], rationales: Sequence[str | None]
-    ) -> tuple[list[float], int]:
-        outputs = await self.reader.aanswer(records, rationales)
-        scores, failures = [], 0
-        for record, output in zip(records, outputs):
-            if output.error is not None:
-                failures += 1
-                scores.append(self.fallback)
-            else:
-                scores.append(answer_score(output.answer, record.gold_answers, self.metric))
-        return scores, failures
+    ) -> _Scores:
+        answers = await self.reader.asample(
+            records, rationales, self.samples, self.sample_temperature
+        )
+        means, stds, failures = [], [], 0
+        for record, outputs in zip(records, answers):
+            scores = [
+                answer_score(output.answer, record.gold_answers, self.metric)
+                for output in outputs
+                if output.error is None
+            ]
+            failures += len(outputs) - len(scores)  # every failed call, as with one sample
+            means.append(statistics.fmean(scores) if scores else self.fallback)
+            stds.append(statistics.pstdev(scores) if len(scores) > 1 else 0.0)
+        return _Scores(means, stds, failures)
 
     async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)
-        scores, failures = await self._scores(records, rationales)
-        total = as_tensor(scores)
+        scores = await self._scores(records, rationales)
+        total = as_tensor(scores.means)
+        components = {self.name: total}
+        if self.samples > 1:
+            components[f"{self.name}/sample_std"] = as_tensor(scores.stds)
         return RewardOutput(
-            total, {self.name: total}, {f"{self.name}/failed_calls": float(failures)}
+            total, components, {f"{self.name}/failed_calls": float(scores.failures)}
         )
 
 
 class MarginalUtilityReward(AnswerReward):
-    """Score with the rationale minus score without it (the latter cached per question)."""
+    """Score with the rationale minus score without it (the latter cached per question).
+
+    With ``samples`` n > 1 both sides are means over n replies at ``sample_temperature``; the
+    side without a rationale is the same n requests for every rationale of a question (sent
+    once, then cached), so the k rationales of a question share one baseline. Arguments as
+    ``AnswerReward``'s; ``<name>/with_sample_std`` is logged for n > 1.
+    """
 
     name = "marginal_utility"
 
     async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)
-        with_rationale, failures = await self._scores(records, rationales)
+        with_rationale = await self._scores(records, rationales)
         # Same prompt for every sample of a question: the client's cache answers repeats.
-        without, failures_without = await self._scores(records, [None] * len(records))
-        total = as_tensor([a - b for a, b in zip(with_rationale, without)])
+        without = await self._scores(records, [None] * len(records))
+        total = as_tensor([a - b for a, b in zip(with_rationale.means, without.means)])
+        components = {
+            self.name: total,
+            f"{self.name}/with": as_tensor(with_rationale.means),
+            f"{self.name}/without": as_tensor(without.means),
+        }
+        if self.samples > 1:
+            components[f"{self.name}/with_sample_std"] = as_tensor(with_rationale.stds)
         return RewardOutput(
             total,
-            {
-                self.name: total,
-                f"{self.name}/with": as_tensor(with_rationale),
-                f"{self.name}/without": as_tensor(without),
-            },
-            {f"{self.name}/failed_calls": float(failures + failures_without)},
+            components,
+            {f"{self.name}/failed_calls": float(with_rationale.failures + without.failures)},
         )
 
 

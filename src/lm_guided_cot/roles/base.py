@@ -81,10 +81,14 @@ class Role(Generic[ConfigT, OutputT]):
         return self._read_all(results, read)
 
     async def _aask(
-        self, requests: Sequence[LLMRequest], read: Callable[[LLMResult], tuple[OutputT, bool]]
+        self,
+        requests: Sequence[LLMRequest],
+        read: Callable[[LLMResult], tuple[OutputT, bool]],
+        sampling: SamplingParams | None = None,
     ) -> list[OutputT]:
+        """The replies read; ``sampling`` replaces the role's own for this batch."""
         results = await self.client.acomplete(
-            requests, role=self.role, sampling=self.config.sampling
+            requests, role=self.role, sampling=sampling or self.config.sampling
         )
         return self._read_all(results, read)
 

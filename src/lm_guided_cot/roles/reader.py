@@ -3,11 +3,13 @@ LM-guided setting). The task reward and every evaluation setting use it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.client import LLMRequest, LLMResult
+from lm_guided_cot.llm.config import SamplingParams
 from lm_guided_cot.llm.parsing import parse_answer
 from lm_guided_cot.roles.base import Messages, Role, RoleConfig, chat
 
@@ -67,6 +69,30 @@ class Reader(Role[ReaderConfig, ReaderOutput]):
     ) -> list[ReaderOutput]:
         """``answer`` on the running event loop."""
         return await self._aask(self._requests(records, rationales), self._read)
+
+    async def asample(
+        self,
+        records: Sequence[QARecord],
+        rationales: Sequence[str | None] | None,
+        samples: int,
+        temperature: float | None = None,
+    ) -> list[list[ReaderOutput]]:
+        """``samples`` answers per record, at ``temperature`` (``None``: the role's sampling).
+
+        Answer ``j`` is request ``sample_index=j``: its own cache entry, so the n answers are n
+        replies, and a rerun asks nothing. With one sample and no temperature the requests
+        are ``aanswer``'s, cache keys included.
+        """
+        base = self._requests(records, rationales)
+        requests = [LLMRequest(r.messages, sample_index=j) for r in base for j in range(samples)]
+        flat = await self._aask(requests, self._read, self._sampling_at(temperature))
+        return [flat[i * samples : (i + 1) * samples] for i in range(len(base))]
+
+    def _sampling_at(self, temperature: float | None) -> SamplingParams | None:
+        if temperature is None:
+            return None
+        base = self.config.sampling or self.client.config.sampling
+        return dataclasses.replace(base, temperature=temperature)
 
     def _requests(
         self, records: Sequence[QARecord], rationales: Sequence[str | None] | None

@@ -16,7 +16,8 @@ can inject, per request and with given probabilities (seeded):
 ``first_attempt_fault`` makes every prompt's first request fail with the given fault (and
 its retries succeed); a prompt containing ``ALWAYS_FAIL`` always gets a 500.
 
-``GET /stats`` reports what it saw: requests in total and per prompt, faults by kind, and the
+``request_params`` keeps each request's body less its messages (temperature, seed, ...), in
+arrival order. ``GET /stats`` reports what it saw: requests in total and per prompt, faults by kind, and the
 most requests it was answering at once (``max_in_flight``: give a latency, so that they
 overlap, to check a client's concurrency limit). Run it
 in a thread (``FakeLLMServer().start()``) or as a process:
@@ -87,6 +88,7 @@ class FakeLLMServer(LocalServer):
         self.per_prompt: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()  # 200 replies with content, per prompt
         self.faults: Counter[str] = Counter()
+        self.request_params: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -146,6 +148,7 @@ class FakeLLMServer(LocalServer):
         with self.lock:
             self.requests += 1
             self.per_prompt[key] += 1
+            self.request_params.append({k: v for k, v in body.items() if k != "messages"})
             self.authorizations[request.headers.get("Authorization", "")] += 1
             fault = self._pick_fault(messages)
             if fault:

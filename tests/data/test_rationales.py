@@ -269,7 +269,9 @@ def test_every_call_failed_writes_the_summary_then_stops(tmp_path):
             build_rationales(_failing_records(3), config, "train")
     message = str(caught.value)
     summary_path = config.summary_path("train")
-    assert "all 3 teacher calls failed (first error: " in message
+    assert f"all 3 teacher calls to openai/teacher at {server.base_url} failed (first error: " in (
+        message
+    )
     assert f"the summary is in {summary_path}" in message
     assert f"{config.path('train')} is not written" in message
     assert caught.value.exit_code == 1
@@ -319,6 +321,16 @@ def test_some_calls_failed_keeps_the_rest_and_warns(tmp_path, caplog):
     assert summary["first_error"]
     assert "1 of 6 teacher calls failed" in caplog.text
     assert config.path("train").exists() and _kept(config.path("train"))
+
+
+def test_max_failure_rate_stops_a_split_that_is_partly_failed(tmp_path):
+    with FakeLLMServer(responder=_responder()) as server:
+        config = _config(server, tmp_path, samples=1)
+        config.llm.max_retries = 0
+        config.llm.max_failure_rate = 0.1
+        with pytest.raises(RunError, match=r"1 of 6 teacher calls .* max_failure_rate 0.1"):
+            build_rationales([*_records(), *_failing_records(1)], config, "train")
+    assert not config.path("train").exists() and config.summary_path("train").exists()
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,19 @@ from lm_guided_cot.errors import check_finite
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.metrics import AnswerMetric, answer_score, normalize_answer
-from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
+from lm_guided_cot.rewards.base import (
+    RewardFunction,
+    RewardOutput,
+    as_tensor,
+    check_lengths,
+    check_reward_calls,
+)
 from lm_guided_cot.roles import Reader, ReaderConfig
 
 
 class AnswerReward(RewardFunction):
-    """The reader's answer score with the rationale (a failed call scores ``fallback``).
+    """The reader's answer score with the rationale (a failed call scores ``fallback``; a batch
+    whose calls failed at ``llm.max_failure_rate``, by default all of them, stops the run).
 
     Args:
         llm: the large LM that reads the rationale and answers.
@@ -50,20 +57,23 @@ class AnswerReward(RewardFunction):
 
     async def _scores(
         self, records: Sequence[QARecord], rationales: Sequence[str | None]
-    ) -> tuple[list[float], int]:
+    ) -> tuple[list[float], list[str]]:
+        """The scores, and the errors of the calls that failed."""
         outputs = await self.reader.aanswer(records, rationales)
-        scores, failures = [], 0
+        scores, errors = [], []
         for record, output in zip(records, outputs):
             if output.error is not None:
-                failures += 1
+                errors.append(output.error)
                 scores.append(self.fallback)
             else:
                 scores.append(answer_score(output.answer, record.gold_answers, self.metric))
-        return scores, failures
+        return scores, errors
 
     async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)
-        scores, failures = await self._scores(records, rationales)
+        scores, errors = await self._scores(records, rationales)
+        failures = len(errors)
+        check_reward_calls(self, failures, len(records), next(iter(errors), None))
         total = as_tensor(scores)
         return RewardOutput(
             total, {self.name: total}, {f"{self.name}/failed_calls": float(failures)}
@@ -77,9 +87,12 @@ class MarginalUtilityReward(AnswerReward):
 
     async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)
-        with_rationale, failures = await self._scores(records, rationales)
+        with_rationale, errors = await self._scores(records, rationales)
         # Same prompt for every sample of a question: the client's cache answers repeats.
-        without, failures_without = await self._scores(records, [None] * len(records))
+        without, errors_without = await self._scores(records, [None] * len(records))
+        failures, failures_without = len(errors), len(errors_without)
+        first = next(iter(errors + errors_without), None)
+        check_reward_calls(self, failures + failures_without, 2 * len(records), first)
         total = as_tensor([a - b for a, b in zip(with_rationale, without)])
         return RewardOutput(
             total,

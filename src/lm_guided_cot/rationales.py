@@ -300,8 +300,18 @@ def _write_supporting_facts(
 ) -> dict[str, Any]:
     """``source: supporting_facts``: one kept row per question, its gold supporting sentences."""
     rows = []
+    outside = 0
     for record in records:
         rationale = record.gold_rationale
+        for problem in record.facts_outside_paragraphs:
+            outside += 1
+            log.warning(
+                "supporting-fact rationales (%s): record %r: %s; the fact is left out of its "
+                "stage-1 target",
+                split,
+                record.id,
+                problem,
+            )
         rows.append(
             {
                 "id": record.id,
@@ -328,6 +338,7 @@ def _write_supporting_facts(
         "kept": kept,
         "questions_with_kept": kept,
         "without_supporting_facts": len(rows) - kept,
+        "facts_outside_paragraphs": outside,
         "kept_fraction": kept / len(rows) if rows else 0.0,
         "requests_sent": 0,
     }

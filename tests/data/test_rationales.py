@@ -249,6 +249,27 @@ def test_supporting_facts_source_writes_the_gold_sentences_without_a_large_lm(tm
     assert not config.path("validation").exists()
 
 
+def test_a_supporting_fact_outside_its_paragraph_is_reported_per_record(tmp_path, caplog):
+    paragraphs = (Paragraph("A", ("A one.", " A two.")), Paragraph("B", ("B one.",)))
+    record = QARecord(
+        id="q1",
+        question="?",
+        answer="x",
+        paragraphs=paragraphs,
+        supporting_facts=(SupportingFact("A", 0), SupportingFact("B", 3), SupportingFact("A", -1)),
+    )
+    config = RationaleConfig(dir=str(tmp_path), source="supporting_facts")
+    with caplog.at_level("WARNING", logger="lm_guided_cot.rationales"):
+        summary = build_rationales([record], config, "train")
+    assert [r["rationale"] for r in read_kept(config.path("train"))] == ["A one."]
+    assert summary["facts_outside_paragraphs"] == 2
+    assert (
+        "supporting-fact rationales (train): record 'q1': supporting_facts[1] ['B', 3]: "
+        "paragraph 'B' has 1 sentence(s); the fact is left out of its stage-1 target"
+    ) in caplog.text
+    assert "record 'q1': supporting_facts[2] ['A', -1]: paragraph 'A' has 2" in caplog.text
+
+
 def _failing_records(n: int) -> list[QARecord]:
     return [
         QARecord(

@@ -239,6 +239,9 @@ def evaluate(
             guides[file_setting.name] = (read_rationale_file(file_setting.path, records), 0.0)
         if oracle:
             _require_supporting_facts(records, split)
+            for record in records:
+                for problem in record.facts_outside_paragraphs:
+                    console.log(f"[yellow]oracle: record {record.id!r}: {problem}; left out")
             guides[names["oracle"]] = ([[gold_rationale(r)] for r in records], 0.0)
         if question_major:
             shared_pass = _question_major_pass(

@@ -269,7 +269,7 @@ def test_a_large_lm_that_fails_every_call_stops_before_any_result(tmp_path, shar
             evaluate(data, llm, cot=False, judge=None, output_dir=str(out), quiet=True)
     message = str(caught.value)
     assert message.startswith(
-        f"evaluate: row 'standard prompting': all 3 large-LM calls to openai/fake-large at "
+        f"row 'standard prompting': all 3 large-LM calls to openai/fake-large at "
         f"{server.base_url} failed (first error: {server.base_url}: InternalServerError"
     )
     assert "no results were written" in message and caught.value.exit_code == 1

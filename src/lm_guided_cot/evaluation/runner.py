@@ -298,7 +298,7 @@ def _check_calls(
     failed = int(usage["failures"])
     first = next((e for found in errors for e in found), None)
     check_failures(
-        f"evaluate: row {row!r}",
+        f"row {row!r}",
         failed,
         failed + int(usage["replies"]),
         client.where,

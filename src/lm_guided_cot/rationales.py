@@ -137,7 +137,8 @@ def build_rationales(
 
     Failed calls are rows with an ``error`` (never kept), counted in the summary's ``failed``
     with its ``first_error``; a rerun sends them again. When every call failed (or
-    ``llm.max_failure_rate`` of them), the summary alone is written (an existing ``<split>.jsonl`` is left as it was) and ``RunError`` raised.
+    ``llm.max_failure_rate`` of them), the summary alone is written (an existing
+    ``<split>.jsonl`` is left as it was) and ``RunError`` raised.
     """
     if config.source == "supporting_facts":
         return _write_supporting_facts(records, config, split)

@@ -305,7 +305,7 @@ def _check_calls(
         first,
         config.max_failure_rate,
         then="no results were written; check the large LM's settings (model, api_base, key, "
-        "server) and run again (the replies so far are cached)",
+        "server) and run again",
     )
 
 

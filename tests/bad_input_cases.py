@@ -44,7 +44,8 @@ ENV_KEYS = {
     "MY_SERVER_KEY": "planted-server-key-cccccccccccc",
 }
 HUB_TOKEN = "hf_PlantedHubToken0123456789abcdef"
-SECRETS = (PLANTED_KEY, *ENV_KEYS.values(), HUB_TOKEN)
+URL_PASSWORD = "planted-url-password-eeeeeeee"  # in api_base's user-info
+SECRETS = (PLANTED_KEY, *ENV_KEYS.values(), HUB_TOKEN, URL_PASSWORD)
 MAX_LINES = 40  # a message, perhaps a usage line and progress: never a traceback wall
 
 
@@ -65,6 +66,7 @@ class Case:
     mounts: dict[str, str] = field(default_factory=dict)  # folder: "read-only" or "full"
     locked: str = ""  # an SQLite file (made if missing) held in an exclusive lock meanwhile
     models: dict[str, str] = field(default_factory=dict)  # folder: "cut weights", "no weights"
+    zeros: dict[str, int] = field(default_factory=dict)  # files of this many zero bytes (sparse)
 
 
 def _llm(**extra) -> dict:
@@ -719,6 +721,139 @@ CASES: list[Case] = [
 ]
 
 
+def _lines(relative: str, n: int) -> list[str]:
+    with open(DATA / relative, encoding="utf-8") as handle:
+        return [handle.readline() for _ in range(n)]
+
+
+def _fact_past_its_paragraph() -> str:
+    """The first HotpotQA training record with its first supporting fact at sentence 99."""
+    record = json.loads(_lines("hotpotqa/train.jsonl", 1)[0])
+    record["supporting_facts"]["sent_id"][0] = 99
+    return json.dumps(record) + "\n"
+
+
+def _rationales_beyond_the_split() -> dict[str, str]:
+    """Teacher-rationale files: the first 4 train and 2 validation ids, and one train row of an
+    id that is in no record of the split."""
+    files = {}
+    for split, n in (("train", 4), ("validation", 2)):
+        ids = [json.loads(line)["id"] for line in _lines(f"hotpotqa/{split}.jsonl", n)]
+        ids += ["not-a-train-id"] * (split == "train")
+        rows = [{"id": rid, "sample": 0, "rationale": "It is so.", "kept": True} for rid in ids]
+        files[f"rationales/{split}.jsonl"] = "".join(json.dumps(r) + "\n" for r in rows)
+    return files
+
+
+def _smollm2() -> tuple[str, int, str]:
+    from lm_guided_cot.models.registry import MODELS
+
+    entry = MODELS["smollm2-135m"]
+    return entry.file, entry.size, entry.sha256
+
+
+_SMOLLM2_FILE, _SMOLLM2_SIZE, _SMOLLM2_SHA = _smollm2()
+_TRAIN_HEAD = _lines("hotpotqa/train.jsonl", 2)
+_GOLD_HEAD = _lines("hotpotqa/validation.jsonl", 1)
+
+# Issue 31: data lost, silently wrong (exit 0), secret shown. Kept apart from the cases above so
+# that the table's rows for them are one block ("Issue 31" in docs/bad_inputs.md).
+ISSUE_31: list[Case] = [
+    Case(
+        "export: the output is a folder of other files",
+        ("export", "@CKPT@", "@TMP@/mine"),
+        ("mine", "not an lmcot export", "--overwrite"),
+        files={"mine/notes.txt": "my thesis\n"},
+        writes=("mine/notes.txt",),
+    ),
+    Case(
+        "export: the output is a file",
+        ("export", "@CKPT@", "@TMP@/model.bin"),
+        ("model.bin", "a file, not an export folder", "--overwrite"),
+        files={"model.bin": "my weights\n"},
+        writes=("model.bin",),
+    ),
+    Case(
+        "fit: export_dir is a folder of other files",
+        (*PPO, "--model.init_args.export_dir", "@TMP@/mine"),
+        ("PPOModule.export_dir", "mine", "not an lmcot export"),
+        files={"mine/notes.txt": "my thesis\n"},
+        writes=("mine/notes.txt",),
+    ),
+    Case(
+        "evaluate: the large LM answers every call with a 500",
+        EVALUATE,
+        ("row 'standard prompting'", "all 2 large-LM calls", "InternalServerError"),
+        code=1,
+        faults={"error500": 1.0},
+    ),
+    Case(
+        "evaluate: the large LM's replies are not JSON",
+        EVALUATE,
+        ("row 'standard prompting'", "all 2 large-LM calls", "first error"),
+        code=1,
+        faults={"malformed": 1.0},
+    ),
+    Case(
+        "fit: every reward call fails",
+        PPO,
+        ("reward '", "large-LM calls", "InternalServerError", "fallback rewards"),
+        code=1,
+        faults={"error500": 1.0},
+    ),
+    Case(
+        "models list: a zero-filled model file with a stamp",
+        ("models", "list"),
+        ("not verified",),
+        code=0,
+        env={"LMCOT_MODELS": "@TMP@/models", "COLUMNS": "400"},
+        files={f"models/{_SMOLLM2_FILE}.sha256": f"{_SMOLLM2_SHA}\n"},
+        zeros={f"models/{_SMOLLM2_FILE}": _SMOLLM2_SIZE},
+    ),
+    Case(
+        "fit: train file with a repeated id",
+        (*PPO, "--data.init_args.train", "@TMP@/dup.jsonl"),
+        ("dup.jsonl", "record 2 (line 3)", "duplicate id", "record 0 (line 1)"),
+        files={"dup.jsonl": "".join([*_TRAIN_HEAD, _TRAIN_HEAD[0]])},
+    ),
+    Case(
+        "score: gold file with a repeated id",
+        ("score", "@TMP@/p.json", "@TMP@/gold.jsonl"),
+        ("gold.jsonl", "record 1 (line 2)", "duplicate id", "record 0 (line 1)"),
+        files={"p.json": '{"answer": {"@ID@": "x"}}', "gold.jsonl": _GOLD_HEAD[0] * 2},
+    ),
+    Case(
+        "rationales: a supporting fact past its paragraph",
+        (
+            "rationales",
+            "-c",
+            "@TMP@/distill.yaml",
+            "--data.init_args.train",
+            "@TMP@/sf.jsonl",
+            "--data.init_args.rationales.source",
+            "supporting_facts",
+        ),
+        ("supporting_facts[0]", ", 99]", "left out of its stage-1 target"),
+        code=0,
+        files={"sf.jsonl": _fact_past_its_paragraph()},
+    ),
+    Case(
+        "fit: a rationale file with ids outside the split",
+        DISTILL,
+        ("rationales/train.jsonl", "not-a-train-id", "belong to no record"),
+        code=0,
+        files=_rationales_beyond_the_split(),
+    ),
+    Case(
+        "ask: a password in api_base's user-info",
+        (*ASK, "--llm.api_base", f"http://user:{URL_PASSWORD}@127.0.0.1:9/v1"),
+        ("http://***@127.0.0.1:9/v1",),
+        code=1,
+    ),
+]
+CASES += ISSUE_31
+
+
 def _first_hotpot_id() -> str:
     with open(DATA / "hotpotqa/validation.jsonl", encoding="utf-8") as f:
         return json.loads(f.readline())["id"]
@@ -835,6 +970,12 @@ def run_case(
             else:
                 path.write_text(_fill(content, subs))
             inputs[path] = path.stat().st_mtime_ns
+        for name, size in case.zeros.items():
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as handle:
+                handle.truncate(size)
+            inputs[path] = path.stat().st_mtime_ns
         env = {
             **os.environ,
             **ENV_KEYS,
@@ -929,7 +1070,7 @@ def main() -> None:
     print("| case | exit | lines | traceback | secret | message |\n|---|---|---|---|---|---|")
     for number, case in enumerate(CASES):
         if (args.only and args.only not in case.name) or (
-            args.issue31 and case not in ISSUE_31_CASES
+            args.issue31 and case not in (*ISSUE_31_CASES, *ISSUE_31)
         ):
             continue
         folder = root / f"case{number}"

@@ -90,6 +90,18 @@ def test_redact_masks_environment_keys_fields_and_key_shapes(monkeypatch):
     assert "max_tokens: 256 tokens_per_minute=3" in masked  # not every 'token' is a secret
 
 
+def test_redact_masks_the_user_info_of_urls():
+    text = (
+        "large-LM call failed: http://user:hunter2pass@host:8000/v1: APIConnectionError "
+        "(api_base='https://tok3n-only@example.org/v1') see https://example.org/a@b and "
+        "mail me@example.org"
+    )
+    masked = redact(text)
+    assert "hunter2pass" not in masked and "tok3n-only" not in masked
+    assert "http://***@host:8000/v1" in masked and "https://***@example.org/v1" in masked
+    assert "https://example.org/a@b" in masked and "me@example.org" in masked  # no user-info
+
+
 def test_masked_output_covers_print_and_logging_handlers(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env-0123456789")
     out, err = io.StringIO(), io.StringIO()

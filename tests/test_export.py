@@ -12,6 +12,8 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokeni
 from lm_guided_cot.cli import main
 from lm_guided_cot.errors import InputError
 from lm_guided_cot.export import export_checkpoint, load_checkpoint
+from lm_guided_cot.output_folders import EXPORT_MARKER
+from tests.helpers import write_policy_checkpoint
 from tests.modules.test_distill import _setup, _trainer
 
 
@@ -145,3 +147,56 @@ def test_export_to_the_current_folder_or_beside_a_text_model_is_refused(tmp_path
     with pytest.raises(InputError, match=f"^{re.escape(str(notes))}: a file, not a model"):
         export_checkpoint(str(tmp_path / "nope.ckpt"), "out", model=str(notes))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt", "notes.txt"]
+
+
+def test_export_never_deletes_a_folder_of_other_files(tmp_path, tiny_causal_dir, capsys):
+    ckpt = write_policy_checkpoint(tiny_causal_dir, tmp_path / "policy.ckpt")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my thesis")
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(ckpt), str(out)])
+    assert done.value.code == 2
+    message = capsys.readouterr().err
+    assert f"{out}: a folder that holds files and is not an lmcot export" in message
+    assert "--overwrite" in message
+    assert (out / "notes.txt").read_text() == "my thesis" and len(list(tmp_path.iterdir())) == 2
+
+    main(["export", str(ckpt), str(out), "--overwrite", "true"])  # said so: replaced
+    assert not (out / "notes.txt").exists() and (out / EXPORT_MARKER).is_file()
+    main(["export", str(ckpt), str(out)])  # an earlier export is replaced without asking
+    assert (out / "config.json").is_file() and not list(tmp_path.glob(".mine*"))
+
+
+def test_export_never_renames_a_file_away(tmp_path, tiny_causal_dir, capsys):
+    ckpt = write_policy_checkpoint(tiny_causal_dir, tmp_path / "policy.ckpt")
+    out = tmp_path / "model"
+    out.write_text("a file of mine")
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(ckpt), str(out)])
+    assert done.value.code == 2
+    assert f"{out}: a file, not an export folder" in capsys.readouterr().err
+    assert out.read_text() == "a file of mine" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "model",
+        "policy.ckpt",
+    ]
+    main(["export", str(ckpt), str(out), "--overwrite", "true"])
+    assert (out / "config.json").is_file()
+
+
+def test_fit_refuses_an_export_dir_of_other_files_before_training(tmp_path):
+    from types import SimpleNamespace
+
+    from lm_guided_cot.modules.reporting import check_export_at_fit_start
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "table.csv").write_text("a,b\n")
+    module = SimpleNamespace(
+        hparams=SimpleNamespace(export_dir=str(folder)),
+        trainer=SimpleNamespace(is_global_zero=True),
+    )
+    with pytest.raises(InputError, match=r"SimpleNamespace.export_dir .*results: a folder that"):
+        check_export_at_fit_start(module)
+    (folder / "table.csv").unlink()
+    check_export_at_fit_start(module)  # an empty folder loses nothing

@@ -11,6 +11,7 @@ from huggingface_hub import ModelCard, constants
 
 from lm_guided_cot.errors import RunError
 from lm_guided_cot.export import export_checkpoint
+from lm_guided_cot.output_folders import EXPORT_MARKER
 from lm_guided_cot.testing.fake_hub import FakeHubServer
 from tests.helpers import write_policy_checkpoint
 
@@ -37,8 +38,11 @@ def hub_env(monkeypatch, tmp_path):
 
 
 def _files(folder):
+    assert (folder / EXPORT_MARKER).is_file()  # the local marker, which is not pushed
     return {
-        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != EXPORT_MARKER
     }
 
 

@@ -9,6 +9,7 @@ import yaml
 
 import lm_guided_cot.commands
 import lm_guided_cot.trainer_cli
+from lm_guided_cot.output_folders import EXPORT_MARKER, marker_text
 from lm_guided_cot.reproduce import run_recipe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +50,7 @@ def test_done_stages_are_skipped_and_a_stopped_one_resumes(recipe):
     (root / "runs/hotpotqa/rationales/validation.jsonl").write_text("")
     (root / "runs/hotpotqa/distill/export").mkdir(parents=True)
     (root / "runs/hotpotqa/distill/export/config.json").write_text("{}")
+    (root / "runs/hotpotqa/distill/export" / EXPORT_MARKER).write_text(marker_text())
     (root / "runs/hotpotqa/ppo/checkpoints").mkdir(parents=True)
     (root / "runs/hotpotqa/ppo/checkpoints/last.ckpt").write_text("")
     run_recipe("hotpotqa", config_dir=str(root / "configs"), eval_file="/data/dev.json")
@@ -61,6 +63,14 @@ def test_done_stages_are_skipped_and_a_stopped_one_resumes(recipe):
         "--output_dir",
         f"{root}/runs/hotpotqa/evaluation-dev",
     ]
+
+
+def test_an_export_folder_with_only_a_config_is_not_a_done_stage(recipe):
+    root, calls = recipe
+    (root / "runs/hotpotqa/distill/export").mkdir(parents=True)
+    (root / "runs/hotpotqa/distill/export/config.json").write_text("{}")
+    run_recipe("hotpotqa", stages=["distill"], config_dir=str(root / "configs"))
+    assert [c[0] for c in calls] == ["fit"]  # (whose start refuses the folder: not an export)
 
 
 def test_unknown_stages_and_missing_configs_are_named(recipe, tmp_path):

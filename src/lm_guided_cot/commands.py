@@ -150,13 +150,18 @@ def list_models() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from lm_guided_cot.models import MODELS, is_fetched, model_file, models_dir
+    from lm_guided_cot.models import MODELS, fetch_state, model_file, models_dir
 
     table = Table(title=f"models (folder: {models_dir()}, set LMCOT_MODELS to move it)")
     for column in ("name", "size", "licence", "fetched", "what it is"):
         table.add_column(column)
     for entry in MODELS.values():
-        fetched = str(model_file(entry)) if is_fetched(entry) else "no"
+        state = fetch_state(entry)
+        fetched = {
+            "verified": f"{model_file(entry)} (sha256 verified)",
+            "not verified": f"{model_file(entry)} (not verified: `lmcot models fetch "
+            f"{entry.name}` checks it)",
+        }.get(state, "no")
         table.add_row(
             entry.name, f"{entry.size / 2**20:,.0f} MiB", entry.license, fetched, entry.description
         )

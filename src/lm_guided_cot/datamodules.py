@@ -9,6 +9,7 @@ rationales as ``labels``; the second validation loader serves every validation q
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar, Literal
 
 import datasets
@@ -27,6 +28,8 @@ from lm_guided_cot.hparams import as_dataclass, save_hparams
 from lm_guided_cot.model_specs import load_tokenizer
 from lm_guided_cot.paths import expand_path
 from lm_guided_cot.rationales import RationaleConfig, build_rationales, read_kept
+
+log = logging.getLogger(__name__)
 
 Split = Literal["train", "validation", "test"]
 
@@ -189,7 +192,24 @@ class MultiHopQADataModule(L.LightningDataModule):
                 "`lmcot rationales -c CONFIG` (fit builds them itself in prepare_data)"
             )
         index_of = {rid: i for i, rid in enumerate(self._records[split]["id"])}
-        kept = [row for row in read_kept(path) if row["id"] in index_of]
+        rows = read_kept(path)
+        kept = [row for row in rows if row["id"] in index_of]
+        outside = list(dict.fromkeys(row["id"] for row in rows if row["id"] not in index_of))
+        if outside:
+            option = "max_examples" if split == "train" else "max_eval_examples"
+            limit = getattr(self, option)
+            capped = f"; {option} caps it at {limit}" if limit is not None else ""
+            log.warning(
+                "%s: %d kept rationale(s) of %d question id(s) belong to no record of the %s "
+                "split (%d questions%s) and are left out; first ids: %s",
+                path,
+                len(rows) - len(kept),
+                len(outside),
+                split,
+                len(index_of),
+                capped,
+                ", ".join(outside[:5]),
+            )
         if not kept:
             raise InputError(f"{path}: no kept rationale belongs to a record of the {split} split")
         labels = encode_targets(

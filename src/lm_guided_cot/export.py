@@ -26,6 +26,7 @@ from lm_guided_cot.lora import LoRAConfig
 from lm_guided_cot.model_card import card_facts
 from lm_guided_cot.model_specs import require_local_model
 from lm_guided_cot.modules.reporting import export_pretrained
+from lm_guided_cot.output_folders import check_export_target
 from lm_guided_cot.policy import SmallLM
 
 POLICY_PREFIX = "policy."
@@ -111,13 +112,15 @@ def export_checkpoint(
     revision: str | None = None,
     commit_message: str | None = None,
     adapter_only: bool = False,
+    overwrite: bool = False,
 ) -> str:
     """Write the small LM of a checkpoint as a folder that ``from_pretrained`` loads.
 
     Args:
         ckpt_path: a ``.ckpt`` file, or a DeepSpeed checkpoint folder (ZeRO 2/3).
         output: the folder to write (model, tokenizer and a model card, README.md; replaced
-            whole or not at all).
+            whole or not at all). A folder there is replaced only when it is an earlier
+            export (or empty); anything else needs ``overwrite``.
         model: the model the run started from, for architecture and tokenizer (default: the
             checkpoint's ``model`` hyperparameter).
         push_to_hub: then upload the folder to this Hugging Face Hub repository (``owner/name``;
@@ -127,7 +130,10 @@ def export_checkpoint(
         commit_message: the commit's message (default: "lmcot export: <folder name>").
         adapter_only: for a run with LoRA adapters, write peft's adapter folder (and the
             tokenizer) instead of the model with the adapters merged in.
+        overwrite: replace what is at ``output`` even when it is not an export of this
+            project (a folder of other files, or a file): those files are deleted.
     """
+    check_export_target(Path(output), overwrite)  # before minutes of loading
     _check_output(Path(output))
     if model:
         require_local_model(model)  # before the checkpoint is read
@@ -164,7 +170,7 @@ def export_checkpoint(
         )
     hparams = {**checkpoint.get("hyper_parameters", {}), "model": spec}
     card = checkpoint_card(checkpoint, hparams, ckpt_path, push_to_hub or output)
-    folder = export_pretrained(policy, output, card, adapter_only=adapter_only)
+    folder = export_pretrained(policy, output, card, adapter_only=adapter_only, overwrite=overwrite)
     if push_to_hub:
         from lm_guided_cot.publish import push_folder
 
@@ -186,7 +192,8 @@ def _check_output(output: Path) -> None:
             "the export replaces its output folder whole: name a new folder, such as "
             f"{Path(output, 'export') if target == here else 'export'}"
         )
-    check_writable(output, "output")
+    # a file here was allowed by --overwrite (check_export_target): its folder is written
+    check_writable(output.parent if output.is_file() else output, "output")
 
 
 def checkpoint_card(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lm_guided_cot.errors import RunError
 from lm_guided_cot.llm.secrets import redact, register_secret_variable
+from lm_guided_cot.output_folders import EXPORT_MARKER
 
 TOKEN_VARIABLE = "HF_TOKEN"
 
@@ -62,6 +63,7 @@ def push_folder(
             repo_id=repo_id,
             folder_path=folder,
             revision=revision,
+            ignore_patterns=[EXPORT_MARKER],  # the local folder's marker, not the model's
             commit_message=commit_message or f"lmcot export: {folder.name}",
         )
     except (OSError, ValueError, RuntimeError, *transport) as err:

@@ -6,8 +6,9 @@ kept (all correct ones, or the best), and writes one JSON line per sample with i
 plus a summary. Every reply is cached by the client as it arrives, so a rerun after a crash
 sends only what had no answer; the output files are written whole or not at all (temp file,
 then rename), so a file that exists is always complete. Calls that failed are counted in the
-summary (and logged); when every call failed, only the summary is written and ``RunError``
-says so, so that no rationale file of failures stands in for a real one.
+summary (and logged); when every call failed (or ``llm.max_failure_rate`` of them), only the
+summary is written and ``RunError`` says so, so that no rationale file of failures stands in for
+a real one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from lm_guided_cot.files import check_writable, write_atomically
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
+from lm_guided_cot.llm.usage import failure_message, too_many_failures
 from lm_guided_cot.metrics import AnswerMetric, answer_score
 from lm_guided_cot.paths import expand_path
 from lm_guided_cot.roles import Reader, ReaderConfig, Teacher, TeacherConfig
@@ -134,8 +136,9 @@ def build_rationales(
     """Ask the teacher about every record, write ``<split>.jsonl`` and its summary; return the summary.
 
     Failed calls are rows with an ``error`` (never kept), counted in the summary's ``failed``
-    with its ``first_error``; a rerun sends them again. When every call failed, the summary
-    alone is written (an existing ``<split>.jsonl`` is left as it was) and ``RunError`` raised.
+    with its ``first_error``; a rerun sends them again. When every call failed (or
+    ``llm.max_failure_rate`` of them), the summary alone is written (an existing
+    ``<split>.jsonl`` is left as it was) and ``RunError`` raised.
     """
     check_writable(Path(expand_path(config.dir)), "rationales.dir")  # before the first call
     if config.source == "supporting_facts":
@@ -259,15 +262,23 @@ def build_rationales(
         cache_hits=usage.cache_hits,
         **provenance,
     )
-    if summary["asked"] and not summary["answered"]:
+    rate = config.llm.max_failure_rate
+    if too_many_failures(summary["failed"], summary["asked"], rate):
         write_atomically(config.summary_path(split), json.dumps(summary, indent=2) + "\n")
         path = config.path(split)
         left = "left as it was" if path.exists() else "not written"
+        failed = failure_message(
+            f"teacher rationales ({split})",
+            summary["failed"],
+            summary["asked"],
+            client.where,
+            summary.get("first_error"),
+            rate,
+            kind="teacher",
+        )
         raise RunError(
-            f"teacher rationales ({split}): all {summary['asked']} teacher calls failed "
-            f"(first error: {summary.get('first_error')}); {path} is {left}, the summary is in "
-            f"{config.summary_path(split)}. Check the teacher's llm settings (model, api_base, "
-            "server) and run again"
+            f"{failed}; {path} is {left}, the summary is in {config.summary_path(split)}. "
+            "Check the teacher's llm settings (model, api_base, server) and run again"
         )
     if summary["failed"]:
         log.warning(
@@ -291,8 +302,18 @@ def _write_supporting_facts(
 ) -> dict[str, Any]:
     """``source: supporting_facts``: one kept row per question, its gold supporting sentences."""
     rows = []
+    outside = 0
     for record in records:
         rationale = record.gold_rationale
+        for problem in record.facts_outside_paragraphs:
+            outside += 1
+            log.warning(
+                "supporting-fact rationales (%s): record %r: %s; the fact is left out of its "
+                "stage-1 target",
+                split,
+                record.id,
+                problem,
+            )
         rows.append(
             {
                 "id": record.id,
@@ -319,6 +340,7 @@ def _write_supporting_facts(
         "kept": kept,
         "questions_with_kept": kept,
         "without_supporting_facts": len(rows) - kept,
+        "facts_outside_paragraphs": outside,
         "kept_fraction": kept / len(rows) if rows else 0.0,
         "requests_sent": 0,
     }

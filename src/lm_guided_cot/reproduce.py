@@ -2,8 +2,9 @@
 
 Teacher rationales -> distillation -> PPO -> the comparison table (docs/results.md), each stage
 the command a user would run by hand, printed as it starts. A stage whose output exists is
-skipped (rationale files, the stage's export); a training stage with a ``last.ckpt`` resumes
-from it; large-LM replies are cached, so a rerun sends only what had no reply.
+skipped (rationale files, the stage's whole export: ``output_folders.is_export``); a training
+stage with a ``last.ckpt`` resumes from it; large-LM replies are cached, so a rerun sends only
+what had no reply.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.console import Console
 
 from lm_guided_cot import commands, trainer_cli
 from lm_guided_cot.errors import ConfigurationError, MissingFileError
+from lm_guided_cot.output_folders import is_export
 from lm_guided_cot.paths import expand_path
 
 Benchmark = Literal["hotpotqa", "2wikimultihopqa"]
@@ -127,7 +129,7 @@ def run_recipe(
             commands.rationales(args[1:])
         elif stage in ("distill", "ppo"):
             args, export, last = _fit_args(folder, stage)
-            if (export / "config.json").exists():
+            if is_export(export):  # a whole export, not a folder that merely has a config
                 console.print(
                     f"{export} exists: skipped (to train again, delete it and {last.parent}; "
                     "a new distill export also needs the PPO stage's folders deleted)"

@@ -84,8 +84,9 @@ def test_malformed_json_line_names_file_record_and_line(tmp_path, datasets_cache
 
 def test_malformed_json_list_names_file_and_record(tmp_path, datasets_cache):
     path = tmp_path / "dev.json"
-    good = json.dumps({"_id": "x", "question": "q?", "answer": "a", "context": [["T", ["s"]]]})
-    path.write_text(f'[\n{good},\n{good},\n{{"_id": "broken" "question": 1}}\n]')
+    good = {"_id": "x", "question": "q?", "answer": "a", "context": [["T", ["s"]]]}
+    other = json.dumps({**good, "_id": "y"})
+    path.write_text(f'[\n{json.dumps(good)},\n{other},\n{{"_id": "broken" "question": 1}}\n]')
     with pytest.raises(DataFormatError, match=r"dev\.json: record 2 \(line 4\): not valid JSON"):
         read_split(path, TWOWIKI, cache_dir=datasets_cache)
 
@@ -350,3 +351,26 @@ def test_pretty_printed_record_in_json_lines_says_one_record_a_line(tmp_path, da
     message = str(caught.value)
     assert message.startswith(f"{path}: record 0 (line 1): not valid JSON")
     assert "the line ends inside the record (JSON lines: one whole record a line)" in message
+
+
+def test_a_repeated_id_names_both_records_and_lines(tmp_path, datasets_cache):
+    records = [hotpot_record("q1"), hotpot_record("q2"), hotpot_record("q1")]
+    path = write_jsonl(tmp_path / "train.jsonl", records)
+    with pytest.raises(DataFormatError) as caught:
+        read_split(path, HOTPOTQA, cache_dir=datasets_cache)
+    assert str(caught.value) == (
+        f"{path}: record 2 (line 3): field 'id': duplicate id 'q1': record 0 (line 1) has it "
+        "too; ids must be unique within a split"
+    )
+    kept = read_split(path, HOTPOTQA, cache_dir=datasets_cache, skip_invalid=True)
+    assert kept.dataset["id"] == ["q1", "q2"] and "duplicate id 'q1'" in kept.skipped[0]
+
+
+def test_a_repeated_id_in_a_dataset_folder_is_named_too(tmp_path, datasets_cache):
+    folder = tmp_path / "my_hotpot"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [hotpot_record("t0"), hotpot_record("t0")])
+    with pytest.raises(DataFormatError, match=r"record 1: field 'id': duplicate id 't0': record 0"):
+        read_split(folder, HOTPOTQA, split="train", cache_dir=datasets_cache)
+    kept = read_split(folder, HOTPOTQA, split="train", cache_dir=datasets_cache, skip_invalid=True)
+    assert kept.dataset["id"] == ["t0"] and len(kept.skipped) == 1

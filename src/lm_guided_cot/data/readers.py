@@ -5,8 +5,9 @@ official or the Hugging Face layout) is streamed record by record into an Arrow 
 ``datasets`` cache, memory-mapped from then on, and re-used while the file is unchanged.
 Anything else (a folder, a hub id such as ``hotpotqa/hotpot_qa``) goes to
 ``datasets.load_dataset`` and is converted with ``Dataset.map``. Either way every record is
-checked; a bad one raises ``DataFormatError`` naming file, record and field, unless
-``skip_invalid`` is set, in which case it is left out, counted and reported. A bad file (no
+checked, and ids must be unique within a split (records are matched by id); a bad record
+raises ``DataFormatError`` naming file, record and field (a repeated id: both records),
+unless ``skip_invalid`` is set, in which case it is left out, counted and reported. A bad file (no
 such path, no records, not UTF-8, cut off, a folder without data files) raises
 ``DataFormatError`` naming it too; a path that does not exist here goes to the hub only when
 it could be a hub id (``name`` or ``owner/name``, no data-file suffix).
@@ -30,7 +31,7 @@ from lm_guided_cot.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 # Bump when the row layout or the checks change, so cached Arrow files are rebuilt.
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4  # 4: ids unique within a file
 _ERROR = "_error"
 _FEATURES_WITH_ERROR = datasets.Features({**FEATURES, _ERROR: datasets.Value("string")})
 
@@ -80,6 +81,7 @@ def read_split(
     elif local.exists() or _may_be_hub_id(str(path)):
         origin = str(local) if local.exists() else str(path)
         dataset = _read_hub(origin, source, split, hub_config, skip_invalid, aliases, cache_dir)
+        dataset = _check_unique_ids(dataset, f"{origin}[{split}]", skip_invalid)
     else:
         raise DataFormatError(str(path), None, None, "no such file or folder")
     skipped: list[str] = []
@@ -139,9 +141,11 @@ def _read_file(
 def _rows_from_file(path: str, source: str, skip_invalid: bool, aliases, signature):
     del signature  # only there to key the cache
     index = -1
+    first_seen: dict[str, tuple[int, int | None]] = {}  # id -> (record, line) it first came in
     for index, line, raw in iter_json_records(path):
         try:
             row = record_to_row(raw, source, path, index, line, aliases)
+            _check_new_id(row["id"], first_seen, path, index, line)
         except DataFormatError as err:
             if not skip_invalid:
                 raise
@@ -152,6 +156,50 @@ def _rows_from_file(path: str, source: str, skip_invalid: bool, aliases, signatu
         yield row
     if index < 0:
         raise DataFormatError(path, None, None, f"no records: {_why_empty(Path(path))}")
+
+
+def _check_new_id(
+    rid: str,
+    first_seen: dict[str, tuple[int, int | None]],
+    origin: str,
+    index: int,
+    line: int | None,
+) -> None:
+    """Refuse an id seen before in the split: records are matched by id (stage-1 targets to
+    prompts, predictions to gold), so a repeat would pair one question's data with another's."""
+    if rid not in first_seen:
+        first_seen[rid] = (index, line)
+        return
+    first, first_line = first_seen[rid]
+    where = f"record {first}" + (f" (line {first_line})" if first_line is not None else "")
+    raise DataFormatError(
+        origin,
+        index,
+        "id",
+        f"duplicate id {rid!r}: {where} has it too; ids must be unique within a split",
+        line,
+    )
+
+
+def _check_unique_ids(
+    dataset: datasets.Dataset, origin: str, skip_invalid: bool
+) -> datasets.Dataset:
+    """``_check_new_id`` over a dataset read by ``load_dataset`` (no lines: record numbers);
+    with ``skip_invalid`` a repeat becomes an invalid row, as a bad record does."""
+    first_seen: dict[str, tuple[int, int | None]] = {}
+    errors = list(dataset[_ERROR]) if skip_invalid else None
+    for index, rid in enumerate(dataset["id"]):
+        if errors is not None and errors[index]:
+            continue
+        try:
+            _check_new_id(rid, first_seen, origin, index, None)
+        except DataFormatError as err:
+            if errors is None:
+                raise
+            errors[index] = str(err)
+    if errors is None or errors == dataset[_ERROR]:
+        return dataset
+    return dataset.remove_columns(_ERROR).add_column(_ERROR, errors)
 
 
 def _why_empty(path: Path) -> str:

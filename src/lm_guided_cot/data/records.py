@@ -88,15 +88,27 @@ class QARecord:
 
         The oracle guide of the evaluation and the ``supporting_facts`` source of stage-1
         targets. A supporting fact pointing past its paragraph's last sentence (a known quirk
-        of a few HotpotQA records) contributes nothing.
+        of a few HotpotQA records) contributes nothing (``facts_outside_paragraphs`` names it).
         """
         sentences = {p.title: p.sentences for p in self.paragraphs}
         texts = [
             sentences[f.title][f.sent_id].strip()
             for f in self.supporting_facts
-            if f.sent_id < len(sentences.get(f.title, ()))
+            if 0 <= f.sent_id < len(sentences.get(f.title, ()))
         ]
         return " ".join(t for t in texts if t)
+
+    @property
+    def facts_outside_paragraphs(self) -> list[str]:
+        """The supporting facts that name no sentence of their paragraph, in words (what
+        ``gold_rationale`` leaves out), for a report naming the record."""
+        sentences = {p.title: len(p.sentences) for p in self.paragraphs}
+        return [
+            f"supporting_facts[{i}] [{f.title!r}, {f.sent_id}]: paragraph {f.title!r} has "
+            f"{sentences.get(f.title, 0)} sentence(s)"
+            for i, f in enumerate(self.supporting_facts)
+            if not 0 <= f.sent_id < sentences.get(f.title, 0)
+        ]
 
     def gold_example(self) -> GoldExample:
         """What the official scorers need: answer and aliases, supporting facts, evidence forms."""

@@ -60,6 +60,7 @@ from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
+from lm_guided_cot.llm.usage import check_failures
 from lm_guided_cot.markdown import markdown_table
 from lm_guided_cot.metrics import GoldExample, official_report, read_prediction_file
 from lm_guided_cot.model_specs import require_local_model
@@ -202,11 +203,15 @@ def evaluate(
             with progress(client, f"{name}: large LM"):
                 examples = answer()
             usage = usage_delta(before, client.role_usages(), ("reader", "teacher"))
+            _check_calls(name, usage, [e.errors for e in examples], client, llm)
             judge_before = judge_client.role_usages()
+            answered = [len(e.errors) for e in examples]
             if judge_role is not None:
                 with progress(judge_client, f"{name}: judge"):
                     judge_rationales(records, examples, judge_role)
             judge_usage = usage_delta(judge_before, judge_client.role_usages(), ("judge",))
+            judged = [e.errors[n:] for e, n in zip(examples, answered)]
+            _check_calls(f"{name}, judge", judge_usage, judged, judge_client, judge_llm or llm)
             result = SettingResult(name, examples, time.perf_counter() - start, usage, judge_usage)
             results.append(result)
             m = result.metrics()
@@ -235,6 +240,9 @@ def evaluate(
             guides[file_setting.name] = (read_rationale_file(file_setting.path, records), 0.0)
         if oracle:
             _require_supporting_facts(records, split)
+            for record in records:
+                for problem in record.facts_outside_paragraphs:
+                    console.log(f"[yellow]oracle: record {record.id!r}: {problem}; left out")
             guides[names["oracle"]] = ([[gold_rationale(r)] for r in records], 0.0)
         if question_major:
             shared_pass = _question_major_pass(
@@ -277,6 +285,29 @@ def evaluate(
         )
     console.print(f"results: {out / 'results.md'}   TensorBoard: tensorboard --logdir {out}")
     return report
+
+
+def _check_calls(
+    row: str,
+    usage: dict[str, float],
+    errors: Sequence[Sequence[str]],
+    client: LLMClient,
+    config: LLMConfig,
+) -> None:
+    """Stop before a row of fallbacks enters the table: ``RunError`` when its calls failed
+    at ``config.max_failure_rate`` (by default: all of them)."""
+    failed = int(usage["failures"])
+    first = next((e for found in errors for e in found), None)
+    check_failures(
+        f"row {row!r}",
+        failed,
+        failed + int(usage["replies"]),
+        client.where,
+        first,
+        config.max_failure_rate,
+        then="no results were written; check the large LM's settings (model, api_base, key, "
+        "server) and run again",
+    )
 
 
 def _require_supporting_facts(records: Sequence[QARecord], split: str) -> None:

@@ -292,6 +292,12 @@ class LLMClient:
         limits, usage counters): the same object for all of them."""
         return self._endpoint
 
+    @property
+    def where(self) -> str:
+        """The endpoint in words, for messages: the model, and the server it is asked at."""
+        where = f"{self.config.model} at {self._api_base}" if self._api_base else self.config.model
+        return redact(where, self._secret_vars)
+
     @contextlib.contextmanager
     def progress(self, description: str) -> Iterator[None]:
         """Show a progress bar for each batch sent inside this block.

@@ -155,6 +155,10 @@ class LLMConfig:
             ``server.parallel`` of them, one per slot), so a server that keeps the KV cache of
             its last prompt (llama.cpp) evaluates the shared part once. ``None``: on when
             ``server`` is set.
+        max_failure_rate: the fraction of failed calls (after all retries) at which a run
+            stops with exit 1 rather than go on with fallbacks: ``lmcot evaluate`` (per row),
+            ``lmcot rationales`` (per split) and stage 2's rewards (per step). 1.0 (default):
+            only when every call failed; 0.1: when a tenth did; 0: at the first failure.
     """
 
     model: str | None = None
@@ -173,6 +177,7 @@ class LLMConfig:
     cache_path: str | None = ".lmcot_cache/llm.sqlite"
     server: ServerConfig | None = None
     group_prefixes: bool | None = None
+    max_failure_rate: float = 1.0
 
     def __post_init__(self) -> None:
         # A config parser fills a nested LLMConfig's defaults in (model: local/smollm2) before
@@ -203,6 +208,7 @@ class LLMConfig:
         check_positive("LLMConfig.requests_per_minute", self.requests_per_minute)
         check_positive("LLMConfig.tokens_per_minute", self.tokens_per_minute)
         check_at_least("LLMConfig.max_retries", self.max_retries, 0)
+        check_probability("LLMConfig.max_failure_rate", self.max_failure_rate)
         check_at_least("LLMConfig.backoff_base", self.backoff_base, 0)
         check_at_least("LLMConfig.backoff_max", self.backoff_max, 0)
         if self.backoff_max < self.backoff_base:

@@ -31,6 +31,9 @@ _SECRET_SHAPES = re.compile(
     r"\b(?:Bearer\s+[A-Za-z0-9._~+/=-]{8,}|sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{16,}"
     r"|gsk_[A-Za-z0-9]{16,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,})"
 )
+# The user-info of a URL (``http://user:PASSWORD@host``, ``https://TOKEN@host``): the whole
+# of it goes, since a lone user name may be a token.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@\"'<>]+@")
 
 
 def register_secret_variable(name: str) -> None:
@@ -49,13 +52,14 @@ def secret_values(extra_variables: tuple[str, ...] = ()) -> list[str]:
 
 def redact(text: str, extra_variables: tuple[str, ...] = ()) -> str:
     """``text`` with every credential replaced by ``***``: the values of key variables of the
-    environment, key-named fields and key-shaped strings.
+    environment, key-named fields, key-shaped strings and the user-info of URLs.
 
     Error messages from providers and servers may echo headers; everything the client logs
     or reports about a failure passes through here first, and so does the CLI's output.
     """
     for value in secret_values(extra_variables):
         text = text.replace(value, "***")
+    text = _URL_USERINFO.sub(r"\1***@", text)
     text = _SECRET_FIELD.sub(lambda m: m.group(1) + "***", text)
     return _SECRET_SHAPES.sub("***", text)
 

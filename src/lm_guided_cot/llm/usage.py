@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
+from lm_guided_cot.errors import RunError
+
 
 @dataclass
 class RoleUsage:
@@ -64,10 +66,50 @@ def flat_usage(usages: Mapping[str, RoleUsage], prefix: str = "llm") -> dict[str
     return out
 
 
+def too_many_failures(failed: int, calls: int, max_rate: float) -> bool:
+    """Whether ``failed`` of ``calls`` reach the fraction ``max_rate`` (``LLMConfig
+    .max_failure_rate``; 1.0: every call failed). No failure is never too many."""
+    return failed > 0 and calls > 0 and failed / calls >= max_rate
+
+
+def failure_message(
+    what: str,
+    failed: int,
+    calls: int,
+    where: str,
+    first_error: str | None,
+    max_rate: float = 1.0,
+    kind: str = "large-LM",
+) -> str:
+    """One line for a run whose calls failed: how many, the endpoint and the first error."""
+    share = f"all {calls}" if failed == calls else f"{failed} of {calls}"
+    limit = f", at least max_failure_rate {max_rate:g} of them" if max_rate < 1 else ""
+    return f"{what}: {share} {kind} calls to {where} failed{limit} (first error: {first_error})"
+
+
+def check_failures(
+    what: str,
+    failed: int,
+    calls: int,
+    where: str,
+    first_error: str | None,
+    max_rate: float = 1.0,
+    then: str = "check the large LM's settings (model, api_base, key, server) and run again",
+) -> None:
+    """Stop a run whose large-LM calls failed too often (``too_many_failures``): ``RunError``
+    with ``failure_message``, so that no result, file or update rests on fallbacks."""
+    if too_many_failures(failed, calls, max_rate):
+        message = failure_message(what, failed, calls, where, first_error, max_rate)
+        raise RunError(f"{message}; {then}")
+
+
 __all__ = [
     "COUNTERS",
     "RoleUsage",
     "add_usages",
+    "check_failures",
+    "failure_message",
     "flat_usage",
+    "too_many_failures",
     "total_usage",
 ]

@@ -3,6 +3,7 @@
 from lm_guided_cot.models.fetch import (
     ModelFetchError,
     fetch_model,
+    fetch_state,
     is_fetched,
     model_file,
     models_dir,
@@ -22,6 +23,7 @@ __all__ = [
     "UnknownModelError",
     "WheelPart",
     "fetch_model",
+    "fetch_state",
     "get_entry",
     "is_fetched",
     "model_file",

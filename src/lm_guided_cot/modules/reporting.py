@@ -15,6 +15,7 @@ from lm_guided_cot.files import output_error
 from lm_guided_cot.model_card import CARD_FILE, build_card, card_facts, describe_object
 from lm_guided_cot.modules.distributed import full_weights
 from lm_guided_cot.modules.loggers import log_table, run_dir
+from lm_guided_cot.output_folders import EXPORT_MARKER, check_export_target, marker_text
 from lm_guided_cot.policy import SmallLM
 
 
@@ -30,6 +31,8 @@ def export_pretrained(
     folder: str | os.PathLike,
     card: dict[str, Any] | None = None,
     adapter_only: bool = False,
+    overwrite: bool = False,
+    option: str | None = None,
 ) -> Path:
     """Write the small LM and its tokenizer to ``folder`` whole or not at all, with the model
     card of ``card`` (``model_card.card_facts``) as its README.md.
@@ -37,9 +40,12 @@ def export_pretrained(
     Adapters are merged in, or written alone with ``adapter_only`` (``SmallLM.save_pretrained``).
 
     They are saved to a temporary folder beside it and renamed into place, so a crash never
-    leaves a half-written export that ``from_pretrained`` would half-load.
+    leaves a half-written export that ``from_pretrained`` would half-load. What is at
+    ``folder`` already is replaced only when the project wrote it (an earlier export) or
+    ``overwrite`` is set (``output_folders.check_export_target``; ``option`` names the setting).
     """
     folder = Path(folder)
+    check_export_target(folder, overwrite, option)
     place = folder.absolute()  # "." has no name to make a sibling of
     try:
         place.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +61,11 @@ def export_pretrained(
             card["encoder_decoder"] = bool(getattr(config, "is_encoder_decoder", False))
             card["adapter_only"] = adapter_only
             (tmp / CARD_FILE).write_text(build_card(card), encoding="utf-8")
-        if folder.exists():
+        (tmp / EXPORT_MARKER).write_text(marker_text(), encoding="utf-8")  # last: it is whole
+        if folder.exists() and not folder.is_dir():  # a file, and overwrite said so
+            folder.unlink()
+            tmp.rename(folder)
+        elif folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             folder.rename(old)
             tmp.rename(folder)
@@ -85,9 +95,19 @@ def export_at_fit_end(module: Any, what: str) -> None:
     with full_weights(module.trainer, module.policy):
         if module.trainer.is_global_zero:
             adapter_only = module.hparams.get("export_adapter_only", False)
-            export_pretrained(module.policy, folder, fit_end_card(module), adapter_only)
+            card = fit_end_card(module)
+            option = f"{type(module).__name__}.export_dir"
+            export_pretrained(module.policy, folder, card, adapter_only, option=option)
             print(f"exported {what} to {folder}")
     module.trainer.strategy.barrier("export")
+
+
+def check_export_at_fit_start(module: Any) -> None:
+    """Refuse, before training, an export path whose files the export would delete."""
+    configured = module.hparams.export_dir
+    if configured and module.trainer.is_global_zero:
+        option = f"{type(module).__name__}.export_dir"
+        check_export_target(export_dir(module, configured), option=option)
 
 
 def fit_end_card(module: Any) -> dict[str, Any]:

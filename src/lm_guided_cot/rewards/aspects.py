@@ -12,12 +12,19 @@ from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.errors import ConfigurationError, check_at_least, check_finite
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
-from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
+from lm_guided_cot.rewards.base import (
+    RewardFunction,
+    RewardOutput,
+    as_tensor,
+    check_lengths,
+    check_reward_calls,
+)
 from lm_guided_cot.roles import Judge, JudgeConfig
 
 
 class AspectReward(RewardFunction):
-    """The judge's aspect scores, rescaled to [0, 1] and averaged with weights.
+    """The judge's aspect scores, rescaled to [0, 1] and averaged with weights (a batch whose
+    judge calls failed at ``llm.max_failure_rate``, by default all of them, stops the run).
 
     Args:
         llm: the judge (the large LM by default).
@@ -55,6 +62,8 @@ class AspectReward(RewardFunction):
         check_lengths(records, rationales)
         low, high = self.judge.config.scale_min, self.judge.config.scale_max
         outputs = await self.judge.ascore(records, rationales)
+        errors = [o.error for o in outputs if o.error is not None]
+        check_reward_calls(self, len(errors), len(outputs), next(iter(errors), None))
         per_aspect = {
             n: [(o.scores[n] - low) / (high - low) for o in outputs] for n in self.weights
         }

@@ -20,7 +20,7 @@ import torch
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.llm.loop import run_sync
-from lm_guided_cot.llm.usage import RoleUsage, add_usages, flat_usage
+from lm_guided_cot.llm.usage import RoleUsage, add_usages, check_failures, flat_usage
 
 if TYPE_CHECKING:
     from lm_guided_cot.llm.client import LLMClient
@@ -106,6 +106,24 @@ def merge_usage(rewards: Sequence[RewardFunction]) -> dict[str, RoleUsage] | Non
     if not clients and not others:
         return None
     return add_usages(*(client.role_usages() for client in clients.values()), *others)
+
+
+def check_reward_calls(
+    reward: RewardFunction, failed: int, calls: int, first_error: str | None
+) -> None:
+    """Stop stage 2 before it optimises on fallback rewards: ``RunError`` when a batch's calls
+    of ``reward`` failed at its large LM's ``max_failure_rate`` (by default: all of them)."""
+    client: LLMClient = reward.client  # type: ignore[attr-defined]
+    check_failures(
+        f"reward {reward.name!r}",
+        failed,
+        calls,
+        client.where,
+        first_error,
+        client.config.max_failure_rate,
+        then="stopped before the policy learns from fallback rewards; check the large LM's "
+        "settings (model, api_base, key, server) and run again (--ckpt_path resumes)",
+    )
 
 
 def check_lengths(records: Sequence[Any], rationales: Sequence[str]) -> None:

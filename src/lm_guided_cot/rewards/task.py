@@ -23,22 +23,35 @@ from lm_guided_cot.errors import ConfigurationError, check_at_least, check_finit
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.metrics import AnswerMetric, answer_score, normalize_answer
-from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, as_tensor, check_lengths
+from lm_guided_cot.rewards.base import (
+    RewardFunction,
+    RewardOutput,
+    as_tensor,
+    check_lengths,
+    check_reward_calls,
+)
 from lm_guided_cot.roles import Reader, ReaderConfig
 
 
 @dataclass
 class _Scores:
-    """Per (question, rationale): the mean answer score over the replies that came back, their
-    population std (0 below two replies), and the number of failed calls in all."""
+    """Per (question, rationale): the mean answer score over the replies that came back and
+    their population std (0 below two replies); with the calls made and the errors of those
+    that failed, in all."""
 
     means: list[float]
     stds: list[float]
-    failures: int
+    calls: int
+    errors: list[str]
+
+    @property
+    def failures(self) -> int:
+        return len(self.errors)
 
 
 class AnswerReward(RewardFunction):
-    """The reader's answer score with the rationale (a failed call scores ``fallback``).
+    """The reader's answer score with the rationale (a failed call scores ``fallback``; a batch
+    whose calls failed at ``llm.max_failure_rate``, by default all of them, stops the run).
 
     Args:
         llm: the large LM that reads the rationale and answers.
@@ -90,21 +103,23 @@ class AnswerReward(RewardFunction):
         answers = await self.reader.asample(
             records, rationales, self.samples, self.sample_temperature
         )
-        means, stds, failures = [], [], 0
+        means, stds, calls, errors = [], [], 0, []
         for record, outputs in zip(records, answers):
             scores = [
                 answer_score(output.answer, record.gold_answers, self.metric)
                 for output in outputs
                 if output.error is None
             ]
-            failures += len(outputs) - len(scores)  # every failed call, as with one sample
+            calls += len(outputs)
+            errors += [output.error for output in outputs if output.error is not None]
             means.append(statistics.fmean(scores) if scores else self.fallback)
             stds.append(statistics.pstdev(scores) if len(scores) > 1 else 0.0)
-        return _Scores(means, stds, failures)
+        return _Scores(means, stds, calls, errors)
 
     async def ascore(self, records: Sequence[QARecord], rationales: Sequence[str]) -> RewardOutput:
         check_lengths(records, rationales)
         scores = await self._scores(records, rationales)
+        check_reward_calls(self, scores.failures, scores.calls, next(iter(scores.errors), None))
         total = as_tensor(scores.means)
         components = {self.name: total}
         if self.samples > 1:
@@ -130,6 +145,12 @@ class MarginalUtilityReward(AnswerReward):
         with_rationale = await self._scores(records, rationales)
         # Same prompt for every sample of a question: the client's cache answers repeats.
         without = await self._scores(records, [None] * len(records))
+        check_reward_calls(
+            self,
+            with_rationale.failures + without.failures,
+            with_rationale.calls + without.calls,
+            next(iter(with_rationale.errors + without.errors), None),
+        )
         total = as_tensor([a - b for a, b in zip(with_rationale.means, without.means)])
         components = {
             self.name: total,

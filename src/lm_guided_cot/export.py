@@ -133,8 +133,8 @@ def export_checkpoint(
         overwrite: replace what is at ``output`` even when it is not an export of this
             project (a folder of other files, or a file): those files are deleted.
     """
-    check_export_target(Path(output), overwrite)  # before minutes of loading
-    _check_output(Path(output))
+    _check_output(Path(output))  # before minutes of loading
+    check_export_target(Path(output), overwrite)
     if model:
         require_local_model(model)  # before the checkpoint is read
     checkpoint = load_checkpoint(Path(ckpt_path))
@@ -192,7 +192,8 @@ def _check_output(output: Path) -> None:
             "the export replaces its output folder whole: name a new folder, such as "
             f"{Path(output, 'export') if target == here else 'export'}"
         )
-    # a file here was allowed by --overwrite (check_export_target): its folder is written
+    # a file here is check_export_target's to refuse or replace (--overwrite): its folder is
+    # what is written
     check_writable(output.parent if output.is_file() else output, "output")
 
 

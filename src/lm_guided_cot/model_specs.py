@@ -40,8 +40,11 @@ def smollm2_path() -> tuple[str, str]:
     return str(folder), SMOLLM2_FILE
 
 
-def resolve_spec(spec: str) -> tuple[str, str | None]:
-    """``(name_or_folder, gguf_file)`` for a local model spec (without the ``local/`` prefix)."""
+def resolve_spec(spec: str, model: bool = False) -> tuple[str, str | None]:
+    """``(name_or_folder, gguf_file)`` for a local model spec (without the ``local/`` prefix).
+
+    A file that is not a .gguf is refused; with ``model``, so is a folder that holds no
+    loadable model (``check_model_folder``): a tokenizer's folder needs no weights."""
     if spec.startswith("local/"):
         spec = spec[len("local/") :]
     if spec in SMOLLM2_ALIASES:
@@ -59,7 +62,8 @@ def resolve_spec(spec: str) -> tuple[str, str | None]:
         return str(path.parent), path.name
     path = os.path.expanduser(spec)
     if os.path.exists(path):
-        check_model_folder(Path(path))
+        if model or not os.path.isdir(path):
+            check_model_folder(Path(path))
         return path, None
     require_local_model(spec)
     return spec, None
@@ -173,7 +177,7 @@ def load_model(spec: str, dtype=None):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    name, gguf_file = resolve_spec(spec)
+    name, gguf_file = resolve_spec(spec, model=True)
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     config = AutoConfig.from_pretrained(name, **kwargs)
     model_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM

@@ -83,10 +83,15 @@ def _evaluate(tmp_path, shared_data, server, **kwargs):
     )
 
 
-def test_evaluate_draws_both_figures_and_lists_them(tmp_path, shared_data, capsys):
+@pytest.mark.parametrize("baseline", [None, "odd guide"])
+def test_evaluate_draws_both_figures_and_lists_them(tmp_path, shared_data, capsys, baseline):
+    """With the default baseline the comparison table has each row against standard
+    prompting; with another baseline the figure's differences are bootstrapped apart."""
     out = tmp_path / "eval"
     with FakeLLMServer(responder=_responder(_gold(shared_data))) as server:
-        report = _evaluate(tmp_path, shared_data, server, output_dir=str(out))
+        report = _evaluate(tmp_path, shared_data, server, output_dir=str(out), baseline=baseline)
+    vs_standard = {c.setting for c in report.comparisons if c.baseline == "standard prompting"}
+    assert vs_standard == ({"even guide", "odd guide"} if baseline is None else set())
     printed = capsys.readouterr().out
     for name in (F1_BY_ROW, DIFFERENCE_TO_STANDARD):
         assert_png(out / name)

@@ -19,8 +19,10 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 _PROBE_BYTES = 4096  # a block: a probe that fits on a disk with room for nothing else is no test
 
 
-def write_atomically(path: Path | str, text: str) -> None:
+def write_atomically(path: Path | str, text: str | bytes) -> None:
     """Write a file whole or not at all: a temp file beside it, then an atomic rename.
+
+    ``text`` is written as UTF-8; ``bytes`` (a PNG) as they are.
 
     An ``OSError`` (a full disk, a read-only file system) becomes an ``OutputError`` naming
     ``path``.
@@ -33,7 +35,8 @@ def write_atomically(path: Path | str, text: str) -> None:
         raise output_error(path, err) from None
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; outputs are not
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

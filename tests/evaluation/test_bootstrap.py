@@ -75,3 +75,14 @@ def test_bad_input():
         paired_bootstrap([], [])
     with pytest.raises(ValueError, match="confidence"):
         paired_bootstrap([1.0], [0.0], confidence=95)
+
+
+def test_bootstrap_mean_of_one_setting_matches_the_normal_interval():
+    from lm_guided_cot.evaluation.bootstrap import bootstrap_mean
+
+    scores = (np.arange(400) % 10 < 3).astype(float)  # 0/1 scores with mean 0.3
+    result = bootstrap_mean(scores, resamples=20_000, seed=0)
+    se = math.sqrt(0.3 * 0.7 / 400)
+    assert result.mean == pytest.approx(0.3)
+    assert result.low == pytest.approx(0.3 - 1.96 * se, abs=0.006)
+    assert result.high == pytest.approx(0.3 + 1.96 * se, abs=0.006)

@@ -67,3 +67,15 @@ def paired_bootstrap(
         flipped = np.mean(means <= 0) if observed > 0 else np.mean(means >= 0)
         p_value = min(1.0, 2 * float(flipped))
     return PairedDifference(observed, float(low), float(high), p_value, n, confidence)
+
+
+def bootstrap_mean(
+    scores: Sequence[float],
+    resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedDifference:
+    """Bootstrap interval of ``mean(scores)`` for one setting's per-question scores: the paired
+    bootstrap against a setting that scores 0 everywhere (same resamples, same percentiles).
+    Its ``p_value`` only says how often a resample's mean is 0 or less."""
+    return paired_bootstrap(scores, [0.0] * len(scores), resamples, confidence, seed)

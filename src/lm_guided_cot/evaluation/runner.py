@@ -28,6 +28,15 @@ from lm_guided_cot.errors import (
     check_between,
 )
 from lm_guided_cot.evaluation.bootstrap import paired_bootstrap
+from lm_guided_cot.evaluation.figures import (
+    DIFFERENCE_TO_STANDARD,
+    F1_BY_ROW,
+    Interval,
+    differences_to,
+    f1_intervals,
+    plot_difference_to_standard,
+    plot_f1_by_row,
+)
 from lm_guided_cot.evaluation.results import (
     ExampleResult,
     SettingResult,
@@ -267,8 +276,20 @@ def evaluate(
     pairs = comparisons or [[r.name, baseline or results[0].name] for r in results]
     compared = _compare(results, pairs, bootstrap_resamples, confidence, seed)
     report = EvaluationReport(results, compared)
+    figures = _Figures(
+        f1_intervals(results, bootstrap_resamples, confidence, seed),
+        confidence,
+        names["standard"] if standard else None,
+    )
+    if standard and len(results) > 1:
+        figures.differences = differences_to(
+            names["standard"], results, compared, bootstrap_resamples, confidence, seed
+        )
+    else:
+        why = "no standard prompting row" if not standard else "no row besides standard prompting"
+        console.log(f"[yellow]figures: {why}, so no {DIFFERENCE_TO_STANDARD}")
     report.files = _write_outputs(
-        report, out, data, split, llm, records, num_logged_examples, shared_pass
+        report, out, data, split, llm, records, num_logged_examples, shared_pass, figures
     )
     print_table(
         console,
@@ -284,7 +305,42 @@ def evaluate(
             comparison_rows(compared),
         )
     console.print(f"results: {out / 'results.md'}   TensorBoard: tensorboard --logdir {out}")
+    drawn = [str(report.files[n]) for n in (F1_BY_ROW, DIFFERENCE_TO_STANDARD) if n in report.files]
+    console.print("figures: " + "   ".join(drawn))
     return report
+
+
+@dataclass
+class _Figures:
+    """What the figures show: each row's F1 interval; each row's paired F1 difference to
+    standard prompting (``None`` without that row)."""
+
+    f1: list[Interval]
+    confidence: float
+    standard: str | None
+    differences: list[Interval] | None = None
+
+    def write(self, out: Path) -> dict[str, Path]:
+        files = {F1_BY_ROW: plot_f1_by_row(self.f1, out / F1_BY_ROW, self.confidence)}
+        if self.differences:
+            files[DIFFERENCE_TO_STANDARD] = plot_difference_to_standard(
+                self.differences, out / DIFFERENCE_TO_STANDARD, self.standard, self.confidence
+            )
+        return files
+
+    def markdown(self, files: dict[str, Path]) -> str:
+        level = f"{100 * self.confidence:g}%"
+        lines = [f"![answer F1 by row, {level} bootstrap intervals]({F1_BY_ROW})"]
+        if DIFFERENCE_TO_STANDARD in files:
+            lines.append(
+                f"![paired F1 difference to {self.standard}, {level} bootstrap intervals]"
+                f"({DIFFERENCE_TO_STANDARD})"
+            )
+        else:
+            lines.append(
+                f"(no {DIFFERENCE_TO_STANDARD}: no standard prompting row to compare with)"
+            )
+        return "\n\n".join(lines)
 
 
 def _check_calls(
@@ -411,8 +467,11 @@ def _write_outputs(
     records: Sequence[QARecord],
     num_logged_examples: int,
     shared_pass: dict[str, float] | None = None,
+    figures: _Figures | None = None,
 ) -> dict[str, Path]:
     files: dict[str, Path] = {}
+    drawn = figures.write(out) if figures is not None else {}
+    files.update(drawn)
     gold = [r.gold_example() for r in records]
     summary: dict[str, object] = {
         "benchmark": data.source,
@@ -435,6 +494,13 @@ def _write_outputs(
             "judge_usage": result.judge_usage,
             "seconds": result.seconds,
         }
+    if figures is not None:
+        summary["figures"] = {
+            "files": sorted(drawn),
+            "answer_f1_intervals": [asdict(i) for i in figures.f1],
+            "f1_difference_to_standard": [asdict(i) for i in figures.differences or []],
+            "confidence": figures.confidence,
+        }
     summary["comparisons"] = [
         {"setting": c.setting, "baseline": c.baseline, "metric": c.metric, **asdict(c.difference)}
         for c in report.comparisons
@@ -451,6 +517,7 @@ def _write_outputs(
             + _shared_pass_note(shared_pass),
             "## Paired bootstrap (difference in percentage points)",
             results_markdown(COMPARISON_HEADER, compared) if compared else "(one setting only)",
+            *(["## Figures", figures.markdown(drawn)] if figures is not None else []),
         ]
     )
     for name, text in (

@@ -25,6 +25,7 @@ import yaml
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.datamodules import HotpotQADataModule, TwoWikiMultiHopQADataModule
+from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.paths import expand_path
 from lm_guided_cot.policy import GenerationConfig, SmallLM
@@ -99,7 +100,7 @@ def main() -> None:
     records = [QARecord.from_row(row) for row in rows]
     guide = SmallLM.from_pretrained(args.guide)
     guide.model.eval()
-    llm = LLMConfig(**{**llm_args, "cache_path": llm_args.get("cache_path")})
+    llm = as_dataclass(LLMConfig, llm_args, "the recipe's reward llm")
     greedy = AnswerReward(llm=llm)
     sampled = AnswerReward(
         llm=llm, samples=args.reader_samples, sample_temperature=args.reader_temperature

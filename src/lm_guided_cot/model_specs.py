@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lm_guided_cot.errors import InputError, MissingFileError
 from lm_guided_cot.models import MODELS, fetch_model
+from lm_guided_cot.output_folders import WEIGHT_PATTERNS
 
 SMOLLM2_ALIASES = (
     "smollm2",
@@ -69,9 +70,6 @@ def resolve_spec(spec: str, model: bool = False) -> tuple[str, str | None]:
     return spec, None
 
 
-_WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "*.bin.index.json")
-
-
 def check_model_folder(path: Path) -> None:
     """Refuse, before transformers reads it, a local model that cannot load: a file that is not
     a .gguf, a folder without ``config.json`` or weights, a ``.safetensors`` file cut off."""
@@ -82,7 +80,7 @@ def check_model_folder(path: Path) -> None:
         if (path / "adapter_config.json").is_file():
             return  # peft's adapter folder: its own loader names what is missing
         raise InputError(f"{path}: not a model folder (no config.json; {what})")
-    weights = [p for pattern in _WEIGHTS for p in path.glob(pattern)]
+    weights = [p for pattern in WEIGHT_PATTERNS for p in path.glob(pattern)]
     if not weights:
         raise InputError(
             f"{path}: a model folder without weights (no model.safetensors or pytorch_model.bin); "

@@ -15,7 +15,13 @@ from lm_guided_cot.errors import InputError
 
 EXPORT_MARKER = ".lmcot-export.json"
 _CARD_TAG = "- lm-guided-cot"  # the model card's tag, in the README of exports made before
-_WEIGHTS = ("*.safetensors", "pytorch_model*.bin")
+# a model folder's weights, whole or sharded (model_specs checks a guide's folder with them too)
+WEIGHT_PATTERNS = (
+    "*.safetensors",
+    "pytorch_model*.bin",
+    "*.safetensors.index.json",
+    "*.bin.index.json",
+)
 
 
 def marker_text() -> str:
@@ -30,7 +36,7 @@ def is_export(folder: Path | str) -> bool:
     if (folder / EXPORT_MARKER).is_file():
         return True
     config = (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
-    weights = any(next(folder.glob(pattern), None) for pattern in _WEIGHTS)
+    weights = any(next(folder.glob(pattern), None) for pattern in WEIGHT_PATTERNS)
     return config and weights and _has_card_tag(folder / "README.md")
 
 

@@ -176,6 +176,8 @@ def load_model(spec: str, dtype=None):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     name, gguf_file = resolve_spec(spec, model=True)
+    if gguf_file is None and is_adapter_folder(name):
+        return _load_adapted(Path(name), dtype)
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     config = AutoConfig.from_pretrained(name, **kwargs)
     model_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
@@ -188,3 +190,66 @@ def load_model(spec: str, dtype=None):
             del model.config.quantization_config
         model.is_quantized = False
     return model
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_adapter_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is peft's adapter folder (adapter weights and config, no model config)."""
+    path = Path(path)
+    return (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file()
+
+
+def adapter_base(folder: str | os.PathLike) -> str:
+    """The spec of the model an adapter folder was trained on: its ``base_model_name_or_path``,
+    resolved against the folder first when it is a relative path that exists there (so that a
+    stage-2 adapter saved as ``../kd`` moves together with its stage-1 adapter)."""
+    import json
+
+    folder = Path(folder)
+    file = folder / ADAPTER_CONFIG
+    try:
+        base = json.loads(file.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError) as err:
+        raise InputError(f"{file}: not a readable adapter config ({err})") from None
+    if not isinstance(base, str) or not base:
+        raise InputError(
+            f"{file}: field 'base_model_name_or_path' is missing; set it to the base model's spec"
+        )
+    beside = folder / base
+    if not os.path.isabs(base) and beside.exists():
+        return str(beside)
+    return base
+
+
+def portable_base(spec: str, folder: str | os.PathLike) -> str:
+    """What an adapter saved to ``folder`` records as its base: a local path relative to the
+    folder (the two can move together), any other spec (a registry name, a hub id) as is."""
+    path = os.path.expanduser(spec.removeprefix("local/"))
+    if os.path.exists(path) and spec not in SMOLLM2_ALIASES and spec not in MODELS:
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+    return spec
+
+
+def set_adapter_base(folder: str | os.PathLike, base: str) -> None:
+    """Record ``base`` as the base model of the adapter folder ``folder``."""
+    import json
+
+    file = Path(folder) / ADAPTER_CONFIG
+    config = json.loads(file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _load_adapted(folder: Path, dtype):
+    """The base model (itself possibly an adapter folder) with the folder's adapters merged in:
+    an ordinary transformers model, as if the adapted model had been exported whole."""
+    import peft
+
+    base = load_model(adapter_base(folder), dtype)
+    try:
+        adapted = peft.PeftModel.from_pretrained(base, str(folder))
+    except (ValueError, RuntimeError, KeyError) as err:
+        raise InputError(f"{folder}: the adapters do not fit their base model ({err})") from None
+    return adapted.merge_and_unload()

@@ -127,11 +127,14 @@ class SmallLM(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         self.is_seq2seq = bool(model.config.is_encoder_decoder)
+        self.spec: str | None = None  # what it was loaded from: an adapter export's base
 
     @classmethod
     def from_pretrained(cls, spec: str, dtype: torch.dtype | None = None) -> SmallLM:
         """Load from a hub id, a folder, ``folder#file.gguf`` or ``smollm2``."""
-        return cls(load_model(spec, dtype), load_tokenizer(spec, "left"))
+        small_lm = cls(load_model(spec, dtype), load_tokenizer(spec, "left"))
+        small_lm.spec = spec
+        return small_lm
 
     # ---- adapters ----------------------------------------------------------------------------
 

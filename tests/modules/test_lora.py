@@ -4,6 +4,8 @@ end and from a checkpoint) generate what the module generates, resume is exact."
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import pytest
 import torch
@@ -16,6 +18,7 @@ from lm_guided_cot.cli import main
 from lm_guided_cot.datamodules import HotpotQADataModule
 from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.lora import LoRAConfig
+from lm_guided_cot.model_specs import adapter_base, set_adapter_base
 from lm_guided_cot.modules import DistillationModule, PPOModule
 from lm_guided_cot.modules.reporting import export_pretrained
 from lm_guided_cot.policy import AdapterFreeReference, SmallLM
@@ -379,3 +382,57 @@ def test_a_resumed_lora_run_ends_like_the_uninterrupted_one(arch, model_dir, sha
     assert full_steps[0]["kl/k3"] < 1e-6 < 1e-3 < max(s["kl/k3"] for s in full_steps[4:])
     for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(p, q, atol=1e-6), name
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_adapter_exports_load_by_spec_stacked_and_moved(tmp_path, model_dir, arch):
+    """What docs/results commits: a stage-1 adapter on the base and a stage-2 adapter on the
+    stage-1 one. Loading either folder as a spec gives the adapted model merged, and the pair
+    still loads after both folders move together (the stage-2 base is saved relative)."""
+    import json
+    import shutil
+
+    from lm_guided_cot.model_specs import load_model
+
+    torch.manual_seed(0)
+    tokenizer = SmallLM.from_pretrained(str(model_dir)).tokenizer
+    batch = tokenizer(
+        ["Who wrote it?", "Where was the author born then?"], return_tensors="pt", padding=True
+    )
+
+    def trained(spec):
+        policy = SmallLM.from_pretrained(spec)
+        policy.add_adapters(LORA)
+        with torch.no_grad():  # peft starts B at 0: move every adapter weight
+            for name, weight in policy.model.named_parameters():
+                if "lora_" in name:
+                    weight.add_(torch.randn_like(weight) * 0.3)
+        return policy
+
+    stage1 = trained(str(model_dir))
+    kd = export_pretrained(stage1, tmp_path / "runs/distill/export", adapter_only=True)
+    assert json.loads((kd / "adapter_config.json").read_text())["base_model_name_or_path"] == (
+        os.path.relpath(model_dir, kd)
+    )
+    stage2 = trained(str(kd))
+    rl = export_pretrained(stage2, tmp_path / "runs/ppo/export", adapter_only=True)
+    assert json.loads((rl / "adapter_config.json").read_text())["base_model_name_or_path"] == (
+        "../../distill/export"
+    )
+    want_kd, want_rl = _generate(stage1, batch), _generate(stage2, batch)
+    assert not torch.equal(want_kd, want_rl)  # the second adapter changed the model
+
+    for folder, want in ((kd, want_kd), (rl, want_rl)):
+        loaded = SmallLM.from_pretrained(str(folder))
+        assert not loaded.is_adapted  # merged: an ordinary model, as a whole export would be
+        assert torch.equal(_generate(loaded, batch), want)
+
+    # committed side by side (guides/kd, guides/kd_rl), the stage-2 base rewritten to ../kd
+    guides = tmp_path / "elsewhere/guides"
+    shutil.copytree(kd, guides / "kd")
+    shutil.copytree(rl, guides / "kd_rl")
+    set_adapter_base(guides / "kd_rl", "../kd")
+    shutil.rmtree(tmp_path / "runs")
+    assert torch.equal(_generate(SmallLM.from_pretrained(str(guides / "kd_rl")), batch), want_rl)
+    assert adapter_base(guides / "kd_rl") == str(guides / "kd_rl" / "../kd")
+    assert load_model(str(guides / "kd")).config.is_encoder_decoder == (arch == "seq2seq")

@@ -151,3 +151,23 @@ def test_failed_samples_are_counted_and_left_out_of_the_mean(tmp_path):
 def test_bad_sample_options_are_refused_by_name(cls, kwargs, message):
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         cls(**kwargs)
+
+
+def test_validation_scores_one_greedy_reply_per_rationale(tmp_path):
+    """The learning curve measures what the evaluation table does: one greedy reply, while
+    training (and a weighted sum around it) keeps the mean over n sampled replies."""
+    from lm_guided_cot.rewards import WeightedSum
+
+    with FakeLLMServer(responder=ScriptedReader()) as server:
+        reward = AnswerReward(
+            llm=fake_llm_config(server, tmp_path), samples=4, sample_temperature=0.7
+        )
+        summed = WeightedSum([reward, AnswerReward(llm=fake_llm_config(server, tmp_path))])
+        greedy = summed.for_validation().rewards[0]
+        assert reward.for_validation() is not reward and greedy.samples == 1
+        assert summed.rewards[1].for_validation() is summed.rewards[1]
+        out = greedy(RECORDS, ["hint one", "hint two", "hint three"])
+        params = list(server.request_params)
+    assert len(params) == 3 and all(p.get("temperature") in (None, 0, 0.0) for p in params)
+    assert out.total.tolist() == pytest.approx([1.0, 1.0, 0.0])  # each question's first reply
+    assert reward.samples == 4 and reward.sample_temperature == 0.7  # the training reward as it was

@@ -65,7 +65,7 @@ from lm_guided_cot.policy import (
     ValueHead,
     hidden_size,
 )
-from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
+from lm_guided_cot.rewards.base import RewardFunction, RewardOutput, validation_reward
 from lm_guided_cot.rl.control import AdaptiveKLController, FixedKLController, RunningMoments
 from lm_guided_cot.rl.core import (
     clipped_policy_loss,
@@ -534,7 +534,7 @@ class PPOModule(L.LightningModule):
         )
         texts = self.policy.decode(labels)
         records = batch["records"]
-        reward = self.reward(records, texts)
+        reward = validation_reward(self.reward)(records, texts)
         n = len(texts)
         self.log(
             f"{prefix}/reward",

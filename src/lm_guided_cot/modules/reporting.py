@@ -13,6 +13,7 @@ from typing import Any
 from lm_guided_cot.errors import OutputError
 from lm_guided_cot.files import output_error
 from lm_guided_cot.model_card import CARD_FILE, build_card, card_facts, describe_object
+from lm_guided_cot.model_specs import portable_base, set_adapter_base
 from lm_guided_cot.modules.distributed import full_weights
 from lm_guided_cot.modules.loggers import log_table, run_dir
 from lm_guided_cot.output_folders import EXPORT_MARKER, check_export_target, marker_text
@@ -54,6 +55,8 @@ def export_pretrained(
         raise output_error(folder, err) from None
     try:
         policy.save_pretrained(str(tmp), adapter_only=adapter_only)
+        if adapter_only and policy.spec is not None:
+            set_adapter_base(tmp, portable_base(policy.spec, folder))
         if card is not None:
             config = policy.base_model.config
             architecture = (getattr(config, "architectures", None) or [""])[0]

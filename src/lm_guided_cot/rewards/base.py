@@ -52,6 +52,11 @@ class RewardFunction:
             raise NotImplementedError(f"{type(self).__name__} defines neither __call__ nor ascore")
         return await asyncio.to_thread(self, records, rationales)
 
+    def for_validation(self) -> RewardFunction:
+        """The reward that validation reports: this one, unless a reward trains on a denser
+        estimate of what the evaluation measures (``AnswerReward`` with ``samples``)."""
+        return self
+
     def clients(self) -> list[LLMClient]:
         """The large-LM clients this reward calls."""
         client = getattr(self, "client", None)
@@ -79,6 +84,12 @@ async def ascore_of(
         if "__call__" in vars(cls):
             return await asyncio.to_thread(reward, records, rationales)
     raise TypeError(f"{type(reward).__name__} is not callable: it is no reward")
+
+
+def validation_reward(reward: Any) -> Any:
+    """``reward.for_validation()``; a scripted reward that is no ``RewardFunction`` as it is."""
+    for_validation = getattr(reward, "for_validation", None)
+    return for_validation() if callable(for_validation) else reward
 
 
 def as_tensor(values: Sequence[float]) -> torch.Tensor:

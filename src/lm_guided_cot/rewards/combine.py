@@ -17,6 +17,7 @@ from lm_guided_cot.rewards.base import (
     ascore_of,
     check_lengths,
     merge_usage,
+    validation_reward,
 )
 
 
@@ -61,6 +62,12 @@ class WeightedSum(RewardFunction):
             components.update(out.components)
             logs.update(out.logs)
         return RewardOutput(total, components, logs)
+
+    def for_validation(self) -> WeightedSum:
+        parts = [validation_reward(reward) for reward in self.rewards]
+        if all(part is reward for part, reward in zip(parts, self.rewards)):
+            return self
+        return WeightedSum(parts, self.weights)
 
     def clients(self) -> list[LLMClient]:
         return [c for r in self.rewards if isinstance(r, RewardFunction) for c in r.clients()]

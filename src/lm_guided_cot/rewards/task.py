@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import copy
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,6 +97,16 @@ class AnswerReward(RewardFunction):
         self.fallback = fallback
         self.samples = samples
         self.sample_temperature = sample_temperature
+
+    def for_validation(self) -> AnswerReward:
+        """With ``samples`` n > 1: the same reward from one greedy reply per rationale, as the
+        evaluation table scores a guide (the n samples are the training signal's spread, not
+        what the learning curve should measure); the client and its counters are shared."""
+        if self.samples == 1:
+            return self
+        greedy = copy.copy(self)
+        greedy.samples, greedy.sample_temperature = 1, None
+        return greedy
 
     async def _scores(
         self, records: Sequence[QARecord], rationales: Sequence[str | None]

@@ -204,6 +204,20 @@ def aspect_schema(names: Sequence[str], low: float, high: float) -> dict[str, An
     }
 
 
+def check_judge_records(config: JudgeConfig, records: Sequence[QARecord]) -> None:
+    """Refuse records the judge cannot read (checked before any call): with ``context:
+    gold_only``, those without supporting facts."""
+    if config.context != "gold_only":
+        return
+    lacking = [r.id for r in records if not r.gold_titles]
+    if lacking:
+        raise InputError(
+            f"the judge reads the gold paragraphs (judge.context: gold_only), but "
+            f"{len(lacking)} of the {len(records)} questions have no supporting facts "
+            f"(first ids: {', '.join(lacking[:5])}); set judge.context: all (or none)"
+        )
+
+
 def judge_counts(outputs: Sequence[JudgeOutput]) -> dict[str, float]:
     """Counters of judged rationales, each a sum (so batches and ranks add up): ``parsed``,
     ``unparsed`` (fallbacks, failed calls included), ``protocol/<name>`` (rationales asked
@@ -238,17 +252,8 @@ class Judge(Role[JudgeConfig, JudgeOutput]):
     # ---- prompts ---------------------------------------------------------------------------
 
     def check_records(self, records: Sequence[QARecord]) -> None:
-        """Refuse, before any call, records the judge cannot read: with ``context:
-        gold_only``, those without supporting facts."""
-        if self.config.context != "gold_only":
-            return
-        lacking = [r.id for r in records if not r.gold_titles]
-        if lacking:
-            raise InputError(
-                f"the judge reads the gold paragraphs (judge.context: gold_only), but "
-                f"{len(lacking)} of the {len(records)} questions have no supporting facts "
-                f"(first ids: {', '.join(lacking[:5])}); set judge.context: all (or none)"
-            )
+        """``check_judge_records`` for this judge's config."""
+        check_judge_records(self.config, records)
 
     def context(self, record: QARecord) -> str:
         self.check_records([record])

@@ -138,6 +138,12 @@ def test_judge_config_refuses_bad_protocol_options():
         JudgeConfig(protocol="likert")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"JudgeConfig.top_logprobs must be in \[1, 20\]"):
         JudgeConfig(top_logprobs=0)
+    with pytest.raises(ConfigurationError, match=r"JudgeConfig\.aspects\[0\] must have a name"):
+        JudgeConfig(aspects=[{"name": "a"}])  # type: ignore[list-item]
+    # as YAML writes them: mappings, the question optional
+    made = JudgeConfig(aspects=[{"name": "a", "description": "true"}])  # type: ignore[list-item]
+    assert made.aspects == [Aspect("a", "true")]
+    assert made.aspects[0].yes_no_question == "Is this true of the rationale: true?"
 
 
 # ---- the cache keeps a reply's log-probabilities ------------------------------------------

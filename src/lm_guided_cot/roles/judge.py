@@ -165,7 +165,7 @@ class JudgeConfig(RoleConfig):
                 f"JudgeConfig.protocol must be one of auto, {', '.join(PROTOCOLS)}; "
                 f"got {self.protocol!r}"
             )
-        self.aspects = [a if isinstance(a, Aspect) else Aspect(**a) for a in self.aspects]
+        self.aspects = [_aspect(i, a) for i, a in enumerate(self.aspects)]
         names = [a.name for a in self.aspects]
         if not names:
             raise ConfigurationError("JudgeConfig.aspects must name at least one aspect")
@@ -415,6 +415,19 @@ class Judge(Role[JudgeConfig, JudgeOutput]):
         return JudgeOutput(
             scores, parsed.ok, result.text, result.error, protocol, 1, result.prompt_tokens
         )
+
+
+def _aspect(index: int, value: Aspect | dict[str, Any]) -> Aspect:
+    """An aspect as written in a config (a mapping) or already made."""
+    if isinstance(value, Aspect):
+        return value
+    try:
+        return Aspect(**value)
+    except TypeError:
+        raise ConfigurationError(
+            f"JudgeConfig.aspects[{index}] must have a name, a description and optionally a "
+            f"question; got {value!r}"
+        ) from None
 
 
 def _number(value: float) -> str:

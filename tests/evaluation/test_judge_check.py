@@ -17,13 +17,13 @@ from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.datamodules import HotpotQADataModule
 from lm_guided_cot.errors import ConfigurationError, InputError, MissingFileError
 from lm_guided_cot.evaluation.decoys import decoy_rationale
-from lm_guided_cot.evaluation.judge_check import (
+from lm_guided_cot.evaluation.judge_check import judge_check
+from lm_guided_cot.evaluation.judge_comparison import (
     CANNOT_TELL,
     DECOY,
     MEAN,
     ORACLE,
     compare_rows,
-    judge_check,
     question_scores,
 )
 from lm_guided_cot.evaluation.parser import judge_check_parser

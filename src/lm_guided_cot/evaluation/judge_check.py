@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,8 +29,18 @@ from lm_guided_cot.errors import (
     check_at_least,
     check_between,
 )
-from lm_guided_cot.evaluation.bootstrap import PairedDifference, paired_bootstrap
 from lm_guided_cot.evaluation.decoys import decoy_rationale
+from lm_guided_cot.evaluation.judge_comparison import (
+    CANNOT_TELL,
+    DECOY,
+    MEAN,
+    ORACLE,
+    AspectCheck,
+    check_header,
+    check_rows,
+    compare_rows,
+    question_scores,
+)
 from lm_guided_cot.evaluation.results import USAGE_COUNTERS, usage_delta
 from lm_guided_cot.evaluation.settings import RationaleFileSetting, read_rationale_file
 from lm_guided_cot.evaluation.table import csv_text, print_table
@@ -43,29 +52,6 @@ from lm_guided_cot.llm.usage import check_failures
 from lm_guided_cot.markdown import markdown_table
 from lm_guided_cot.roles import Judge, JudgeConfig, JudgeOutput, judge_counts
 from lm_guided_cot.roles.judge import check_judge_records
-
-ORACLE, DECOY = "oracle", "decoy"
-MEAN = "mean"  # the row of the mean over aspects, per question
-CANNOT_TELL = "cannot tell apart"
-
-
-@dataclass(frozen=True)
-class AspectCheck:
-    """One aspect (or ``mean``): each row's mean score, and oracle - decoy paired over the
-    questions, with how many questions rated the oracle higher."""
-
-    aspect: str
-    means: dict[str, float]
-    difference: PairedDifference
-    oracle_higher: int
-
-    @property
-    def verdict(self) -> str:
-        if self.difference.low > 0:
-            return "oracle higher"
-        if self.difference.high < 0:
-            return "decoy higher"
-        return CANNOT_TELL
 
 
 @dataclass
@@ -83,76 +69,6 @@ class JudgeCheckReport:
     def cannot_tell_apart(self) -> list[str]:
         """The aspects whose oracle - decoy interval holds 0."""
         return [c.aspect for c in self.checks if c.aspect != MEAN and c.verdict == CANNOT_TELL]
-
-
-def question_scores(
-    outputs: Sequence[JudgeOutput], groups: Sequence[int], aspects: Sequence[str]
-) -> list[dict[str, float]]:
-    """Per question, each aspect's mean over the question's ``groups[i]`` consecutive outputs
-    (one per rationale), and ``mean`` over the aspects."""
-    scores, start = [], 0
-    for size in groups:
-        judged = outputs[start : start + size]
-        start += size
-        per = {a: statistics.fmean(o.scores[a] for o in judged) for a in aspects}
-        per[MEAN] = statistics.fmean(per[a] for a in aspects)
-        scores.append(per)
-    return scores
-
-
-def compare_rows(
-    scores: Mapping[str, Sequence[Mapping[str, float]]],
-    aspects: Sequence[str],
-    resamples: int = 10_000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> list[AspectCheck]:
-    """For each aspect and ``mean``: every row's mean, and the paired bootstrap of oracle
-    minus decoy. ``scores`` holds, per row, one ``{aspect: score}`` per question (the rows'
-    questions in the same order); it must have ``oracle`` and ``decoy`` rows."""
-    checks = []
-    for aspect in [*aspects, MEAN]:
-        oracle = [q[aspect] for q in scores[ORACLE]]
-        decoy = [q[aspect] for q in scores[DECOY]]
-        checks.append(
-            AspectCheck(
-                aspect,
-                {row: statistics.fmean(q[aspect] for q in qs) for row, qs in scores.items()},
-                paired_bootstrap(oracle, decoy, resamples, confidence, seed),
-                sum(o > d for o, d in zip(oracle, decoy, strict=True)),
-            )
-        )
-    return checks
-
-
-def check_header(rows: Sequence[str]) -> tuple[str, ...]:
-    return (
-        "aspect",
-        *rows,
-        "oracle - decoy",
-        "ci low",
-        "ci high",
-        "p",
-        "oracle higher",
-        "verdict",
-    )
-
-
-def check_rows(checks: Sequence[AspectCheck], rows: Sequence[str], n: int) -> list[list[Any]]:
-    """Raw rows in ``check_header`` order."""
-    return [
-        [
-            c.aspect,
-            *(c.means[r] for r in rows),
-            c.difference.mean,
-            c.difference.low,
-            c.difference.high,
-            c.difference.p_value,
-            f"{c.oracle_higher}/{n}",
-            c.verdict,
-        ]
-        for c in checks
-    ]
 
 
 def _fmt(value: Any) -> str:

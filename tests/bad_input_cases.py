@@ -155,16 +155,26 @@ EVAL_CONFIG = {
     "data": _data(),
 }
 
+JUDGE_CHECK_CONFIG = {
+    "llm": _llm(),
+    "max_questions": 2,
+    "bootstrap_resamples": 20,
+    "output_dir": "@TMP@/judge_check",
+    "data": _data(),
+}
+
 BASE_FILES: dict[str, str] = {
     "ppo.yaml": yaml.safe_dump(PPO_CONFIG),
     "distill.yaml": yaml.safe_dump(DISTILL_CONFIG),
     "evaluate.yaml": yaml.safe_dump(EVAL_CONFIG),
+    "judge_check.yaml": yaml.safe_dump(JUDGE_CHECK_CONFIG),
     "llm.yaml": yaml.safe_dump(_llm()),
 }
 GOLD = "@DATA@/hotpotqa/validation.jsonl"
 PPO = ("fit", "-c", "@TMP@/ppo.yaml")
 DISTILL = ("fit", "-c", "@TMP@/distill.yaml")
 EVALUATE = ("evaluate", "-c", "@TMP@/evaluate.yaml")
+JUDGE_CHECK = ("judge-check", "-c", "@TMP@/judge_check.yaml")
 ASK = ("ask", "hello", "--llm", "@TMP@/llm.yaml")
 
 
@@ -686,6 +696,30 @@ CASES: list[Case] = [
         ("samples",),
     ),
     Case("evaluate: misspelt option", (*EVALUATE, "--output_dri", "x"), ("output_dri",)),
+    Case(
+        "judge-check: every judge call failed",
+        (*JUDGE_CHECK, "--llm.api_base", UNREACHABLE),
+        ("judge check: all", "no results were written"),
+        code=1,
+    ),
+    Case(
+        "judge-check: rationale file missing",
+        (*JUDGE_CHECK, "--rationale_files", json.dumps([{"name": "kd", "path": "@TMP@/kd.jsonl"}])),
+        ("kd.jsonl", "no such rationale file"),
+        no_requests=True,
+    ),
+    Case(
+        "judge-check: no questions",
+        (*JUDGE_CHECK, "--max_questions", "0"),
+        ("max_questions must be at least 1",),
+        no_requests=True,
+    ),
+    Case(
+        "judge-check: unknown protocol",
+        (*JUDGE_CHECK, "--judge.protocol", "likert"),
+        ("protocol", "likert"),
+        no_requests=True,
+    ),
     Case("export: checkpoint missing", ("export", "@TMP@/nope.ckpt", "@TMP@/out"), ("nope.ckpt",)),
     Case(
         "export: checkpoint is not a checkpoint",

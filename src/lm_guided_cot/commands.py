@@ -123,6 +123,17 @@ def evaluate(argv: list[str]) -> None:
     run_evaluation(**config)
 
 
+def judge_check(argv: list[str]) -> None:
+    """Check that the judge rates gold sentences above a decoy, per aspect (lmcot judge-check)."""
+    from lm_guided_cot.evaluation.judge_check import judge_check as run_check
+    from lm_guided_cot.evaluation.parser import judge_check_parser
+
+    parser = judge_check_parser()
+    config = parser.instantiate_classes(parser.parse_args(argv))
+    config.pop("config", None)
+    run_check(**config)
+
+
 def export(argv: list[str]) -> None:
     """Write a checkpoint's small LM (ZeRO folders too) as a save_pretrained folder."""
     import inspect
@@ -255,6 +266,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "ask": ask,
     "rationales": rationales,
     "evaluate": evaluate,
+    "judge-check": judge_check,
     "export": export,
     "models": models,
     "serve": serve,

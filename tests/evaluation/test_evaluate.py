@@ -40,6 +40,8 @@ def _responder(gold: dict[str, str]):
     def respond(messages):
         system, user = messages[0]["content"], messages[-1]["content"]
         if "grader" in system:
+            if user.endswith("Answer yes or no."):  # auto's probe: no log-probabilities here
+                return "Yes"
             keys = user.rsplit("the keys ", 1)[1].rstrip(".").split(", ")
             return json.dumps({k.strip('"'): 4 for k in keys})
         question = user.split("Question: ", 1)[1].split("\n", 1)[0]

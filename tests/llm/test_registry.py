@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lm_guided_cot.data.records import Paragraph, QARecord
+from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.llm.client import LLMClient, LLMRequest
 from lm_guided_cot.llm.config import SamplingParams
 from lm_guided_cot.llm.registry import client_for, close_all
@@ -29,6 +29,7 @@ RECORDS = [
         question=f"question {i}?",
         answer="Paris",
         paragraphs=(Paragraph("T", ("Some text.",)),),
+        supporting_facts=(SupportingFact("T", 0),),  # the judge reads the gold paragraph
     )
     for i in range(6)
 ]
@@ -48,7 +49,7 @@ def test_rewards_of_one_endpoint_share_its_concurrency_budget(tmp_path):
             llm=fake_llm_config(
                 server, tmp_path, max_concurrency=2, sampling=SamplingParams(max_tokens=64)
             ),
-            judge=JudgeConfig(aspects=ASPECTS),
+            judge=JudgeConfig(aspects=ASPECTS, protocol="text"),  # no auto probe to count
         )
         total = WeightedSum([answer, aspects])
         out = total(RECORDS, [f"rationale {i}" for i in range(6)])

@@ -28,7 +28,7 @@ from lm_guided_cot.llm.server import (
     stop_all,
     stop_stale_servers,
 )
-from lm_guided_cot.roles import Judge, Reader, Teacher
+from lm_guided_cot.roles import Aspect, Judge, JudgeConfig, Reader, Teacher
 from tests.llm.test_roles import RECORD  # the France/Paris record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +89,9 @@ def _stop_servers():
 def test_every_role_end_to_end_and_the_counts_agree_with_the_server(tmp_path):
     client = LLMClient(server_llm(tmp_path, parallel=2))
     assert client.config.model == "openai/smollm2"
-    reader, teacher, judge = Reader(client), Teacher(client), Judge(client)
+    # the one-call protocol: one judge request per rationale (the yes/no one is tested below)
+    reader, teacher = Reader(client), Teacher(client)
+    judge = Judge(client, JudgeConfig(protocol="text"))
     answers = reader.answer(RECORDS * 2, [None, None, "Paris is on the Seine.", "Salzburg."])
     explained = teacher.explain(RECORDS, samples=1)
     scores = judge.score(RECORDS, ["Paris lies on the Seine.", "Mozart: Salzburg, Austria."])
@@ -116,6 +118,24 @@ def test_every_role_end_to_end_and_the_counts_agree_with_the_server(tmp_path):
     assert usage["llm/total/requests"] == 8 and usage["llm/total/cache_hits"] == 6
     time.sleep(0.5)  # nothing more may arrive
     assert served_requests(client.server.log_path) == 8
+    client.close()
+
+
+def test_the_judge_settles_on_yes_no_logprobs_with_llama_server(tmp_path):
+    client = LLMClient(server_llm(tmp_path, parallel=2))
+    aspects = [Aspect("relevance", "states the facts"), Aspect("fluency", "reads well")]
+    judge = Judge(client, JudgeConfig(aspects=aspects))
+    outputs = judge.score(RECORDS, ["Paris lies on the Seine.", "Mozart: Salzburg, Austria."])
+    assert judge.protocol == "logprobs", judge.protocol_reason
+    assert all(o.error is None and o.protocol == "logprobs" and o.calls == 2 for o in outputs)
+    assert all(1.0 <= v <= 5.0 for o in outputs for v in o.scores.values())
+    sent = client.usage()["llm/judge/requests"]
+    assert sent == 4  # the probe was the first question: the batch read it from the cache
+    # a rerun reads the replies, first-token alternatives included, from the cache
+    assert judge.score(RECORDS, ["Paris lies on the Seine.", "Mozart: Salzburg, Austria."]) == (
+        outputs
+    )
+    assert client.usage()["llm/judge/requests"] == sent
     client.close()
 
 

@@ -130,6 +130,13 @@ def test_ppo_fit_end_to_end_logs_the_diagnostics(tmp_path, shared_data, tiny_cau
         "llm/total/cost",
         "llm/total/cache_hit_rate",
         "val/reward",
+        # the judge's counters: the fake server returns no log-probabilities, so auto settles
+        # on schema-constrained JSON
+        "aspects/parsed",
+        "aspects/unparsed",
+        "aspects/protocol/json_schema",
+        "aspects/calls",
+        "aspects/prompt_tokens",
     }
     missing = expected - set(tags["scalars"])
     assert not missing, sorted(missing)
@@ -137,4 +144,7 @@ def test_ppo_fit_end_to_end_logs_the_diagnostics(tmp_path, shared_data, tiny_cau
     accumulator = EventAccumulator(str(version)).Reload()
     aspects = [e.value for e in accumulator.Scalars("reward/aspects_mean")]
     assert aspects and all(v == pytest.approx(0.75) for v in aspects)  # 4 on a 1-5 scale
+    assert sum(e.value for e in accumulator.Scalars("aspects/protocol/json_schema")) > 0
+    assert sum(e.value for e in accumulator.Scalars("aspects/protocol/logprobs")) == 0
+    assert sum(e.value for e in accumulator.Scalars("aspects/unparsed")) == 0
     assert AutoModelForCausalLM.from_pretrained(version / "export").num_parameters() > 0

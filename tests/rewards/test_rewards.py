@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from lm_guided_cot.data.records import Paragraph, QARecord
+from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.errors import ConfigurationError, RunError
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.rewards import (
@@ -29,6 +29,7 @@ def _record(rid: str, answer: str) -> QARecord:
         question=f"question {rid}?",
         answer=answer,
         paragraphs=(Paragraph("T", ("Some text.",)),),
+        supporting_facts=(SupportingFact("T", 0),),  # the judge reads the gold paragraph
     )
 
 

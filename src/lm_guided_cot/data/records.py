@@ -83,20 +83,24 @@ class QARecord:
         return list(dict.fromkeys(f.title for f in self.supporting_facts))
 
     @property
-    def gold_rationale(self) -> str:
-        """The gold supporting sentences in the order the record lists them, joined by spaces.
-
-        The oracle guide of the evaluation and the ``supporting_facts`` source of stage-1
-        targets. A supporting fact pointing past its paragraph's last sentence (a known quirk
-        of a few HotpotQA records) contributes nothing (``facts_outside_paragraphs`` names it).
-        """
+    def gold_sentences(self) -> list[str]:
+        """The gold supporting sentences in the order the record lists them, stripped, empty
+        ones left out. A supporting fact pointing past its paragraph's last sentence (a known
+        quirk of a few HotpotQA records) contributes nothing (``facts_outside_paragraphs``
+        names it)."""
         sentences = {p.title: p.sentences for p in self.paragraphs}
         texts = [
             sentences[f.title][f.sent_id].strip()
             for f in self.supporting_facts
             if 0 <= f.sent_id < len(sentences.get(f.title, ()))
         ]
-        return " ".join(t for t in texts if t)
+        return [t for t in texts if t]
+
+    @property
+    def gold_rationale(self) -> str:
+        """``gold_sentences`` joined by spaces: the oracle guide of the evaluation and the
+        ``supporting_facts`` source of stage-1 targets."""
+        return " ".join(self.gold_sentences)
 
     @property
     def facts_outside_paragraphs(self) -> list[str]:

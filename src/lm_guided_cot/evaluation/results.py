@@ -78,7 +78,9 @@ class SettingResult:
 
     ``usage`` counts the large-LM calls the setting needed to answer (reader, or the CoT
     prompt); ``judge_usage`` the calls that scored its rationales, kept apart because they
-    measure the rationales rather than being part of the method.
+    measure the rationales rather than being part of the method; ``judge`` the judge's
+    counters over them (``lm_guided_cot.roles.judge_counts``: parsed, unparsed, protocol,
+    calls, prompt tokens).
     """
 
     name: str
@@ -86,6 +88,7 @@ class SettingResult:
     seconds: float
     usage: dict[str, float] = field(default_factory=dict)
     judge_usage: dict[str, float] = field(default_factory=dict)
+    judge: dict[str, float] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:

@@ -60,6 +60,8 @@ from lm_guided_cot.evaluation.table import (
     Comparison,
     comparison_rows,
     csv_text,
+    judge_header,
+    judge_rows,
     print_table,
     result_rows,
     results_markdown,
@@ -73,7 +75,16 @@ from lm_guided_cot.llm.usage import check_failures
 from lm_guided_cot.markdown import markdown_table
 from lm_guided_cot.metrics import GoldExample, official_report, read_prediction_file
 from lm_guided_cot.model_specs import require_local_model
-from lm_guided_cot.roles import Judge, JudgeConfig, Reader, ReaderConfig, Teacher, TeacherConfig
+from lm_guided_cot.roles import (
+    Judge,
+    JudgeConfig,
+    Reader,
+    ReaderConfig,
+    Teacher,
+    TeacherConfig,
+    judge_counts,
+)
+from lm_guided_cot.roles.judge import check_judge_records
 
 STANDARD = "standard prompting"
 COT = "CoT prompting"
@@ -142,7 +153,9 @@ def evaluate(
         reader: how the large LM is asked to answer, with or without a rationale.
         cot_prompt: how the large LM is asked for its own rationale (few-shot with
             ``demonstrations``).
-        judge: the aspects the judge scores each rationale on (``null``: no aspect scores).
+        judge: how the judge scores each rationale, on which aspects (``protocol``,
+            ``context``, ...; ``null``: no aspect scores). Each aspect's mean per row is in
+            the judge table of ``results.md`` and ``judge.csv``.
         judge_llm: the judge's LLM (default: ``llm``).
         split: the split to evaluate.
         baseline: the setting every other one is compared with (default: the first row).
@@ -190,6 +203,8 @@ def evaluate(
     records = [QARecord.from_row(row) for row in data.records(split)]
     if not records:
         raise ValueError(f"the {split} split has no questions")
+    if judge is not None:
+        check_judge_records(judge, records)
     console.rule(f"evaluation: {len(records)} {split} questions, large LM {llm.model}")
 
     client = client_for(llm)
@@ -215,13 +230,26 @@ def evaluate(
             _check_calls(name, usage, [e.errors for e in examples], client, llm)
             judge_before = judge_client.role_usages()
             answered = [len(e.errors) for e in examples]
+            outputs = []
             if judge_role is not None:
+                settled = judge_role.protocol
                 with progress(judge_client, f"{name}: judge"):
-                    judge_rationales(records, examples, judge_role)
+                    outputs = judge_rationales(records, examples, judge_role)
+                if settled is None and judge_role.protocol is not None:
+                    console.log(
+                        f"judge protocol: {judge_role.protocol} ({judge_role.protocol_reason})"
+                    )
             judge_usage = usage_delta(judge_before, judge_client.role_usages(), ("judge",))
             judged = [e.errors[n:] for e, n in zip(examples, answered)]
             _check_calls(f"{name}, judge", judge_usage, judged, judge_client, judge_llm or llm)
-            result = SettingResult(name, examples, time.perf_counter() - start, usage, judge_usage)
+            result = SettingResult(
+                name,
+                examples,
+                time.perf_counter() - start,
+                usage,
+                judge_usage,
+                judge_counts(outputs) if judge_role is not None else {},
+            )
             results.append(result)
             m = result.metrics()
             console.log(
@@ -289,7 +317,16 @@ def evaluate(
         why = "no standard prompting row" if not standard else "no row besides standard prompting"
         console.log(f"[yellow]figures: {why}, so no {DIFFERENCE_TO_STANDARD}")
     report.files = _write_outputs(
-        report, out, data, split, llm, records, num_logged_examples, shared_pass, figures
+        report,
+        out,
+        data,
+        split,
+        llm,
+        records,
+        num_logged_examples,
+        shared_pass,
+        figures,
+        _judge_summary(judge_role),
     )
     print_table(
         console,
@@ -468,6 +505,7 @@ def _write_outputs(
     num_logged_examples: int,
     shared_pass: dict[str, float] | None = None,
     figures: _Figures | None = None,
+    judge: dict[str, object] | None = None,
 ) -> dict[str, Path]:
     files: dict[str, Path] = {}
     drawn = figures.write(out) if figures is not None else {}
@@ -483,6 +521,8 @@ def _write_outputs(
     }
     if shared_pass is not None:
         summary["shared_reader_pass"] = shared_pass
+    if judge is not None:
+        summary["judge"] = judge
     for result in report.results:
         written = write_setting_files(out, result)
         files[f"{result.slug}/examples"] = written["examples"]
@@ -492,6 +532,7 @@ def _write_outputs(
             "official": official_scores(written["predictions"], gold, data.source),
             "usage": result.usage,
             "judge_usage": result.judge_usage,
+            "judge": result.judge,
             "seconds": result.seconds,
         }
     if figures is not None:
@@ -506,6 +547,8 @@ def _write_outputs(
         for c in report.comparisons
     ]
     rows, compared = result_rows(report.results), comparison_rows(report.comparisons)
+    aspects = list(judge["aspects"]) if judge is not None else []  # type: ignore[call-overload]
+    judged = judge_rows(report.results, aspects) if judge is not None else []
     markdown = "\n\n".join(
         [
             f"# {data.source} {split}: {len(records)} questions, large LM `{llm.model}`",
@@ -515,17 +558,25 @@ def _write_outputs(
             "included; the judge's are in summary.json); cost: what was paid for them in this run."
             + _unparsed_note(report.results)
             + _shared_pass_note(shared_pass),
+            *(
+                ["## Judge", _judge_note(judge), results_markdown(judge_header(aspects), judged)]
+                if judge is not None and judged
+                else []
+            ),
             "## Paired bootstrap (difference in percentage points)",
             results_markdown(COMPARISON_HEADER, compared) if compared else "(one setting only)",
             *(["## Figures", figures.markdown(drawn)] if figures is not None else []),
         ]
     )
-    for name, text in (
+    written = [
         ("results.md", markdown + "\n"),
         ("results.csv", csv_text(RESULT_HEADER, rows)),
         ("comparisons.csv", csv_text(COMPARISON_HEADER, compared)),
         ("summary.json", json.dumps(summary, indent=2) + "\n"),
-    ):
+    ]
+    if judge is not None:
+        written.append(("judge.csv", csv_text(judge_header(aspects), judged)))
+    for name, text in written:
         write_atomically(out / name, text)
         files[name] = out / name
     _log_tensorboard(report, out / "tensorboard", markdown, num_logged_examples)
@@ -540,6 +591,36 @@ def official_scores(
     it: the metrics, and which sections the file lacks (the settings predict answers only)."""
     report = official_report(read_prediction_file(predictions), gold, benchmark, str(predictions))
     return report.as_dict()
+
+
+def _judge_summary(judge: Judge | None) -> dict[str, object] | None:
+    """How the judge scored (for ``summary.json`` and the judge table's note)."""
+    if judge is None:
+        return None
+    cfg = judge.config
+    return {
+        "protocol": judge.protocol,
+        "protocol_reason": judge.protocol_reason,
+        "context": cfg.context,
+        "aspects": [a.name for a in cfg.aspects],
+        "scale": [cfg.scale_min, cfg.scale_max],
+        "fallback": judge.fallback,
+    }
+
+
+def _judge_note(judge: dict[str, object]) -> str:
+    low, high = judge["scale"]  # type: ignore[misc]
+    how = (
+        f"{low:g} + {high - low:g} x P(yes) to the aspect's yes/no question"
+        if judge["protocol"] == "logprobs"
+        else f"scores from {low:g} to {high:g}"
+    )
+    return (
+        f"Each aspect's mean score over the row's rationales ({how}; protocol "
+        f"{judge['protocol']}: {judge['protocol_reason']}; context: {judge['context']}). "
+        "parsed %: rationales whose every aspect was read (the rest have the fallback "
+        f"{judge['fallback']:g}); prompt tokens/call: the judge's mean prompt length."
+    )
 
 
 def _shared_pass_note(shared_pass: dict[str, float] | None) -> str:

@@ -31,7 +31,7 @@ from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.progress import BatchProgress
 from lm_guided_cot.paths import expand_path
 from lm_guided_cot.policy import GenerationConfig, SmallLM
-from lm_guided_cot.roles import Judge, Reader, Teacher
+from lm_guided_cot.roles import Judge, JudgeOutput, Reader, Teacher
 
 
 @dataclass
@@ -190,12 +190,14 @@ def lm_guided(
 
 def judge_rationales(
     records: Sequence[QARecord], results: Sequence[ExampleResult], judge: Judge
-) -> None:
-    """Fill in each result's aspect scores: the judge's means over its rationales."""
+) -> list[JudgeOutput]:
+    """Fill in each result's aspect scores: the judge's means over its rationales. Returns
+    the judge's outputs, one per rationale."""
     pairs = [(r, x) for r, res in zip(records, results, strict=True) for x in res.rationales]
     if not pairs:
-        return
-    scores = iter(judge.score([r for r, _ in pairs], [x for _, x in pairs]))
+        return []
+    outputs = judge.score([r for r, _ in pairs], [x for _, x in pairs])
+    scores = iter(outputs)
     for result in results:
         judged = [next(scores) for _ in result.rationales]
         if judged:
@@ -204,6 +206,7 @@ def judge_rationales(
             }
             result.judge_unparsed = sum(not j.parsed for j in judged)
             result.errors += _errors(*(j.error for j in judged))
+    return outputs
 
 
 @torch.no_grad()

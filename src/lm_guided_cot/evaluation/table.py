@@ -18,6 +18,7 @@ from rich.table import Table
 from lm_guided_cot.evaluation.bootstrap import PairedDifference
 from lm_guided_cot.evaluation.results import SettingResult
 from lm_guided_cot.markdown import markdown_table
+from lm_guided_cot.roles.judge import PROTOCOLS
 
 RESULT_HEADER = (
     "setting",
@@ -34,6 +35,12 @@ RESULT_HEADER = (
     "seconds",
 )
 COMPARISON_HEADER = ("setting", "vs", "metric", "difference", "ci low", "ci high", "p")
+JUDGE_COLUMNS = ("mean", "parsed %", "protocol", "judge calls", "prompt tokens/call")
+
+
+def judge_header(aspects: Sequence[str]) -> tuple[str, ...]:
+    """The judge table's columns: the setting, each aspect's mean score, then ``JUDGE_COLUMNS``."""
+    return ("setting", *aspects, *JUDGE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,30 @@ def result_rows(results: Sequence[SettingResult]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def judge_rows(results: Sequence[SettingResult], aspects: Sequence[str]) -> list[tuple[Any, ...]]:
+    """One raw row per judged setting (those with rationales), in ``judge_header`` order."""
+    rows = []
+    for result in results:
+        m = result.metrics()
+        if "aspect/mean" not in m:
+            continue
+        counts = result.judge
+        calls = int(counts.get("calls", 0))
+        protocols = "+".join(p for p in PROTOCOLS if counts.get(f"protocol/{p}"))
+        rows.append(
+            (
+                result.name,
+                *(m.get(f"aspect/{name}") for name in aspects),
+                m["aspect/mean"],
+                m["aspect/parsed"],
+                protocols or None,
+                calls,
+                counts.get("prompt_tokens", 0.0) / calls if calls else None,
+            )
+        )
+    return rows
+
+
 def comparison_rows(comparisons: Sequence[Comparison]) -> list[tuple[Any, ...]]:
     """One raw row per comparison, in ``COMPARISON_HEADER`` order."""
     return [
@@ -108,8 +139,12 @@ def _fmt(value: Any, column: str) -> str:
         return f"{value:.3f}"
     if column == "cost $":
         return f"{value:.4f}"
-    if column == "seconds":
+    if column in ("seconds", "prompt tokens/call"):
         return f"{value:.0f}"
+    if column == "parsed %":
+        return f"{100 * value:.0f}"
+    if isinstance(value, float):  # an aspect's mean score
+        return f"{value:.2f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 

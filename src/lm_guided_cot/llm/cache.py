@@ -46,7 +46,14 @@ CREATE TABLE IF NOT EXISTS claims (
     owner TEXT NOT NULL,
     expires REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS top_logprobs (
+    key TEXT PRIMARY KEY,
+    alternatives TEXT NOT NULL
+);
 """
+# The first token's log-probabilities live in a table of their own rather than in a new
+# column of ``replies``: code that predates them checks the columns of ``replies`` and would
+# refuse a file whose table had grown one.
 _COLUMNS = {
     "replies": (
         "key",
@@ -58,6 +65,7 @@ _COLUMNS = {
         "created",
     ),
     "claims": ("key", "owner", "expires"),
+    "top_logprobs": ("key", "alternatives"),
 }
 
 
@@ -79,12 +87,14 @@ def cache_key(
 
 @dataclass(frozen=True)
 class CachedReply:
-    """A reply as the cache keeps it."""
+    """A reply as the cache keeps it (``top_logprobs``: the first token's alternatives as
+    (token, log-probability) pairs, where the reply had them)."""
 
     text: str
     prompt_tokens: int
     completion_tokens: int
     cost: float
+    top_logprobs: tuple[tuple[str, float], ...] | None = None
 
 
 class ReplyCache:
@@ -201,12 +211,18 @@ class ReplyCache:
             row = (
                 self._connect()
                 .execute(
-                    "SELECT text, prompt_tokens, completion_tokens, cost FROM replies WHERE key = ?",
+                    "SELECT r.text, r.prompt_tokens, r.completion_tokens, r.cost, t.alternatives "
+                    "FROM replies r LEFT JOIN top_logprobs t ON t.key = r.key WHERE r.key = ?",
                     (key,),
                 )
                 .fetchone()
             )
-        return CachedReply(*row) if row else None
+        if not row:
+            return None
+        alternatives = json.loads(row[4]) if row[4] is not None else None
+        return CachedReply(
+            *row[:4], tuple((t, float(p)) for t, p in alternatives) if alternatives else None
+        )
 
     def put(self, key: str, model: str, reply: CachedReply) -> None:
         """Store a reply and drop its claim, in one transaction."""
@@ -226,6 +242,13 @@ class ReplyCache:
                     time.time(),
                 ),
             )
+            if reply.top_logprobs:
+                conn.execute(
+                    "INSERT OR REPLACE INTO top_logprobs VALUES (?, ?)",
+                    (key, json.dumps([list(pair) for pair in reply.top_logprobs])),
+                )
+            else:
+                conn.execute("DELETE FROM top_logprobs WHERE key = ?", (key,))
             conn.execute("DELETE FROM claims WHERE key = ?", (key,))
             conn.execute("COMMIT")
         except BaseException:

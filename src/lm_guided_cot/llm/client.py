@@ -1,7 +1,8 @@
 """The one door to the large LM: every teacher, reader and judge call goes through ``LLMClient``.
 
 For each request of a batch the client
-1. looks the reply up in the shared cache (model, messages, sampling, sample index);
+1. looks the reply up in the shared cache (model, messages, sampling and further request
+   parameters such as ``logprobs`` or ``response_format``, sample index);
 2. claims the key, so no other process sharing the cache sends it too (it waits instead; so
    does another batch of this process sending it);
 3. waits for a concurrency slot and the client-side rate limits (of the endpoint: shared by
@@ -28,7 +29,7 @@ import os
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +38,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.llm.cache import CachedReply, ReplyCache, cache_key
-from lm_guided_cot.llm.config import LLMConfig, SamplingParams
+from lm_guided_cot.llm.config import LLMConfig, SamplingParams, check_no_credentials
 from lm_guided_cot.llm.limits import RateLimiter, backoff_delay, retry_after_seconds
 from lm_guided_cot.llm.loop import LoopThread, acquire_loop, current_loop, release_loop, run_sync
 from lm_guided_cot.llm.progress import BatchProgress
@@ -94,9 +95,17 @@ class LLMRequest:
     sample_index: int = 0
 
 
+TopLogprobs = tuple[tuple[str, float], ...]
+
+
 @dataclass
 class LLMResult:
-    """A reply (``text``) or a failure (``error``), with where it came from and what it cost."""
+    """A reply (``text``) or a failure (``error``), with where it came from and what it cost.
+
+    ``top_logprobs``: the first generated token's most likely alternatives as (token,
+    log-probability), when the request asked for ``logprobs``/``top_logprobs`` and the
+    server returned them (``None`` otherwise); kept in the cache with the text.
+    """
 
     text: str | None
     error: str | None = None
@@ -105,6 +114,7 @@ class LLMResult:
     completion_tokens: int = 0
     cost: float = 0.0
     attempts: int = 0
+    top_logprobs: TopLogprobs | None = None
 
     @property
     def ok(self) -> bool:
@@ -276,6 +286,7 @@ class LLMClient:
         requests: Sequence[LLMRequest],
         role: str = "default",
         sampling: SamplingParams | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> list[LLMResult]:
         """Answer a batch of requests (blocking); results come in request order.
 
@@ -283,8 +294,13 @@ class LLMClient:
         client is open), so HTTP connections and rate limits carry over from one batch to the
         next and batches of several clients can run at once.
         """
+        return self.run(self.acomplete(requests, role, sampling, params))
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine that awaits this client (``acomplete``) on the process's large-LM
+        event loop, blocking until it is done."""
         self._endpoint.hold_loop()
-        return run_sync(self.acomplete(requests, role, sampling))
+        return run_sync(coroutine)
 
     @property
     def endpoint(self) -> object:
@@ -337,13 +353,21 @@ class LLMClient:
         requests: Sequence[LLMRequest],
         role: str = "default",
         sampling: SamplingParams | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> list[LLMResult]:
         """Answer a batch of requests concurrently; results come in request order.
 
-        Batches in flight at once (on one loop) share the endpoint's concurrency budget and
-        rate limits.
+        ``params``: further request parameters for this batch (``logprobs``, ``top_logprobs``,
+        ``response_format``, ...), over the sampling and ``extra_params``; like them, part of
+        the cache key. Batches in flight at once (on one loop) share the endpoint's
+        concurrency budget and rate limits.
         """
-        params = {**(sampling or self.config.sampling).to_params(), **self.config.extra_params}
+        check_no_credentials("the request parameters", dict(params or {}))
+        params = {
+            **(sampling or self.config.sampling).to_params(),
+            **self.config.extra_params,
+            **(params or {}),
+        }
         batch = _Batch(role, params, self._usage[role], [None] * len(requests))
         budget = self._endpoint.budget()
         # The same request twice in one batch is sent once; the copies share its result.
@@ -437,7 +461,11 @@ class LLMClient:
                         key,
                         self.config.model,
                         CachedReply(
-                            result.text, result.prompt_tokens, result.completion_tokens, result.cost
+                            result.text,
+                            result.prompt_tokens,
+                            result.completion_tokens,
+                            result.cost,
+                            result.top_logprobs,
                         ),
                     )
             finally:
@@ -472,6 +500,7 @@ class LLMClient:
                         prompt_tokens=reply.prompt_tokens,
                         completion_tokens=reply.completion_tokens,
                         cost=0.0,
+                        top_logprobs=reply.top_logprobs,
                     )
             await asyncio.sleep(_CLAIM_POLL_SECONDS)  # another process is sending it
 
@@ -543,12 +572,16 @@ class LLMClient:
 
     def _read_response(self, response: Any) -> LLMResult:
         try:
-            text = response.choices[0].message.content
+            choice = response.choices[0]
+            text = choice.message.content
         except (AttributeError, IndexError, KeyError, TypeError) as err:
             raise ValueError(f"unreadable reply: {err}") from None
-        if text is None and not self._retry_on_empty:
+        alternatives = first_token_alternatives(getattr(choice, "logprobs", None))
+        # A first token's probabilities are the reply a yes/no question asks for, whatever
+        # text (a space, a newline) that token decodes to.
+        if text is None and (not self._retry_on_empty or alternatives):
             text = ""
-        if text is None or (self._retry_on_empty and not text.strip()):
+        if text is None or (self._retry_on_empty and not text.strip() and not alternatives):
             raise EmptyReplyError("the reply has no text")
         usage = getattr(response, "usage", None)
         hidden = getattr(response, "_hidden_params", None) or {}
@@ -558,6 +591,7 @@ class LLMClient:
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             cost=float(cost or 0.0),
+            top_logprobs=alternatives,
         )
 
     def _describe(self, err: BaseException) -> str:
@@ -566,6 +600,28 @@ class LLMClient:
         # below keeps the head. Redact before cutting, so no partial key survives at the cut.
         where = f"{self._api_base}: " if self._api_base else ""
         return redact(f"{where}{type(err).__name__}: {message}", self._secret_vars)[:500]
+
+
+def _field(value: Any, name: str) -> Any:
+    """An attribute of litellm's reply objects, or a key where a provider left a dict."""
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def first_token_alternatives(logprobs: Any) -> TopLogprobs | None:
+    """The first generated token's ``top_logprobs`` as (token, log-probability) pairs, from a
+    chat choice's ``logprobs`` (OpenAI's layout: ``content[0].top_logprobs``); ``None`` when
+    the reply has none (not asked for, or a server that does not return them)."""
+    content = _field(logprobs, "content") if logprobs is not None else None
+    if not content:
+        return None
+    pairs = []
+    for alternative in _field(content[0], "top_logprobs") or ():
+        token, logprob = _field(alternative, "token"), _field(alternative, "logprob")
+        if isinstance(token, str) and isinstance(logprob, (int, float)) and not math.isnan(logprob):
+            pairs.append((token, float(logprob)))
+    return tuple(pairs) or None
 
 
 _TRACEBACK = "Traceback (most recent call last):"
@@ -674,5 +730,7 @@ __all__ = [
     "LLMRequest",
     "LLMResult",
     "RoleUsage",
+    "TopLogprobs",
+    "first_token_alternatives",
     "prefix_groups",
 ]

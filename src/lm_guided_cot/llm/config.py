@@ -34,6 +34,17 @@ _SECRET_PARAMS = frozenset(
 DEFAULT_LOCAL_MODEL = "local/smollm2"
 
 
+def check_no_credentials(where: str, params: dict[str, Any]) -> None:
+    """Refuse request parameters that carry credentials (named by their keys alone: a value
+    would be the secret itself)."""
+    secret = _SECRET_PARAMS & set(params)
+    if secret:
+        raise ConfigurationError(
+            f"{where} may not hold credentials ({sorted(secret)}): put the key in an "
+            "environment variable (the provider's own, or one named by api_key_env)"
+        )
+
+
 @dataclass
 class SamplingParams:
     """How the large LM samples.
@@ -197,12 +208,7 @@ class LLMConfig:
                     "LLMConfig.api_base and server: are both set: the managed server has its own "
                     "address; drop one of them"
                 )
-        secret = _SECRET_PARAMS & set(self.extra_params)
-        if secret:  # the keys alone: a value would be the secret itself
-            raise ConfigurationError(
-                f"LLMConfig.extra_params may not hold credentials ({sorted(secret)}): put the key "
-                "in an environment variable (the provider's own, or one named by api_key_env)"
-            )
+        check_no_credentials("LLMConfig.extra_params", self.extra_params)
         check_positive("LLMConfig.timeout", self.timeout)
         check_at_least("LLMConfig.max_concurrency", self.max_concurrency, 1)
         check_positive("LLMConfig.requests_per_minute", self.requests_per_minute)

@@ -1,4 +1,4 @@
-"""Reading the large LM's replies: answers, rationale + answer, aspect scores.
+"""Reading the large LM's replies: answers, rationale + answer, aspect scores, a yes/no P(yes).
 
 Pure functions. Each returns what it found and whether parsing succeeded; the roles count
 failures and apply the configured fallback, so an odd reply never stops a run.
@@ -7,6 +7,7 @@ failures and apply the configured fallback, so an odd reply never stops a run.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,3 +127,35 @@ def parse_aspect_scores(
             number = None
         scores[name] = number if number is not None and low <= number <= high else None
     return ParsedScores(scores, all(v is not None for v in scores.values()))
+
+
+YES_WORDS = ("yes",)
+NO_WORDS = ("no",)
+# What tokenizers and servers put around a word: a leading space (or SentencePiece's and
+# GPT-2's markers for one), quotes, markdown emphasis, a full stop.
+_TOKEN_WRAPPING = " \t\n\r\u2581\u0120\"'`*_.,:;!?()[]"
+
+
+def yes_probability(
+    alternatives: Sequence[tuple[str, float]] | None,
+    yes: Sequence[str] = YES_WORDS,
+    no: Sequence[str] = NO_WORDS,
+) -> float | None:
+    """P(yes) among the first token's alternatives: the probabilities of every variant of a
+    yes word ("Yes", " yes", "YES.") summed, over those of the yes and no variants together.
+
+    ``alternatives`` are (token, log-probability) pairs (``LLMResult.top_logprobs``). ``None``
+    when none of them is a yes or no variant: the reply cannot be read.
+    """
+    yes_words = {w.lower() for w in yes}
+    no_words = {w.lower() for w in no}
+    p_yes = p_no = 0.0
+    for token, logprob in alternatives or ():
+        word = token.strip(_TOKEN_WRAPPING).lower()
+        if word in yes_words:
+            p_yes += math.exp(logprob)
+        elif word in no_words:
+            p_no += math.exp(logprob)
+    if p_yes + p_no <= 0:
+        return None
+    return p_yes / (p_yes + p_no)

@@ -1,7 +1,8 @@
 """Rationale-oriented reward: a judge LLM scores quality aspects; the reward is their weighted mean.
 
 Scores are mapped from the judge's scale to [0, 1] so that they combine with answer F1 on the
-same footing; each aspect is also reported on its own.
+same footing (under the judge's ``logprobs`` protocol that is P(yes) itself); each aspect is
+also reported on its own.
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ from lm_guided_cot.rewards.base import (
     check_reward_calls,
 )
 from lm_guided_cot.roles import Judge, JudgeConfig
+from lm_guided_cot.roles.judge import judge_counts
 
 
 class AspectReward(RewardFunction):
     """The judge's aspect scores, rescaled to [0, 1] and averaged with weights (a batch whose
     judge calls failed at ``llm.max_failure_rate``, by default all of them, stops the run).
+
+    Logs, summed over batches: ``aspects/parsed`` and ``aspects/unparsed`` (rationales scored
+    with a fallback), ``aspects/protocol/<logprobs|json_schema|text>`` (rationales asked that
+    way), ``aspects/calls`` and ``aspects/prompt_tokens`` (the judge's calls and their prompt
+    tokens, cached ones included).
 
     Args:
         llm: the judge (the large LM by default).
@@ -74,7 +81,5 @@ class AspectReward(RewardFunction):
         ]
         components = {f"{self.name}/{n}": as_tensor(v) for n, v in per_aspect.items()}
         components[self.name] = as_tensor(total)
-        unparsed = sum(not o.parsed for o in outputs)
-        return RewardOutput(
-            as_tensor(total), components, {f"{self.name}/unparsed": float(unparsed)}
-        )
+        logs = {f"{self.name}/{key}": value for key, value in judge_counts(outputs).items()}
+        return RewardOutput(as_tensor(total), components, logs)

@@ -2,7 +2,14 @@
 ``Reader`` answers, the ``Teacher`` explains, the ``Judge`` scores (README.md, "The large LM")."""
 
 from lm_guided_cot.roles.base import ContextSelection, Role, RoleConfig, record_context
-from lm_guided_cot.roles.judge import DEFAULT_ASPECTS, Aspect, Judge, JudgeConfig, JudgeOutput
+from lm_guided_cot.roles.judge import (
+    DEFAULT_ASPECTS,
+    Aspect,
+    Judge,
+    JudgeConfig,
+    JudgeOutput,
+    judge_counts,
+)
 from lm_guided_cot.roles.reader import Reader, ReaderConfig, ReaderOutput
 from lm_guided_cot.roles.teacher import (
     Demonstration,
@@ -28,6 +35,7 @@ __all__ = [
     "Teacher",
     "TeacherConfig",
     "TeacherOutput",
+    "judge_counts",
     "load_demonstrations",
     "record_context",
 ]

@@ -13,7 +13,7 @@ from lm_guided_cot.llm.client import LLMClient, LLMRequest, LLMResult
 from lm_guided_cot.llm.config import SamplingParams
 
 Messages = list[dict[str, str]]
-ContextSelection = Literal["all", "gold_only"]
+ContextSelection = Literal["all", "gold_only", "none"]
 ConfigT = TypeVar("ConfigT", bound="RoleConfig")
 OutputT = TypeVar("OutputT")
 
@@ -26,8 +26,11 @@ def record_context(
     """The record's context for the large LM (not token-budgeted like the small LM's).
 
     ``gold_only`` keeps the paragraphs that hold a supporting fact: an oracle setting, for
-    ablations and for CPU demos where every prompt token costs time.
+    ablations, for a judge, and for CPU demos where every prompt token costs time. ``none``
+    keeps none (closed book).
     """
+    if context == "none":
+        return ""
     gold = set(record.gold_titles)
     paragraphs = [p for p in record.paragraphs if context == "all" or p.title in gold]
     return format_context([(p.title, p.text) for p in paragraphs], paragraph_template)
@@ -50,8 +53,8 @@ class RoleConfig:
         system: system message ("" for none).
         template: the user message (each role names its fields).
         paragraph_template: one context paragraph; ``{title}``, ``{text}``.
-        context: ``all`` paragraphs (the benchmark's setting) or ``gold_only`` (oracle: those
-            holding a supporting fact).
+        context: ``all`` paragraphs (the benchmark's setting), ``gold_only`` (oracle: those
+            holding a supporting fact) or ``none`` (closed book).
         sampling: overrides the client's sampling (``None``: the client's, greedy by default).
     """
 

@@ -16,6 +16,15 @@ can inject, per request and with given probabilities (seeded):
 ``first_attempt_fault`` makes every prompt's first request fail with the given fault (and
 its retries succeed); a prompt containing ``ALWAYS_FAIL`` always gets a 500.
 
+What a server may or may not support, on demand: ``logprobs`` (a function of the messages
+giving the first token's alternatives, ``{token: log-probability}``) is returned as OpenAI's
+``choices[0].logprobs.content[0].top_logprobs`` (the ``top_logprobs`` most likely) to a request
+with ``logprobs: true``; without it the server ignores ``logprobs``, as many do.
+``structured`` (a function of the messages and the JSON schema) answers a request whose
+``response_format`` asks for a ``json_schema``, as a server that constrains its output would;
+without it ``response_format`` is ignored. ``reject`` names request fields answered with HTTP
+400 (a server that refuses ``logprobs`` or ``response_format``).
+
 ``request_params`` keeps each request's body less its messages (temperature, seed, ...), in
 arrival order. ``GET /stats`` reports what it saw: requests in total and per prompt, faults by kind, and the
 most requests it was answering at once (``max_in_flight``: give a latency, so that they
@@ -34,7 +43,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +51,7 @@ from aiohttp import web
 from lm_guided_cot.testing.local_server import LocalServer
 
 FAULTS = ("error500", "rate429", "slow", "malformed", "shape", "empty", "drop")
+Messages = list[dict[str, Any]]
 ALWAYS_FAIL = "ALWAYS_FAIL"  # a prompt containing this always gets a 500
 
 
@@ -71,6 +81,9 @@ class FakeLLMServer(LocalServer):
         seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
+        logprobs: Callable[[Messages], Mapping[str, float]] | None = None,
+        structured: Callable[[Messages, dict[str, Any]], str] | None = None,
+        reject: Collection[str] = (),
     ) -> None:
         unknown = (set(fault_rates or {}) | {first_attempt_fault} - {None}) - set(FAULTS)
         if unknown:
@@ -81,6 +94,9 @@ class FakeLLMServer(LocalServer):
         self.slow_seconds = slow_seconds
         self.retry_after = retry_after
         self.first_attempt_fault = first_attempt_fault
+        self.logprobs = logprobs
+        self.structured = structured
+        self.reject = frozenset(reject)
         self.authorizations: Counter[str] = Counter()  # Authorization headers seen
         self.rng = random.Random(seed)
         super().__init__(host, port)
@@ -155,6 +171,12 @@ class FakeLLMServer(LocalServer):
                 self.faults[fault] += 1
         if self.latency:
             await asyncio.sleep(self.latency)
+        refused = sorted(self.reject & set(body))
+        if refused:
+            return web.json_response(
+                {"error": {"message": f"unsupported parameter(s): {', '.join(refused)}"}},
+                status=400,
+            )
         if fault == "error500":
             auth = request.headers.get("Authorization", "")
             return web.json_response(
@@ -179,25 +201,34 @@ class FakeLLMServer(LocalServer):
             )
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
-        content = "" if fault == "empty" else self.responder(messages)
+        schema = _json_schema(body.get("response_format"))
+        if fault == "empty":
+            content = ""
+        elif schema is not None and self.structured is not None:
+            content = self.structured(messages, schema)
+        else:
+            content = self.responder(messages)
         if content:
             with self.lock:
                 self.answered[key] += 1
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         completion_tokens = len(content.split())
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }
+        if body.get("logprobs") and self.logprobs is not None and fault != "empty":
+            choice["logprobs"] = _first_token_logprobs(
+                self.logprobs(messages), int(body.get("top_logprobs") or 0)
+            )
         return web.json_response(
             {
                 "id": f"chatcmpl-{key}",
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": body.get("model", "fake"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
-                    }
-                ],
+                "choices": [choice],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
@@ -208,6 +239,26 @@ class FakeLLMServer(LocalServer):
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats())
+
+
+def _json_schema(response_format: Any) -> dict[str, Any] | None:
+    """The schema of an OpenAI ``response_format`` that asks for one, else ``None``."""
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        return dict((response_format.get("json_schema") or {}).get("schema") or {})
+    return None
+
+
+def _first_token_logprobs(alternatives: Mapping[str, float], top: int) -> dict[str, Any]:
+    """OpenAI's ``logprobs`` of a chat choice for a one-token reply: the most likely token,
+    and the ``top`` most likely alternatives."""
+    ranked = sorted(alternatives.items(), key=lambda item: -item[1])
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    first = entry(*ranked[0]) if ranked else entry("", 0.0)
+    first["top_logprobs"] = [entry(t, p) for t, p in ranked[:top]]
+    return {"content": [first]}
 
 
 def main() -> None:

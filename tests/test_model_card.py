@@ -72,7 +72,7 @@ def test_card_loads_back_with_the_metadata_given(tmp_path):
     text = card.text
     for section in ("How to use it", "Base model", "Training data", "Objective", "Metrics"):
         assert f"## {section}" in text
-    assert "cross-entropy on the teacher's rationale tokens" in text
+    assert "cross-entropy on the tokens of a large LM's rationales" in text
     assert '"model": "me/guide"' in text and 'from_pretrained("me/guide"' in text
     assert "| val/loss | 1.25 |" in text and "| global_step | 40 |" in text
     assert "| max_examples | `64` |" in text and "teacher: `openai/gpt-4o`" in text
@@ -213,3 +213,17 @@ def test_describing_any_reward_never_fails():
     assert described["init_args"]["scale"] == 2.0
     assert described["init_args"]["table"] == {"a": [1.0, 1.0]}
     assert describe_object(torch.ones(1))["class_path"] == "torch.Tensor"
+
+
+def test_a_stage1_adapter_on_gold_sentences_says_so_and_how_it_loads(tmp_path):
+    """The committed guides' cards: trained on the gold supporting sentences (no teacher), and
+    an adapter folder is loaded with the project's loader (transformers cannot resolve a base
+    saved as a project spec such as ``smollm2`` or ``../kd``)."""
+    facts = _stage1_facts(adapter_only=True)
+    facts["data"]["rationales"] = {"dir": "runs/targets", "source": "supporting_facts"}
+    text = _load(build_card(facts), tmp_path).text
+    assert "fine-tuned on the training questions' gold supporting sentences" in text
+    assert "cross-entropy on the tokens of the training questions' gold supporting" in text
+    assert "gold supporting sentences (`runs/targets`)" in text and "teacher:" not in text
+    assert 'load_model("me/guide")' in text
+    assert 'AutoModelForCausalLM.from_pretrained("me/guide")' not in text

@@ -231,7 +231,7 @@ _ADAPTER_NOTE = (
 
 def _what(facts: Mapping[str, Any], stage: int) -> str:
     how = (
-        "fine-tuned on a large LM's rationales (stage 1, knowledge distillation)"
+        f"fine-tuned on {_targets(facts)} (stage 1, knowledge distillation)"
         if stage == 1
         else "refined with PPO against a reward from a frozen large LM (stage 2)"
     )
@@ -244,6 +244,22 @@ def _what(facts: Mapping[str, Any], stage: int) -> str:
     )
 
 
+def _targets(facts: Mapping[str, Any]) -> str:
+    """What stage 1 learned from: the ``rationales.source`` the data module was given."""
+    rationales = (facts.get("data") or {}).get("rationales")
+    source = rationales.get("source") if isinstance(rationales, Mapping) else None
+    if source == "supporting_facts":
+        return "the training questions' gold supporting sentences"
+    return "a large LM's rationales"
+
+
+def _rationales_row(rationales: Mapping[str, Any]) -> tuple[str, str]:
+    if rationales.get("source") == "supporting_facts":
+        return ("targets", f"gold supporting sentences (`{rationales.get('dir')}`)")
+    teacher = (rationales.get("llm") or {}).get("model", "the configured large LM")
+    return ("teacher rationales", f"`{rationales.get('dir')}` (teacher: `{teacher}`)")
+
+
 def _usage(facts: Mapping[str, Any]) -> str:
     name, source = facts["name"], facts.get("data_source") or "hotpotqa"
     configs = f"configs/{_CONFIG_DIRS.get(source, 'hotpotqa')}"
@@ -251,6 +267,14 @@ def _usage(facts: Mapping[str, Any]) -> str:
     new_text = (
         "output[0]" if facts.get("encoder_decoder") else "output[0, inputs.input_ids.shape[1]:]"
     )
+    if facts.get("adapter_only"):
+        # transformers cannot resolve a base saved as a project spec ("smollm2", "../kd"):
+        # the project's loader can, and merges the adapters (and a stage-1 adapter below them)
+        adapter_words = "; the project's loader resolves the base model and merges the adapters"
+        load = f'load_model("{name}")  # from lm_guided_cot.model_specs import load_model'
+    else:
+        adapter_words, load = "", f'{auto}.from_pretrained("{name}")'
+
     return f"""## How to use it
 
 As a guide row of the paper's comparison:
@@ -261,13 +285,13 @@ lmcot evaluate -c {configs}/data.yaml -c {configs}/evaluate.yaml \\
 ```
 
 or with transformers (the prompt as the data module builds it: `data` -> `prompt` in the
-configuration below):
+configuration below{adapter_words}):
 
 ```python
 from transformers import {auto}, AutoTokenizer
 
 tokenizer = AutoTokenizer.from_pretrained("{name}", padding_side="left")
-model = {auto}.from_pretrained("{name}")
+model = {load}
 inputs = tokenizer(prompt, return_tensors="pt")
 output = model.generate(**inputs, max_new_tokens=128)
 rationale = tokenizer.decode({new_text}, skip_special_tokens=True)
@@ -294,8 +318,7 @@ def _data(facts: Mapping[str, Any]) -> str:
     rows += [(key, f"`{data[key]}`") for key in keys if data.get(key) is not None]
     rationales = data.get("rationales")
     if isinstance(rationales, Mapping):
-        teacher = (rationales.get("llm") or {}).get("model", "the configured large LM")
-        rows.append(("teacher rationales", f"`{rationales.get('dir')}` (teacher: `{teacher}`)"))
+        rows.append(_rationales_row(rationales))
     return "## Training data\n\n" + redact(markdown_table(["", ""], rows))
 
 
@@ -335,8 +358,8 @@ def _objective(facts: Mapping[str, Any], stage: int) -> str:
     if stage == 1:
         rows = common + [(k, module[k]) for k in ("warmup_steps", "scheduler") if k in module]
         return (
-            "## Objective\n\nSupervised fine-tuning: token-level cross-entropy on the teacher's "
-            "rationale tokens only (the prompt is context, never a target).\n\n"
+            "## Objective\n\nSupervised fine-tuning: token-level cross-entropy on the tokens of "
+            f"{_targets(facts)} only (the prompt is context, never a target).\n\n"
             + markdown_table(["setting", "value"], rows)
         )
     ppo = dict(module.get("ppo") or {})

@@ -59,7 +59,9 @@ def export_pretrained(
             set_adapter_base(tmp, portable_base(policy.spec, folder))
         if card is not None:
             config = policy.base_model.config
-            architecture = (getattr(config, "architectures", None) or [""])[0]
+            architecture = (
+                getattr(config, "architectures", None) or [type(policy.base_model).__name__]
+            )[0]
             card = {**card, "architecture": architecture}
             card["encoder_decoder"] = bool(getattr(config, "is_encoder_decoder", False))
             card["adapter_only"] = adapter_only

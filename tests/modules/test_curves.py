@@ -58,9 +58,10 @@ def test_plot_learning_curve_with_no_rows_yet(tmp_path):
 STEPS_PER_BATCH = 2  # ppo_epochs 2 x one minibatch of 2 questions x 2 samples
 
 
-def _fit(model_dir, shared_data, tmp_path, batches, version, ckpt_path=None):
+def _fit(model_dir, shared_data, tmp_path, batches, version, ckpt_path=None, **data):
     L.seed_everything(0)
     datamodule = HotpotQADataModule(
+        **data,
         tokenizer=str(model_dir),
         train=str(shared_data / "hotpotqa/train.jsonl"),
         validation=str(shared_data / "hotpotqa/validation.jsonl"),
@@ -156,3 +157,21 @@ def test_learning_curve_during_fit_and_after_resume(shared_data, tiny_causal_dir
     moved = _curve_rows(Path(trainer.log_dir))
     assert [r["batches"] for r in moved] == [1, 2, 3, 4]
     assert moved[:2] == rows[:2]
+
+
+def test_the_curve_with_a_data_module_set_up_for_stage_1_too(
+    shared_data, tiny_causal_dir, tmp_path
+):
+    """The recipes' data.yaml configures stage-1 targets, which adds a validation loader of
+    (prompt, target) batches: stage 2 validates on the questions alone and logs its metrics
+    under their plain names (it crashed at the first validation before)."""
+    rationales = {"dir": str(tmp_path / "targets"), "source": "supporting_facts"}
+    trainer = _fit(
+        tiny_causal_dir, shared_data, tmp_path, batches=1, version=0, rationales=rationales
+    )
+    assert len(trainer.val_dataloaders) == 2
+    rows = _curve_rows(Path(trainer.log_dir))
+    assert [r["batches"] for r in rows] == [1] and rows[0]["val/reward"] is not None
+    assert _logged_val(Path(trainer.log_dir))[0]["val/reward"] == pytest.approx(
+        rows[0]["val/reward"]
+    )

@@ -518,8 +518,13 @@ class PPOModule(L.LightningModule):
 
     # ---- evaluation ----------------------------------------------------------------------------
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate_batch(batch, "val")
+    def validation_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        # A data module configured for stage 1 as well (the recipes' data.yaml) adds a loader of
+        # the validation questions with distillation targets: stage 2 has no use for them.
+        if "labels" not in batch:
+            self._evaluate_batch(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate_batch(batch, "test")
@@ -541,6 +546,7 @@ class PPOModule(L.LightningModule):
             reward.total.float().mean().to(self.device),
             sync_dist=True,
             batch_size=n,
+            add_dataloader_idx=False,
         )
         for name, values in reward.components.items():
             self.log(  # not {prefix}/reward/...: MLflow's file store keeps a name as a file
@@ -548,6 +554,7 @@ class PPOModule(L.LightningModule):
                 values.float().mean().to(self.device),
                 sync_dist=True,
                 batch_size=n,
+                add_dataloader_idx=False,
             )
         self._eval_rows.extend(
             zip(

@@ -1,13 +1,13 @@
 """Stage 2 step by step, from a PPO run's TensorBoard events: whether each step trained, and the
 guide's reader F1 where an evaluation measured it. Writes CSV + PNG and prints the summary.
 
-    python bin/stage2_curve.py runs/recipe/2wikimultihopqa/ppo/lightning_logs/version_0 \
+    python bin/stage2_curve.py runs/recipe/2wikimultihopqa/ppo/lightning_logs/version_{0,1} \
         --point 0=runs/recipe/2wikimultihopqa/evaluation_guides/examples/kd.jsonl \
-        --point 20=runs/recipe/2wikimultihopqa/evaluation_guides/examples/kd_rl.jsonl \
+        --point 30=runs/recipe/2wikimultihopqa/evaluation_guides/examples/kd_rl.jsonl \
         --out docs/results/2wikimultihopqa/stage2_curve
 
-A ``--point STEP=FILE`` is an evaluation's ``examples/<row>.jsonl`` (per-question ``f1``) of the
-guide after STEP PPO steps; its mean and 95% bootstrap interval go on the curve. The training
+A ``--point BATCH=FILE`` is an evaluation's ``examples/<row>.jsonl`` (per-question ``f1``) of the
+guide after BATCH PPO batches (rollouts; 0: the stage-1 guide); its mean and 95% bootstrap interval go on the curve. The training
 side: the reward (mean over the step's rationales), the share of questions whose k rewards
 differ (``ppo/informative_groups``), whether the policy moved (``ppo/policy_updated``) and the KL
 to the stage-1 guide (``kl/mean``).
@@ -35,22 +35,25 @@ SERIES = {
 }
 
 
-def training_series(run: Path) -> dict[str, dict[int, float]]:
-    """``{name: {step: value}}`` for SERIES, the last value a step logged (a resumed run's
-    events files are read in order, so the resumed values win)."""
+def training_series(runs: list[Path]) -> dict[str, dict[int, float]]:
+    """``{name: {step: value}}`` for SERIES, the last value a step logged (the folders are read in
+    the order given: a resumed run's values win over those its first run logged after the
+    checkpoint)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     series: dict[str, dict[int, float]] = {name: {} for name in SERIES}
-    files = sorted(run.glob("events.out.tfevents.*")) if run.is_dir() else [run]
+    files = [f for run in runs for f in sorted(run.glob("events.out.tfevents.*"))]
     if not files:
-        sys.exit(f"{run}: no TensorBoard events files (events.out.tfevents.*)")
+        sys.exit(
+            f"{', '.join(map(str, runs))}: no TensorBoard events files (events.out.tfevents.*)"
+        )
     for file in files:
         events = EventAccumulator(str(file), size_guidance={"scalars": 0})
         events.Reload()
         tags = set(events.Tags()["scalars"])
         for name, tag in SERIES.items():
             if tag in tags:
-                # logged at the global step before the update: step s is the (s+1)-th step
+                # logged at the batches done before this one: batch s is the s-th rollout
                 series[name].update({e.step + 1: e.value for e in events.Scalars(tag)})
     return series
 
@@ -59,7 +62,7 @@ def evaluation_point(spec: str) -> tuple[int, float, float, float, int]:
     """``(step, mean, low, high, n)`` of the per-question F1 in an evaluation's examples file."""
     step, _, path = spec.partition("=")
     if not step.isdigit() or not path:
-        sys.exit(f"--point {spec!r}: write STEP=examples/<row>.jsonl")
+        sys.exit(f"--point {spec!r}: write BATCH=examples/<row>.jsonl")
     with open(path, encoding="utf-8") as handle:
         scores = [float(json.loads(line)["f1"]) for line in handle if line.strip()]
     interval = bootstrap_mean(scores)
@@ -68,19 +71,21 @@ def evaluation_point(spec: str) -> tuple[int, float, float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="the run's lightning_logs/version_N folder")
-    parser.add_argument("--point", action="append", default=[], help="STEP=examples/<row>.jsonl")
+    parser.add_argument(
+        "runs", type=Path, nargs="+", help="the run's lightning_logs/version_N folders, in order"
+    )
+    parser.add_argument("--point", action="append", default=[], help="BATCH=examples/<row>.jsonl")
     parser.add_argument("--out", type=Path, required=True, help="path without extension")
     parser.add_argument("--title", default="Stage 2")
     args = parser.parse_args()
 
-    series = training_series(args.run)
+    series = training_series(args.runs)
     steps = sorted(set().union(*(s.keys() for s in series.values())))
     points = sorted(evaluation_point(p) for p in args.point)
 
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(["step", *SERIES, "eval_f1", "eval_f1_low", "eval_f1_high", "eval_n"])
+    writer.writerow(["batch", *SERIES, "eval_f1", "eval_f1_low", "eval_f1_high", "eval_n"])
     by_step = {p[0]: p for p in points}
     for step in sorted(set(steps) | set(by_step)):
         point = by_step.get(step)
@@ -124,14 +129,14 @@ def main() -> None:
         twin.plot(sorted(kl), [kl[s] for s in sorted(kl)], "k--", lw=1, label="KL to stage 1")
         twin.set_ylabel("KL (nats)")
         twin.legend(loc="upper right")
-    bottom.set_xlabel("PPO step")
+    bottom.set_xlabel("PPO batch (one rollout; an update unless every group was constant)")
     bottom.set_ylabel("reward / share")
     bottom.legend(loc="upper left")
     save_png(figure, args.out.with_suffix(".png"))
 
     updated = series["policy_updated"]
     print(
-        f"{len(steps)} steps; policy updated on {sum(1 for v in updated.values() if v > 0)} of {len(updated)}"
+        f"{len(steps)} batches; policy updated on {sum(1 for v in updated.values() if v > 0)} of {len(updated)}"
     )
     if informative:
         print(f"informative groups: mean share {sum(informative.values()) / len(informative):.2f}")

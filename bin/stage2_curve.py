@@ -142,7 +142,7 @@ def main() -> None:
         print(f"informative groups: mean share {sum(informative.values()) / len(informative):.2f}")
     for step, mean, low, high, n in points:
         print(
-            f"step {step}: F1 {100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}] on {n} questions"
+            f"after batch {step}: F1 {100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}] on {n} questions"
         )
     print(f"wrote {args.out.with_suffix('.csv')} and {args.out.with_suffix('.png')}")
 

@@ -15,10 +15,11 @@ from typing import ClassVar, Literal
 import datasets
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from lm_guided_cot.data.batches import PromptCollator
+from lm_guided_cot.data.loaders import EpochPosition, EpochSeededRandomSampler, ResumableDataLoader
 from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
 from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, QARecord
@@ -32,26 +33,6 @@ from lm_guided_cot.rationales import RationaleConfig, build_rationales, read_kep
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "validation", "test"]
-
-
-class EpochSeededRandomSampler(RandomSampler):
-    """A shuffle that depends only on (seed, epoch), so a resumed run replays the same order.
-
-    Lightning calls ``set_epoch`` at every epoch start; under DDP it swaps in a
-    ``DistributedSampler`` instead (shuffled, seeded by ``seed_everything``).
-    """
-
-    def __init__(self, data_source, seed: int) -> None:
-        super().__init__(data_source, generator=torch.Generator())
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        self.generator.manual_seed(self.seed + self.epoch)
-        yield from super().__iter__()
 
 
 class MultiHopQADataModule(L.LightningDataModule):
@@ -143,6 +124,7 @@ class MultiHopQADataModule(L.LightningDataModule):
         self._tokenized: dict[str, datasets.Dataset] = {}
         self._targets: dict[str, datasets.Dataset] = {}
         self.skipped: dict[str, list[str]] = {}
+        self.train_position = EpochPosition()
         self.rationales = rationales
         self.max_target_tokens = max_target_tokens
 
@@ -316,10 +298,8 @@ class MultiHopQADataModule(L.LightningDataModule):
 
     def _loader(self, split: Split, shuffle: bool, targets: bool = False) -> DataLoader:
         dataset = self.targets(split) if targets else self.tokenized(split)
-        return DataLoader(
-            dataset,
+        settings = dict(
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            sampler=EpochSeededRandomSampler(dataset, self.seed) if shuffle else None,
             # Its own generator: making an iterator draws a seed, and it must not come from
             # the global RNG, which rollouts sample from (a resumed run would drift by one).
             generator=torch.Generator().manual_seed(self.seed),
@@ -327,6 +307,21 @@ class MultiHopQADataModule(L.LightningDataModule):
             collate_fn=self.collate,
             persistent_workers=self.num_workers > 0,
         )
+        if shuffle:  # the training loader
+            return ResumableDataLoader(
+                dataset,
+                sampler=EpochSeededRandomSampler(dataset, self.seed),
+                position=self.train_position,
+                **settings,
+            )
+        return DataLoader(dataset, **settings)
+
+    def state_dict(self) -> dict[str, int]:
+        """The training loader's place in its epoch (saved in checkpoints)."""
+        return self.train_position.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.train_position.load_state_dict(state_dict)
 
     def eval_dataloader(self, split: Split, batch_size: int | None = None) -> DataLoader:
         """Prompt batches of every question of ``split``, in order (for evaluation outside a

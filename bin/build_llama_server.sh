@@ -31,8 +31,20 @@ if [ ! -x "$CACHE/llama-server" ]; then
   cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF \
     -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF >>"$work/build.log" 2>&1 \
-    && cmake --build "$work/build" --target llama-server -j "$(nproc)" >>"$work/build.log" 2>&1 \
     || { tail -20 "$work/build.log" >&2; echo "llama-server build failed" >&2; exit 1; }
+  # the compile in the background, its progress (cmake's percentage) every 30 s
+  cmake --build "$work/build" --target llama-server -j "$(nproc)" >>"$work/build.log" 2>&1 &
+  build=$!
+  started=$SECONDS
+  while kill -0 "$build" 2>/dev/null; do
+    sleep 5
+    if (( (SECONDS - started) % 30 < 5 )); then
+      done_pct="$(grep -o '^\[ *[0-9]*%\]' "$work/build.log" | tail -1 | tr -d '[] ' || true)"
+      echo "  llama-server build: ${done_pct:-0%} after $((SECONDS - started)) s" >&2
+    fi
+  done
+  wait "$build" || { tail -20 "$work/build.log" >&2; echo "llama-server build failed" >&2; exit 1; }
+  echo "  llama-server built in $((SECONDS - started)) s" >&2
   mkdir -p "$CACHE"
   cp "$work/build/bin/llama-server" "$CACHE/.llama-server.tmp"
   mv "$CACHE/.llama-server.tmp" "$CACHE/llama-server"

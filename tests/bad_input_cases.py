@@ -747,9 +747,9 @@ CASES: list[Case] = [
     Case("serve: unknown model", ("serve", "no-such-model"), ("no-such-model",)),
     Case("serve: port 70000", ("serve", "smollm2", "--port", "70000"), ("port",)),
     Case(
-        "demo: --skip_training without the exports",
-        ("demo", "--skip_training", "true"),
-        ("runs/demo/distill/export",),
+        "demo: two parts chosen alone at once",
+        ("demo", "--train-only", "--eval-only"),
+        ("--train_only", "--eval_only"),
     ),
     *ISSUE_31_CASES,
 ]

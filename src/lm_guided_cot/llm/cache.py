@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lm_guided_cot.errors import ConfigurationError, InputError, RunError, check_at_least
+from lm_guided_cot.errors import (
+    ConfigurationError,
+    InputError,
+    MissingFileError,
+    RunError,
+    check_at_least,
+)
 
 LOCK_TIMEOUT_ENV = "LMCOT_CACHE_LOCK_TIMEOUT"
 
@@ -288,6 +294,38 @@ class ReplyCache:
             self._connect().execute(
                 "DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner)
             )
+
+    def add_from(self, other: str | os.PathLike) -> int:
+        """Copy in the replies of another cache file that this one lacks (a committed reply
+        cache, say); those it holds already are kept. Returns how many were added."""
+        source = Path(other)
+        if not source.is_file():
+            raise MissingFileError(f"{source}: no reply cache there to read replies from")
+        conn = self._connect()
+        before = len(self)
+        attached = False
+        try:
+            with self._waiting():
+                conn.execute("ATTACH DATABASE ? AS other", (str(source),))
+            attached = True
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR IGNORE INTO replies SELECT * FROM other.replies")
+            conn.execute(
+                "INSERT OR IGNORE INTO top_logprobs SELECT * FROM other.top_logprobs "
+                "WHERE key IN (SELECT key FROM replies)"
+            )
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise InputError(
+                f"{source}: its replies cannot be copied into the reply cache {self.path} "
+                f"(SQLite: {err}); is it a reply cache of this version?"
+            ) from None
+        finally:
+            if attached:
+                conn.execute("DETACH DATABASE other")
+        return len(self) - before
 
     def __len__(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM replies").fetchone()[0]

@@ -26,6 +26,24 @@ STEP_COLUMNS = ("epoch", "global_step", "batches")
 Row = dict[str, float | None]
 
 
+class StepHistory(Callback):
+    """The scalar metrics of every training batch, kept in memory as ``steps`` (one dict per
+    batch, as ``trainer.callback_metrics`` held them): what a caller in the same process, such
+    as the quickstart, reports after ``fit`` without reading the logger's files."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append(
+            {
+                name: float(value)
+                for name, value in trainer.callback_metrics.items()
+                if value.numel() == 1 and not name.startswith("val")
+            }
+        )
+
+
 class LearningCurve(Callback):
     """At each validation end during ``fit``, one row added to ``<dirpath>/<filename>.csv``
     and the curve redrawn as ``<dirpath>/<filename>.png`` (rank 0 only).

@@ -2,6 +2,11 @@
 intervals (``lmcot judge-check`` itself reports oracle - decoy):
 
     python bin/judge_pairs.py runs/judge_check/2wikimultihopqa/scores.jsonl kd_rl:kd cot:oracle
+
+or of an evaluation run with a judge (its ``examples/<row>.jsonl`` files; the evaluation's own
+comparisons.csv has the rows' EM and F1 differences):
+
+    python bin/judge_pairs.py runs/recipe/2wikimultihopqa/evaluation_judged/examples kd_rl:kd
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import collections
 import json
 import sys
+from pathlib import Path
 
 from lm_guided_cot.evaluation.bootstrap import paired_bootstrap
 
@@ -17,10 +23,19 @@ def main() -> None:
     if len(sys.argv) < 3 or any(":" not in pair for pair in sys.argv[2:]):
         sys.exit(__doc__)
     rows: dict[str, dict[str, dict[str, float]]] = collections.defaultdict(dict)
-    with open(sys.argv[1], encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            rows[record["row"]][record["id"]] = record["scores"]
+    source = Path(sys.argv[1])
+    if source.is_dir():  # an evaluation's examples: one file per row, judged rows only
+        for path in sorted(source.glob("*.jsonl")):
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    record = json.loads(line)
+                    if record.get("aspects"):
+                        rows[path.stem][record["id"]] = record["aspects"]
+    else:
+        with open(source, encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                rows[record["row"]][record["id"]] = record["scores"]
     print("| a - b | aspect | difference | ci low | ci high | questions |")
     print("|---|---|---|---|---|---|")
     for pair in sys.argv[2:]:

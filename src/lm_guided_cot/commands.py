@@ -159,13 +159,11 @@ def underscored(argv: list[str], names: set[str]) -> list[str]:
 def list_models() -> None:
     """List the models known by name, their size, licence and whether they are fetched."""
     from rich.console import Console
-    from rich.table import Table
 
+    from lm_guided_cot.markdown import print_rows
     from lm_guided_cot.models import MODELS, fetch_state, model_file, models_dir
 
-    table = Table(title=f"models (folder: {models_dir()}, set LMCOT_MODELS to move it)")
-    for column in ("name", "size", "licence", "fetched", "what it is"):
-        table.add_column(column)
+    rows = []
     for entry in MODELS.values():
         state = fetch_state(entry)
         fetched = {
@@ -173,10 +171,21 @@ def list_models() -> None:
             "not verified": f"{model_file(entry)} (not verified: `lmcot models fetch "
             f"{entry.name}` checks it)",
         }.get(state, "no")
-        table.add_row(
-            entry.name, f"{entry.size / 2**20:,.0f} MiB", entry.license, fetched, entry.description
+        rows.append(
+            (
+                entry.name,
+                f"{entry.size / 2**20:,.0f} MiB",
+                entry.license,
+                fetched,
+                entry.description,
+            )
         )
-    Console().print(table)
+    print_rows(
+        Console(),
+        f"models (folder: {models_dir()}, set LMCOT_MODELS to move it)",
+        ("name", "size", "licence", "fetched", "what it is"),
+        rows,
+    )
 
 
 def fetch_model_file(name: str, source: str = "auto", find_links: str | None = None) -> None:

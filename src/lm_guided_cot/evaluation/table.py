@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from lm_guided_cot.evaluation.bootstrap import PairedDifference
 from lm_guided_cot.evaluation.results import SettingResult
-from lm_guided_cot.markdown import markdown_table
+from lm_guided_cot.markdown import markdown_table, print_rows
 from lm_guided_cot.roles.judge import PROTOCOLS
 
 RESULT_HEADER = (
@@ -170,10 +169,5 @@ def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def print_table(
     console: Console, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    """The formatted rows as a rich table in the terminal."""
-    table = Table(title=title, title_justify="left")
-    for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i == 0 else "right")
-    for row in formatted(header, rows):
-        table.add_row(*row)
-    console.print(table)
+    """The formatted rows as a table in the terminal (Markdown where output is not one)."""
+    print_rows(console, title, header, formatted(header, rows))

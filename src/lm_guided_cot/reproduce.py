@@ -99,7 +99,7 @@ def run_recipe(
         config_dir: the repository's ``configs`` folder (found beside the package by default).
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    console = Console()
+    console = Console(soft_wrap=True)  # lines stay whole in log files
     # bin/reproduce runs from the repository root: paths the caller gave are theirs
     caller = Path(os.environ.get("LMCOT_CALLER_DIR", "."))
     eval_file = str(caller / expand_path(eval_file)) if eval_file else None

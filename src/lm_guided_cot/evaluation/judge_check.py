@@ -124,7 +124,8 @@ def judge_check(
             raise MissingFileError(f"{setting.path}: no such rationale file (row {setting.name!r})")
     out = Path(output_dir)
     check_writable(out, "judge_check.output_dir")
-    console = Console(quiet=quiet, log_path=False)
+    # soft_wrap: paths and sentences stay whole in log files (a terminal wraps them itself)
+    console = Console(quiet=quiet, log_path=False, soft_wrap=True)
 
     records = [QARecord.from_row(row) for row in data.records(split)]
     if max_questions is not None and len(records) > max_questions:

@@ -172,7 +172,8 @@ def evaluate(
     check_at_least("evaluate.bootstrap_resamples", bootstrap_resamples, 1)
     check_between("evaluate.confidence", confidence, 0, 1, open_low=True, open_high=True)
     check_at_least("evaluate.num_logged_examples", num_logged_examples, 0)
-    console = Console(quiet=quiet, log_path=False)
+    # soft_wrap: paths and sentences stay whole in log files (a terminal wraps them itself)
+    console = Console(quiet=quiet, log_path=False, soft_wrap=True)
     out = Path(output_dir)
     small_lms = [as_dataclass(SmallLMSetting, s) for s in small_lms or []]
     files = [as_dataclass(RationaleFileSetting, s) for s in rationale_files or []]

@@ -103,3 +103,23 @@ def test_options_that_cannot_go_together_and_missing_data_are_named(demo_root, m
 def test_bare_flags_take_the_spellings_users_type():
     assert _flags(["--train-only"]) == ["--train_only", "true"]
     assert _flags(["--eval_only", "false", "--full"]) == ["--eval_only", "false", "--full", "true"]
+
+
+@pytest.mark.parametrize(
+    ("options", "parts"),
+    [
+        ({}, ["pipeline", "method"]),
+        ({"train_only": True}, ["pipeline"]),
+        ({"eval_only": True}, ["method"]),
+        ({"full": True}, ["recipe 2wikimultihopqa"]),
+    ],
+)
+def test_each_option_runs_its_parts(demo_root, monkeypatch, options, parts):
+    import lm_guided_cot.demo as demo
+
+    ran = []
+    monkeypatch.setattr(demo, "_pipeline", lambda *a: ran.append("pipeline"))
+    monkeypatch.setattr(demo, "_method", lambda *a: ran.append("method"))
+    monkeypatch.setattr(demo, "run_recipe", lambda b, **k: ran.append(f"recipe {b}"))
+    run_demo(config_dir=str(REPO / "configs"), **options)
+    assert ran == parts

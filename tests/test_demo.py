@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lm_guided_cot.demo import COMMITTED_CACHE, DEMO_CACHE, _flags, run_demo
+from lm_guided_cot.demo import COMMITTED_CACHE, _flags, run_demo
 from lm_guided_cot.errors import ConfigurationError, MissingFileError
 from lm_guided_cot.llm.cache import CachedReply, ReplyCache
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
@@ -73,7 +73,7 @@ def test_both_parts_run_and_report(demo_root, tiny_causal_dir, capsys):
         pairs = {(r["setting"], r["vs"]) for r in csv.DictReader(handle)}
     assert pairs == {("kd_rl", "standard"), ("oracle", "standard")}
     assert list((demo_root / "runs/demo/method/figures").glob("*.png"))
-    cache = ReplyCache(demo_root / DEMO_CACHE)
+    cache = ReplyCache(demo_root / "runs/demo/llm_cache.sqlite")  # configs/demo/evaluate.yaml's
     assert "committed-key" in cache.keys()  # noqa: SIM118 (a set of keys, no __contains__)  # the committed replies were copied in
     cache.close()
 

@@ -31,8 +31,6 @@ from lm_guided_cot.reproduce import run_recipe
 BENCHMARK = "2wikimultihopqa"
 # what the method part replays: the committed guides' reader replies (docs/results.md)
 COMMITTED_CACHE = f"docs/results/{BENCHMARK}/llm_cache.sqlite"
-DEMO_CACHE = "runs/demo/llm_cache.sqlite"  # as configs/demo/*.yaml say
-METHOD_OUTPUT = "runs/demo/method"
 GUIDE, BASELINE = "kd_rl", "standard"
 
 
@@ -118,28 +116,41 @@ def _pipeline(console: Console, configs: Path, data: list[str]) -> None:
     console.print(f"exports: {_export_line(distill_export)}\n         {_export_line(ppo_export)}")
 
 
-def _seed_cache(console: Console, root: Path) -> None:
+def _method_settings(configs: Path) -> tuple[str, Path]:
+    """The reply cache and the output folder part 2's preset names (one place says them)."""
+    import yaml
+
+    preset = configs / "demo" / "evaluate.yaml"
+    settings = yaml.safe_load(preset.read_text(encoding="utf-8"))
+    try:
+        return settings["llm"]["cache_path"], Path(settings["output_dir"])
+    except (KeyError, TypeError):
+        raise ConfigurationError(f"{preset}: needs llm.cache_path and output_dir") from None
+
+
+def _seed_cache(console: Console, root: Path, cache_path: str) -> None:
     committed = root / COMMITTED_CACHE
     if not committed.is_file():
         raise MissingFileError(f"{committed}: the committed reply cache the method part replays")
-    cache = ReplyCache(DEMO_CACHE)
+    cache = ReplyCache(cache_path)
     try:
         added = cache.add_from(committed)
     finally:
         cache.close()
     if added:
-        console.print(f"reply cache: {added:,} committed reader replies copied into {DEMO_CACHE}")
+        console.print(f"reply cache: {added:,} committed replies copied into {cache_path}")
 
 
-def _method(console: Console, configs: Path, data: list[str]) -> None:
-    _seed_cache(console, configs.parent)
+def _method(console: Console, configs: Path, data: list[str]) -> Path:
+    cache_path, output = _method_settings(configs)
+    _seed_cache(console, configs.parent, cache_path)
     args = ["evaluate", *data, "-c", str(configs / "demo" / "evaluate.yaml")]
     console.rule("[bold]2 the method: the committed KD+RL guide against standard prompting")
     console.print("lmcot " + " ".join(args), style="dim", soft_wrap=True)
     start = time.perf_counter()
     commands.evaluate(args[1:])
     console.print(f"evaluation: {time.perf_counter() - start:.0f} s")
-    with open(Path(METHOD_OUTPUT) / "comparisons.csv", encoding="utf-8") as handle:
+    with open(output / "comparisons.csv", encoding="utf-8") as handle:
         rows = {(r["setting"], r["vs"], r["metric"]): r for r in csv.DictReader(handle)}
     console.rule("[bold]what the numbers mean")
     row = rows.get((GUIDE, BASELINE, "f1"))
@@ -155,8 +166,9 @@ def _method(console: Console, configs: Path, data: list[str]) -> None:
         "These are the 100 dev questions of the shared data, on which the recipe was chosen: "
         "a previous guide that beat standard prompting here was below it on 200 unseen "
         "questions. docs/results.md has the whole comparison (CoT, KD, the judge's rationale "
-        f"scores) and how each number was made. Figures: {METHOD_OUTPUT}/figures/."
+        f"scores) and how each number was made. Figures: {output}/figures/."
     )
+    return output
 
 
 def run_demo(
@@ -196,13 +208,18 @@ def run_demo(
             "[bold]part 2 of 2[/]: the method (about 3 min on 2 cores): the committed KD+RL "
             "guide against standard prompting and the oracle on 100 2WikiMultiHopQA questions"
         )
-        _method(console, configs, data)
+        output = _method(console, configs, data)
     console.rule("[bold]done")
+    where = (
+        f"  table:        {output}/results.md (and results.csv, comparisons.csv)\n"
+        f"  per question: {output}/examples/*.jsonl\n"
+        if not train_only
+        else ""
+    )
     console.print(
         f"demo finished in {(time.perf_counter() - start) / 60:.1f} min.\n"
-        f"  table:        {METHOD_OUTPUT}/results.md (and results.csv, comparisons.csv)\n"
-        f"  per question: {METHOD_OUTPUT}/examples/*.jsonl\n"
-        "  TensorBoard:  tensorboard --logdir runs/demo\n"
+        + where
+        + "  TensorBoard:  tensorboard --logdir runs/demo\n"
         "Next: the whole recipe (lmcot demo --full, or bash bin/reproduce 2wikimultihopqa), a "
         "real large LM (--llm configs/llm/openai.yaml, vllm.yaml, ...) and the paper-scale "
         "presets in configs/hotpotqa/ and configs/2wikimultihopqa/ (see the README)."

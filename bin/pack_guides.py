@@ -1,0 +1,60 @@
+"""Copy a recipe's two adapter exports into docs/results/<benchmark>/guides/ as the repository
+commits them: weights cast to fp16 (half the size; the evaluation of docs/results.md reads these
+folders), stage 2's base rewritten to the committed stage-1 folder (../kd), and the model cards'
+usage pointing at the committed folders.
+
+    python bin/pack_guides.py hotpotqa [--runs runs/recipe] [--dest docs/results/hotpotqa/guides]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from lm_guided_cot.model_specs import set_adapter_base
+
+WEIGHTS = "adapter_model.safetensors"
+GUIDES = (("kd", "distill", None), ("kd_rl", "ppo", "../kd"))
+
+
+def pack(export: Path, dest: Path, base: str | None) -> None:
+    """Write ``export`` (a LoRA adapter folder) to ``dest`` in fp16, whole or not at all."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    if not (export / WEIGHTS).is_file():
+        sys.exit(f"{export}: no {WEIGHTS}; is it a LoRA adapter export (export_adapter_only)?")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    shutil.copytree(export, tmp, dirs_exist_ok=True)
+    weights = load_file(tmp / WEIGHTS)
+    half = {k: v.to(torch.float16).contiguous() for k, v in weights.items()}
+    save_file(half, tmp / WEIGHTS, metadata={"format": "pt"})
+    if base is not None:
+        set_adapter_base(tmp, base)
+    card = tmp / "README.md"
+    if card.is_file():
+        card.write_text(card.read_text(encoding="utf-8").replace(str(export), str(dest)))
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    size = (dest / WEIGHTS).stat().st_size / 2**20
+    print(f"{export} -> {dest} ({size:.1f} MB of fp16 weights)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("benchmark")
+    parser.add_argument("--runs", default="runs/recipe", help="the recipe's run folder")
+    parser.add_argument("--dest", default=None, help="default: docs/results/BENCHMARK/guides")
+    args = parser.parse_args()
+    dest = Path(args.dest or f"docs/results/{args.benchmark}/guides")
+    for name, stage, base in GUIDES:
+        pack(Path(args.runs, args.benchmark, stage, "export"), dest / name, base)
+
+
+if __name__ == "__main__":
+    main()

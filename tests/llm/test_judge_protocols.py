@@ -12,7 +12,8 @@ import pytest
 from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.errors import ConfigurationError, InputError
 from lm_guided_cot.llm.cache import CachedReply, ReplyCache
-from lm_guided_cot.llm.client import LLMClient, first_token_alternatives
+from lm_guided_cot.llm.calls import first_token_alternatives
+from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.parsing import yes_probability
 from lm_guided_cot.rewards import AspectReward
 from lm_guided_cot.roles import Aspect, Judge, JudgeConfig

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from lm_guided_cot.llm.client import LLMClient, LLMRequest, prefix_groups
+from lm_guided_cot.llm.batching import prefix_groups
+from lm_guided_cot.llm.client import LLMClient, LLMRequest
 from lm_guided_cot.llm.config import LLMConfig, ServerConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.helpers import fake_llm_config
@@ -73,12 +74,12 @@ def test_a_group_waits_for_its_first_reply_and_other_groups_do_not(tmp_path, gro
 
 
 def test_in_process_fallback_when_no_server_is_installed(monkeypatch, capsys):
-    import lm_guided_cot.llm.client as client_module
+    import lm_guided_cot.llm.endpoint as endpoint_module
     import lm_guided_cot.llm.server as server_module
 
     monkeypatch.setattr(server_module, "find_llama_server", lambda: None)
     monkeypatch.setattr(server_module, "has_llama_cpp_python", lambda: False)
-    monkeypatch.setattr(client_module, "_warned_fallback", False)
+    monkeypatch.setattr(endpoint_module, "_warned_fallback", False)
     config = LLMConfig(server=ServerConfig(model="smollm2", fallback="in-process"), cache_path=None)
     client = LLMClient(config)
     assert client.config.model == "local/smollm2" and client.server is None

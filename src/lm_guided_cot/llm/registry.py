@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 
 from lm_guided_cot.errors import ConfigurationError
-from lm_guided_cot.llm.client import LLMClient, _Endpoint
+from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import LLMConfig
+from lm_guided_cot.llm.endpoint import Endpoint
 
 # Fields that the clients of one endpoint share: they must agree.
 SHARED_FIELDS = (
@@ -30,7 +31,7 @@ SHARED_FIELDS = (
 )
 
 _lock = threading.Lock()
-_endpoints: dict[tuple, _Endpoint] = {}
+_endpoints: dict[tuple, Endpoint] = {}
 
 
 def endpoint_key(config: LLMConfig) -> tuple:
@@ -71,7 +72,7 @@ def _check_shared_fields(first: LLMConfig, other: LLMConfig) -> None:
         )
 
 
-def _forget(key: tuple, endpoint: _Endpoint) -> None:
+def _forget(key: tuple, endpoint: Endpoint) -> None:
     with _lock:
         if _endpoints.get(key) is endpoint:
             del _endpoints[key]

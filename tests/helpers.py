@@ -135,3 +135,19 @@ def write_policy_checkpoint(model_dir: Path, path: Path) -> Path:
     }
     torch.save(checkpoint, path)
     return path
+
+
+def paris_record():
+    """The France/Paris two-hop record (the capital's river) that the role tests ask about."""
+    from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
+
+    return QARecord(
+        id="r1",
+        question="Which river flows through the capital of France?",
+        answer="Seine",
+        paragraphs=(
+            Paragraph("France", ("France is in Europe.", " Its capital is Paris.")),
+            Paragraph("Paris", ("Paris lies on the Seine.",)),
+        ),
+        supporting_facts=(SupportingFact("France", 1), SupportingFact("Paris", 0)),
+    )

@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.llm.client import LLMClient
 from lm_guided_cot.llm.config import SamplingParams
@@ -22,18 +21,9 @@ from lm_guided_cot.roles import (
     load_demonstrations,
 )
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
-from tests.helpers import fake_llm_config
+from tests.helpers import fake_llm_config, paris_record
 
-RECORD = QARecord(
-    id="r1",
-    question="Which river flows through the capital of France?",
-    answer="Seine",
-    paragraphs=(
-        Paragraph("France", ("France is in Europe.", " Its capital is Paris.")),
-        Paragraph("Paris", ("Paris lies on the Seine.",)),
-    ),
-    supporting_facts=(SupportingFact("France", 1), SupportingFact("Paris", 0)),
-)
+RECORD = paris_record()
 
 
 def _client(server, tmp_path) -> LLMClient:

@@ -29,7 +29,7 @@ from lm_guided_cot.llm.server import (
     stop_stale_servers,
 )
 from lm_guided_cot.roles import Aspect, Judge, JudgeConfig, Reader, Teacher
-from tests.llm.test_roles import RECORD  # the France/Paris record
+from tests.helpers import paris_record
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,6 +42,7 @@ if find_llama_server() is None:
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("llama_server")]
 
+RECORD = paris_record()
 RECORDS = [
     RECORD,
     QARecord(

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from lm_guided_cot.commands import score_file
+from lm_guided_cot.cli.score import score_file
 from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.evaluation.runner import evaluate
 from lm_guided_cot.evaluation.settings import SmallLMSetting
@@ -22,71 +17,17 @@ from lm_guided_cot.evaluation.voting import majority_vote
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.policy import GenerationConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
+from tests.helpers import evaluation_responder, hotpot_gold_answers, run_evaluate
 
-REPO = Path(__file__).resolve().parents[2]
 N = 6
 SETTINGS = ["standard prompting", "CoT prompting", "LM-guided (tiny)", "SC (tiny, k=3)"]
 
 
-def _gold(shared_data: Path) -> dict[str, str]:
-    lines = (shared_data / "hotpotqa/validation.jsonl").read_text().splitlines()
-    return {r["question"]: r["answer"] for r in map(json.loads, lines)}
-
-
-def _responder(gold: dict[str, str]):
-    """Judge: 4 on every aspect. CoT: right. Reader alone: right on even-length questions.
-    Reader with a rationale: right when the rationale has an even length."""
-
-    def respond(messages):
-        system, user = messages[0]["content"], messages[-1]["content"]
-        if "grader" in system:
-            if user.endswith("Answer yes or no."):  # auto's probe: no log-probabilities here
-                return "Yes"
-            keys = user.rsplit("the keys ", 1)[1].rstrip(".").split(", ")
-            return json.dumps({k.strip('"'): 4 for k in keys})
-        question = user.split("Question: ", 1)[1].split("\n", 1)[0]
-        if "step by step" in system:
-            return f"The paragraphs say so. So the answer is: {gold[question]}"
-        if "Reasoning: " in user:
-            rationale = user.split("Reasoning: ", 1)[1].rsplit("\nReply with", 1)[0]
-            return f"Answer: {gold[question] if len(rationale) % 2 == 0 else 'nobody'}"
-        return f"Answer: {gold[question] if len(question) % 2 == 0 else 'nobody'}"
-
-    return respond
-
-
-def run_evaluate(tmp_path: Path, shared_data: Path, config: dict, n: int, **data_args):
-    """``lmcot evaluate`` in a subprocess on the first ``n`` HotpotQA validation questions,
-    with ``config`` as its evaluation YAML and ``data_args`` added to the data's init_args."""
-    data = {
-        "data": {
-            "class_path": "lm_guided_cot.datamodules.HotpotQADataModule",
-            "init_args": {
-                "test": str(shared_data / "hotpotqa/validation.jsonl"),
-                "max_eval_examples": n,
-                "cache_dir": str(tmp_path / "hf"),
-                **data_args,
-            },
-        }
-    }
-    (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
-    (tmp_path / "evaluate.yaml").write_text(yaml.safe_dump(config))
-    configs = ["-c", str(tmp_path / "data.yaml"), "-c", str(tmp_path / "evaluate.yaml")]
-    return subprocess.run(
-        [sys.executable, "-m", "lm_guided_cot.cli", "evaluate", *configs],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
 @pytest.mark.slow
 def test_evaluate_table_predictions_and_official_scores(tmp_path, shared_data, tiny_causal_dir):
-    gold = _gold(shared_data)
+    gold = hotpot_gold_answers(shared_data)
     out = tmp_path / "eval"
-    with FakeLLMServer(responder=_responder(gold)) as server:
+    with FakeLLMServer(responder=evaluation_responder(gold)) as server:
         config = {
             "llm": {
                 "model": "openai/fake-large",

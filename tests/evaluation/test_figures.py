@@ -19,8 +19,7 @@ from lm_guided_cot.evaluation.figures import (
 from lm_guided_cot.evaluation.runner import evaluate
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
-from tests.evaluation.test_evaluate import _gold, _responder
-from tests.modules.test_curves import assert_png
+from tests.helpers import assert_png, evaluation_responder, hotpot_gold_answers
 
 ROWS = [
     Interval("standard prompting", 0.42, 0.35, 0.49),
@@ -88,7 +87,7 @@ def test_evaluate_draws_both_figures_and_lists_them(tmp_path, shared_data, capsy
     """With the default baseline the comparison table has each row against standard
     prompting; with another baseline the figure's differences are bootstrapped apart."""
     out = tmp_path / "eval"
-    with FakeLLMServer(responder=_responder(_gold(shared_data))) as server:
+    with FakeLLMServer(responder=evaluation_responder(hotpot_gold_answers(shared_data))) as server:
         report = _evaluate(tmp_path, shared_data, server, output_dir=str(out), baseline=baseline)
     vs_standard = {c.setting for c in report.comparisons if c.baseline == "standard prompting"}
     assert vs_standard == ({"even guide", "odd guide"} if baseline is None else set())
@@ -125,7 +124,7 @@ def test_evaluate_draws_both_figures_and_lists_them(tmp_path, shared_data, capsy
 
 def test_no_difference_figure_without_standard_prompting(tmp_path, shared_data, capsys):
     out = tmp_path / "eval"
-    with FakeLLMServer(responder=_responder(_gold(shared_data))) as server:
+    with FakeLLMServer(responder=evaluation_responder(hotpot_gold_answers(shared_data))) as server:
         report = _evaluate(tmp_path, shared_data, server, standard=False, output_dir=str(out))
     printed = capsys.readouterr().out.replace("\n", " ")
     assert_png(out / F1_BY_ROW)

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from lm_guided_cot.data.errors import DataFormatError
-from lm_guided_cot.evaluation.runner import _require_supporting_facts
+from lm_guided_cot.evaluation.check import require_supporting_facts
 from lm_guided_cot.evaluation.settings import gold_rationale, read_rationale_file
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
-from tests.evaluation.test_evaluate import _gold, _responder, run_evaluate
-from tests.helpers import qa_record
+from tests.helpers import evaluation_responder, hotpot_gold_answers, qa_record, run_evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 N = 5
@@ -24,7 +23,7 @@ def test_the_oracle_rationale_is_the_gold_sentences_in_order():
     no_facts = qa_record("q2", supporting_facts={"title": [], "sent_id": []})
     assert gold_rationale(no_facts) == ""
     with pytest.raises(ValueError, match="1 of the 2 test questions have no supporting facts"):
-        _require_supporting_facts([record, no_facts], "test")
+        require_supporting_facts([record, no_facts], "test")
 
 
 def test_rationale_files_in_both_layouts_and_their_errors(tmp_path):
@@ -61,12 +60,12 @@ def test_rationale_files_in_both_layouts_and_their_errors(tmp_path):
 
 @pytest.mark.slow
 def test_oracle_and_file_rows_from_one_question_major_pass(tmp_path, shared_data):
-    gold = _gold(shared_data)
+    gold = hotpot_gold_answers(shared_data)
     rows = [json.loads(x) for x in (shared_data / "hotpotqa/validation.jsonl").open()][:N]
     guide = tmp_path / "guide.jsonl"  # even lengths: the scripted reader answers right
     guide.write_text("".join(json.dumps({"id": r["id"], "rationale": "ab"}) + "\n" for r in rows))
     out = tmp_path / "eval"
-    with FakeLLMServer(responder=_responder(gold)) as server:
+    with FakeLLMServer(responder=evaluation_responder(gold)) as server:
         config = {
             "llm": {
                 "model": "openai/fake-large",

@@ -124,3 +124,36 @@ def plot_difference_to_standard(
         True,
     )
     return save_png(figure, path)
+
+
+@dataclass
+class Figures:
+    """What the figures show: each row's F1 interval; each row's paired F1 difference to
+    standard prompting (``None`` without that row)."""
+
+    f1: list[Interval]
+    confidence: float
+    standard: str | None
+    differences: list[Interval] | None = None
+
+    def write(self, out: Path) -> dict[str, Path]:
+        files = {F1_BY_ROW: plot_f1_by_row(self.f1, out / F1_BY_ROW, self.confidence)}
+        if self.differences:
+            files[DIFFERENCE_TO_STANDARD] = plot_difference_to_standard(
+                self.differences, out / DIFFERENCE_TO_STANDARD, self.standard, self.confidence
+            )
+        return files
+
+    def markdown(self, files: dict[str, Path]) -> str:
+        level = f"{100 * self.confidence:g}%"
+        lines = [f"![answer F1 by row, {level} bootstrap intervals]({F1_BY_ROW})"]
+        if DIFFERENCE_TO_STANDARD in files:
+            lines.append(
+                f"![paired F1 difference to {self.standard}, {level} bootstrap intervals]"
+                f"({DIFFERENCE_TO_STANDARD})"
+            )
+        else:
+            lines.append(
+                f"(no {DIFFERENCE_TO_STANDARD}: no standard prompting row to compare with)"
+            )
+        return "\n\n".join(lines)

@@ -112,6 +112,45 @@ def judge_check(
     check_between("judge_check.confidence", confidence, 0, 1, open_low=True, open_high=True)
     judge = as_dataclass(JudgeConfig, judge)
     files = [as_dataclass(RationaleFileSetting, s) for s in rationale_files or []]
+    rows = _check_rows(files)
+    out = Path(output_dir)
+    check_writable(out, "judge_check.output_dir")
+    # soft_wrap: paths and sentences stay whole in log files (a terminal wraps them itself)
+    console = Console(quiet=quiet, log_path=False, soft_wrap=True)
+    records = _questions(data, split, max_questions, console)
+    check_judge_records(judge, records)
+    rationales: dict[str, list[list[str]]] = {
+        ORACLE: [[r.gold_rationale] for r in records],
+        DECOY: [[decoy_rationale(r, seed)] for r in records],
+    }
+    for setting in files:
+        rationales[setting.name] = read_rationale_file(setting.path, records)
+    # Question by question, every row's rationales together: they share the question's
+    # prompt up to the rationale, which a llama.cpp server evaluates once.
+    pairs = [
+        (row, i, text) for i in range(len(records)) for row in rows for text in rationales[row][i]
+    ]
+    console.rule(f"judge check: {len(records)} {split} questions, judge {llm.model}")
+    scored = _score(llm, judge, records, pairs, quiet)
+    by_row = {row: [o for (r, _, _), o in zip(pairs, scored.outputs) if r == row] for row in rows}
+    aspects = [a.name for a in judge.aspects]
+    scores = {
+        row: question_scores(
+            by_row[row], [len(rationales[row][i]) for i in range(len(records))], aspects
+        )
+        for row in rows
+    }
+    checks = compare_rows(scores, aspects, bootstrap_resamples, confidence, seed)
+    summary = _judge_summary(scored, judge, by_row)
+    report = JudgeCheckReport(len(records), rows, checks, summary)
+    outputs = scored.outputs
+    report.files = _write(report, out, records, pairs, outputs, data.source, split, confidence)
+    _print(console, report, confidence)
+    return report
+
+
+def _check_rows(files: Sequence[RationaleFileSetting]) -> list[str]:
+    """The rows: oracle, decoy, then each rationale file (unique names, files that exist)."""
     rows = [ORACLE, DECOY, *(f.name for f in files)]
     repeated = sorted({r for r in rows if rows.count(r) > 1})
     if repeated:
@@ -122,11 +161,13 @@ def judge_check(
     for setting in files:
         if not Path(setting.path).is_file():
             raise MissingFileError(f"{setting.path}: no such rationale file (row {setting.name!r})")
-    out = Path(output_dir)
-    check_writable(out, "judge_check.output_dir")
-    # soft_wrap: paths and sentences stay whole in log files (a terminal wraps them itself)
-    console = Console(quiet=quiet, log_path=False, soft_wrap=True)
+    return rows
 
+
+def _questions(
+    data: MultiHopQADataModule, split: str, max_questions: int | None, console: Console
+) -> list[QARecord]:
+    """The split's first ``max_questions`` questions; each needs supporting sentences."""
     records = [QARecord.from_row(row) for row in data.records(split)]
     if max_questions is not None and len(records) > max_questions:
         records = records[:max_questions]
@@ -144,20 +185,27 @@ def judge_check(
             f"{len(lacking)} of the {len(records)} {split} questions have no supporting "
             f"sentences to write the oracle from (first ids: {', '.join(lacking[:5])})"
         )
-    check_judge_records(judge, records)
-    rationales: dict[str, list[list[str]]] = {
-        ORACLE: [[r.gold_rationale] for r in records],
-        DECOY: [[decoy_rationale(r, seed)] for r in records],
-    }
-    for setting in files:
-        rationales[setting.name] = read_rationale_file(setting.path, records)
+    return records
 
-    # Question by question, every row's rationales together: they share the question's
-    # prompt up to the rationale, which a llama.cpp server evaluates once.
-    pairs = [
-        (row, i, text) for i in range(len(records)) for row in rows for text in rationales[row][i]
-    ]
-    console.rule(f"judge check: {len(records)} {split} questions, judge {llm.model}")
+
+@dataclass
+class _Scored:
+    """The judge's outputs for every (row, question, rationale), how it asked, what it cost."""
+
+    role: Judge
+    outputs: list[JudgeOutput]
+    usage: dict[str, float]
+    seconds: float
+
+
+def _score(
+    llm: LLMConfig,
+    judge: JudgeConfig,
+    records: Sequence[QARecord],
+    pairs: Sequence[tuple[str, int, str]],
+    quiet: bool,
+) -> _Scored:
+    """Ask the judge about every pair; ``RunError`` before any file when too many calls failed."""
     client = client_for(llm)
     start = time.perf_counter()
     try:
@@ -180,33 +228,26 @@ def judge_check(
         then="no results were written; check the judge's large LM (model, api_base, key, "
         "server) and run again",
     )
+    return _Scored(role, outputs, usage, seconds)
 
-    by_row = {row: [o for (r, _, _), o in zip(pairs, outputs) if r == row] for row in rows}
-    aspects = [a.name for a in judge.aspects]
-    scores = {
-        row: question_scores(
-            by_row[row], [len(rationales[row][i]) for i in range(len(records))], aspects
-        )
-        for row in rows
-    }
-    checks = compare_rows(scores, aspects, bootstrap_resamples, confidence, seed)
-    counts = judge_counts(outputs)
-    summary = {
-        "protocol": role.protocol,
-        "protocol_reason": role.protocol_reason,
+
+def _judge_summary(
+    scored: _Scored, judge: JudgeConfig, by_row: dict[str, list[JudgeOutput]]
+) -> dict[str, Any]:
+    """How the judge was asked and what it cost (``JudgeCheckReport.judge``)."""
+    counts = judge_counts(scored.outputs)
+    return {
+        "protocol": scored.role.protocol,
+        "protocol_reason": scored.role.protocol_reason,
         "context": judge.context,
         "scale": [judge.scale_min, judge.scale_max],
-        "fallback": role.fallback,
+        "fallback": scored.role.fallback,
         "counts": counts,
-        "rows": {row: judge_counts(by_row[row]) for row in rows},
-        "usage": {k: usage[k] for k in USAGE_COUNTERS},
+        "rows": {row: judge_counts(outputs) for row, outputs in by_row.items()},
+        "usage": {k: scored.usage[k] for k in USAGE_COUNTERS},
         "prompt_tokens_per_call": counts["prompt_tokens"] / max(counts["calls"], 1),
-        "seconds": seconds,
+        "seconds": scored.seconds,
     }
-    report = JudgeCheckReport(len(records), rows, checks, summary)
-    report.files = _write(report, out, records, pairs, outputs, data.source, split, confidence)
-    _print(console, report, confidence)
-    return report
 
 
 def _notes(report: JudgeCheckReport, confidence: float) -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -143,143 +143,14 @@ def build_rationales(
     check_writable(Path(expand_path(config.dir)), "rationales.dir")  # before the first call
     if config.source == "supporting_facts":
         return _write_supporting_facts(records, config, split)
+    # Resuming needs nothing here: the client caches each reply as it arrives, so a rerun
+    # after a crash sends only the questions that had no answer.
     client = client or client_for(config.llm)
-    teacher = Teacher(client, config.teacher)
-    sampling = config.teacher.sampling or config.llm.sampling
-    provenance = {
-        "teacher_model": config.llm.model,
-        "prompt_template_hash": template_hash(teacher, config.teacher),
-        "sampling": sampling.to_params(),
-    }
-    rows: list[dict[str, Any]] = []
-    summary = {
-        "split": split,
-        "questions": 0,
-        "asked": 0,
-        "answered": 0,
-        "failed": 0,
-        "parse_failures": 0,
-        "correct": 0,
-        "empty_rationales": 0,
-        "kept": 0,
-        "questions_with_kept": 0,
-        "judged_by": config.judge_by,
-    }
-    chunk: list[QARecord] = []
-    reader = Reader(client, config.reader)
-
-    def _reader_answers(records: list[QARecord], outputs: list) -> list[list[str]]:
-        """The reader's answer with each sample's rationale ("" where there is none to read)."""
-        pairs = [
-            (r, s.rationale)
-            for r, samples in zip(records, outputs)
-            for s in samples
-            if s.error is None and s.rationale.strip()
-        ]
-        if not pairs:
-            return [[""] * len(samples) for samples in outputs]
-        with client.progress(f"the reader checks the teacher's rationales, {split}"):
-            replies = iter(reader.answer([r for r, _ in pairs], [x for _, x in pairs]))
-        return [
-            [
-                next(replies).answer if s.error is None and s.rationale.strip() else ""
-                for s in samples
-            ]
-            for samples in outputs
-        ]
-
-    def flush() -> None:
-        with client.progress(f"teacher rationales, {split}"):
-            outputs = teacher.explain(chunk, samples=config.samples)
-        reader_answers = _reader_answers(chunk, outputs) if config.judge_by == "reader" else None
-        for i, (record, samples) in enumerate(zip(chunk, outputs)):
-            answers = reader_answers[i] if reader_answers else [s.answer for s in samples]
-            judged = [
-                judge_answer(a, record.gold_answers, config.rule, config.threshold) for a in answers
-            ]
-            # A right answer with no reasoning before it teaches the small LM nothing.
-            usable = [c and bool(s.rationale.strip()) for (c, _), s in zip(judged, samples)]
-            kept = select_kept(usable, [score for _, score in judged], config.keep)
-            summary["questions"] += 1
-            summary["questions_with_kept"] += any(kept)
-            for j, (sample, (correct, score), keep) in enumerate(zip(samples, judged, kept)):
-                summary["asked"] += 1
-                summary["answered"] += sample.error is None
-                summary["failed"] += sample.error is not None
-                if sample.error is not None and "first_error" not in summary:
-                    summary["first_error"] = sample.error
-                summary["parse_failures"] += sample.error is None and not sample.parsed
-                summary["correct"] += correct
-                summary["empty_rationales"] += correct and not sample.rationale.strip()
-                summary["kept"] += keep
-                rows.append(
-                    {
-                        "id": record.id,
-                        "sample": j,
-                        "rationale": sample.rationale,
-                        "teacher_answer": sample.answer,
-                        **({"reader_answer": answers[j]} if reader_answers else {}),
-                        "gold_answers": record.gold_answers,
-                        "correct": correct,
-                        "score": score,
-                        "kept": keep,
-                        "error": sample.error,
-                        **provenance,
-                    }
-                )
-        log.info(
-            "teacher rationales (%s): %d questions, %d kept",
-            split,
-            summary["questions"],
-            summary["kept"],
-        )
-        chunk.clear()
-
-    for record in records:
-        chunk.append(record)
-        if len(chunk) >= config.chunk_size:
-            flush()
-    if chunk:
-        flush()
-    usage = client.role_usage(Teacher.role)
-    if config.judge_by == "reader":
-        checks = client.role_usage(Reader.role)
-        summary.update(
-            reader_prompt_tokens=checks.prompt_tokens,
-            reader_completion_tokens=checks.completion_tokens,
-            reader_requests_sent=checks.requests,
-        )
-    summary.update(
-        kept_fraction=summary["kept"] / summary["asked"] if summary["asked"] else 0.0,
-        rule=config.rule,
-        threshold=config.threshold,
-        keep=config.keep,
-        samples=config.samples,
-        cost=usage.cost,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        requests_sent=usage.requests,
-        cache_hits=usage.cache_hits,
-        **provenance,
-    )
-    rate = config.llm.max_failure_rate
-    if too_many_failures(summary["failed"], summary["asked"], rate):
-        write_atomically(config.summary_path(split), json.dumps(summary, indent=2) + "\n")
-        path = config.path(split)
-        left = "left as it was" if path.exists() else "not written"
-        failed = failure_message(
-            f"teacher rationales ({split})",
-            summary["failed"],
-            summary["asked"],
-            client.where,
-            summary.get("first_error"),
-            rate,
-            kind="teacher",
-        )
-        raise RunError(
-            f"{failed}; {path} is {left}, the summary is in {config.summary_path(split)}. "
-            "Check the teacher's llm settings (model, api_base, server) and run again"
-        )
+    build = _TeacherRationales(config, split, client)
+    for chunk in _chunks(records, config.chunk_size):  # the split is read chunk by chunk
+        build.add(chunk)
+    summary = build.finish()
+    _stop_if_too_many_failed(config, split, summary, client)
     if summary["failed"]:
         log.warning(
             "teacher rationales (%s): %d of %d teacher calls failed (first error: %s); they "
@@ -290,11 +161,183 @@ def build_rationales(
             summary["asked"],
             summary.get("first_error"),
         )
-    write_atomically(
-        config.path(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    )
+    # Written whole or not at all (temp file, then rename): a file that exists is complete.
+    write_atomically(config.path(split), _jsonl(build.rows))
     write_atomically(config.summary_path(split), json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _chunks(records: Iterable[QARecord], size: int) -> Iterator[list[QARecord]]:
+    """``records`` in lists of ``size`` (the last one shorter), read as they are needed."""
+    chunk: list[QARecord] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _jsonl(rows: Sequence[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+class _TeacherRationales:
+    """One split's teacher rationales as they are built: the rows (every sample, with its
+    provenance and whether it is kept) and the summary's counters."""
+
+    def __init__(self, config: RationaleConfig, split: str, client: LLMClient) -> None:
+        self.config, self.split, self.client = config, split, client
+        self.teacher = Teacher(client, config.teacher)
+        self.reader = Reader(client, config.reader)
+        sampling = config.teacher.sampling or config.llm.sampling
+        self.provenance = {
+            "teacher_model": config.llm.model,
+            "prompt_template_hash": template_hash(self.teacher, config.teacher),
+            "sampling": sampling.to_params(),
+        }
+        self.rows: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] = {
+            "split": split,
+            "questions": 0,
+            "asked": 0,
+            "answered": 0,
+            "failed": 0,
+            "parse_failures": 0,
+            "correct": 0,
+            "empty_rationales": 0,
+            "kept": 0,
+            "questions_with_kept": 0,
+            "judged_by": config.judge_by,
+        }
+
+    def add(self, chunk: list[QARecord]) -> None:
+        """Ask the teacher about ``chunk``, then keep the samples the rule calls correct."""
+        with self.client.progress(f"teacher rationales, {self.split}"):
+            outputs = self.teacher.explain(chunk, samples=self.config.samples)
+        by_reader = self.config.judge_by == "reader"
+        reader_answers = self._reader_answers(chunk, outputs) if by_reader else None
+        for i, (record, samples) in enumerate(zip(chunk, outputs)):
+            answers = reader_answers[i] if reader_answers else [s.answer for s in samples]
+            self._filter(record, samples, answers, by_reader)
+        log.info(
+            "teacher rationales (%s): %d questions, %d kept",
+            self.split,
+            self.summary["questions"],
+            self.summary["kept"],
+        )
+
+    def _reader_answers(self, records: list[QARecord], outputs: list) -> list[list[str]]:
+        """The reader's answer with each sample's rationale ("" where there is none to read)."""
+        pairs = [
+            (r, s.rationale)
+            for r, samples in zip(records, outputs)
+            for s in samples
+            if s.error is None and s.rationale.strip()
+        ]
+        if not pairs:
+            return [[""] * len(samples) for samples in outputs]
+        with self.client.progress(f"the reader checks the teacher's rationales, {self.split}"):
+            replies = iter(self.reader.answer([r for r, _ in pairs], [x for _, x in pairs]))
+        return [
+            [
+                next(replies).answer if s.error is None and s.rationale.strip() else ""
+                for s in samples
+            ]
+            for samples in outputs
+        ]
+
+    def _filter(
+        self, record: QARecord, samples: Sequence, answers: Sequence[str], by_reader: bool
+    ) -> None:
+        """Judge one question's samples by the keep rule; count them and add their rows."""
+        config, summary = self.config, self.summary
+        judged = [
+            judge_answer(a, record.gold_answers, config.rule, config.threshold) for a in answers
+        ]
+        # A right answer with no reasoning before it teaches the small LM nothing.
+        usable = [c and bool(s.rationale.strip()) for (c, _), s in zip(judged, samples)]
+        kept = select_kept(usable, [score for _, score in judged], config.keep)
+        summary["questions"] += 1
+        summary["questions_with_kept"] += any(kept)
+        for j, (sample, (correct, score), keep) in enumerate(zip(samples, judged, kept)):
+            summary["asked"] += 1
+            summary["answered"] += sample.error is None
+            summary["failed"] += sample.error is not None
+            if sample.error is not None and "first_error" not in summary:
+                summary["first_error"] = sample.error
+            summary["parse_failures"] += sample.error is None and not sample.parsed
+            summary["correct"] += correct
+            summary["empty_rationales"] += correct and not sample.rationale.strip()
+            summary["kept"] += keep
+            self.rows.append(
+                {
+                    "id": record.id,
+                    "sample": j,
+                    "rationale": sample.rationale,
+                    "teacher_answer": sample.answer,
+                    **({"reader_answer": answers[j]} if by_reader else {}),
+                    "gold_answers": record.gold_answers,
+                    "correct": correct,
+                    "score": score,
+                    "kept": keep,
+                    "error": sample.error,
+                    **self.provenance,
+                }
+            )
+
+    def finish(self) -> dict[str, Any]:
+        """The summary with the keep settings and what the calls cost."""
+        config, summary = self.config, self.summary
+        usage = self.client.role_usage(Teacher.role)
+        if config.judge_by == "reader":
+            checks = self.client.role_usage(Reader.role)
+            summary.update(
+                reader_prompt_tokens=checks.prompt_tokens,
+                reader_completion_tokens=checks.completion_tokens,
+                reader_requests_sent=checks.requests,
+            )
+        summary.update(
+            kept_fraction=summary["kept"] / summary["asked"] if summary["asked"] else 0.0,
+            rule=config.rule,
+            threshold=config.threshold,
+            keep=config.keep,
+            samples=config.samples,
+            cost=usage.cost,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            requests_sent=usage.requests,
+            cache_hits=usage.cache_hits,
+            **self.provenance,
+        )
+        return summary
+
+
+def _stop_if_too_many_failed(
+    config: RationaleConfig, split: str, summary: dict[str, Any], client: LLMClient
+) -> None:
+    """Write the summary alone and raise ``RunError`` when ``llm.max_failure_rate`` of the
+    calls failed (by default: all), so that no file of failures stands in for a real one."""
+    rate = config.llm.max_failure_rate
+    if not too_many_failures(summary["failed"], summary["asked"], rate):
+        return
+    write_atomically(config.summary_path(split), json.dumps(summary, indent=2) + "\n")
+    path = config.path(split)
+    left = "left as it was" if path.exists() else "not written"
+    failed = failure_message(
+        f"teacher rationales ({split})",
+        summary["failed"],
+        summary["asked"],
+        client.where,
+        summary.get("first_error"),
+        rate,
+        kind="teacher",
+    )
+    raise RunError(
+        f"{failed}; {path} is {left}, the summary is in {config.summary_path(split)}. "
+        "Check the teacher's llm settings (model, api_base, server) and run again"
+    )
 
 
 def _write_supporting_facts(
@@ -344,9 +387,7 @@ def _write_supporting_facts(
         "kept_fraction": kept / len(rows) if rows else 0.0,
         "requests_sent": 0,
     }
-    write_atomically(
-        config.path(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    )
+    write_atomically(config.path(split), _jsonl(rows))
     write_atomically(config.summary_path(split), json.dumps(summary, indent=2) + "\n")
     log.info("supporting-fact rationales (%s): %d of %d questions", split, kept, len(rows))
     return summary

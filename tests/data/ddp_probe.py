@@ -11,7 +11,7 @@ import lightning as L
 import torch
 
 from lm_guided_cot.datamodules import HotpotQADataModule
-from lm_guided_cot.metrics import AnswerScores
+from lm_guided_cot.metrics.torch_metrics import AnswerScores
 
 
 class Probe(L.LightningModule):

@@ -15,25 +15,37 @@ it could be a hub id (``name`` or ``owner/name``, no data-file suffix).
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import datasets
+from typing import TYPE_CHECKING, Any
 
 from lm_guided_cot.data.errors import DataFormatError
 from lm_guided_cot.data.json_stream import iter_json_records
-from lm_guided_cot.data.records import FEATURES, HOTPOTQA, SOURCES, TWOWIKI
+from lm_guided_cot.data.records import HOTPOTQA, SOURCES, TWOWIKI, arrow_features
 from lm_guided_cot.data.schema import record_to_row
 from lm_guided_cot.errors import ConfigurationError
+
+if TYPE_CHECKING:  # imported where a dataset is built: reading a file through needs none
+    import datasets
 
 log = logging.getLogger(__name__)
 
 # Bump when the row layout or the checks change, so cached Arrow files are rebuilt.
 _SCHEMA_VERSION = 4  # 4: ids unique within a file
 _ERROR = "_error"
-_FEATURES_WITH_ERROR = datasets.Features({**FEATURES, _ERROR: datasets.Value("string")})
+
+
+@functools.cache
+def _features(skip_invalid: bool) -> datasets.Features:
+    """The rows' schema; with ``skip_invalid`` an ``_error`` column names each bad record."""
+    import datasets
+
+    if not skip_invalid:
+        return arrow_features()
+    return datasets.Features({**arrow_features(), _ERROR: datasets.Value("string")})
 
 
 @dataclass
@@ -71,9 +83,7 @@ def read_split(
             its evidence triples' subjects and objects through ``evidences_id``.
         cache_dir: where ``datasets`` keeps its Arrow files (default: its own cache).
     """
-    if source not in SOURCES:
-        raise ConfigurationError(f"unknown source {source!r}; expected one of {SOURCES}")
-    aliases = _read_aliases(aliases_path) if aliases_path else None
+    aliases = _checked_source_and_aliases(source, aliases_path)
     local = Path(path).expanduser()
     if local.is_file():
         dataset = _read_file(local, source, skip_invalid, aliases, cache_dir)
@@ -109,6 +119,30 @@ def read_split(
     return ReadResult(dataset=dataset, origin=origin, skipped=skipped)
 
 
+def iter_file_rows(
+    path: str | Path, source: str, aliases_path: str | Path | None = None
+) -> Iterator[dict[str, Any]]:
+    """The rows ``read_split`` stores for a local file, one by one, without ``datasets``: for
+    a caller that reads a file through once (scoring a prediction file against it).
+
+    Checks as ``read_split`` does and raises the same errors, the first bad record's when
+    that record is reached.
+    """
+    aliases = _checked_source_and_aliases(source, aliases_path)
+    local = Path(path).expanduser()
+    if not local.is_file():
+        raise DataFormatError(str(path), None, None, "no such file")
+    yield from _rows_from_file(str(local.resolve()), source, False, aliases, None)
+
+
+def _checked_source_and_aliases(
+    source: str, aliases_path: str | Path | None
+) -> dict[str, list[str]] | None:
+    if source not in SOURCES:
+        raise ConfigurationError(f"unknown source {source!r}; expected one of {SOURCES}")
+    return _read_aliases(aliases_path) if aliases_path else None
+
+
 def _read_file(
     path: Path,
     source: str,
@@ -116,11 +150,13 @@ def _read_file(
     aliases: dict[str, list[str]] | None,
     cache_dir: str | None,
 ) -> datasets.Dataset:
+    import datasets
+
     stat = path.stat()
     try:
         return datasets.Dataset.from_generator(
             _rows_from_file,
-            features=_FEATURES_WITH_ERROR if skip_invalid else FEATURES,
+            features=_features(skip_invalid),
             cache_dir=cache_dir,
             # The gen_kwargs are part of the cache fingerprint: a changed file is re-read.
             gen_kwargs={
@@ -236,6 +272,8 @@ def _read_hub(
     aliases: dict[str, list[str]] | None,
     cache_dir: str | None,
 ) -> datasets.Dataset:
+    import datasets
+
     origin = f"{name}[{split}]"
     try:
         raw = datasets.load_dataset(name, hub_config, split=split, cache_dir=cache_dir)
@@ -258,16 +296,14 @@ def _read_hub(
                     raise
                 row = _error_row(str(err))
             rows.append(row)
-        return {
-            k: [r[k] for r in rows] for k in (_FEATURES_WITH_ERROR if skip_invalid else FEATURES)
-        }
+        return {k: [r[k] for r in rows] for k in _features(skip_invalid)}
 
     return raw.map(
         convert,
         batched=True,
         with_indices=True,
         remove_columns=raw.column_names,
-        features=_FEATURES_WITH_ERROR if skip_invalid else FEATURES,
+        features=_features(skip_invalid),
         desc=f"checking {origin}",
     )
 
@@ -277,6 +313,8 @@ def _hub_error(
 ) -> DataFormatError:
     """The error for a folder or hub dataset ``load_dataset`` cannot read, naming it (and,
     in a local folder of JSON files, the file and line where the trouble is)."""
+    import datasets
+
     cause = err.__cause__ or err.__context__
     detail = str(err) or type(err).__name__
     if isinstance(err, datasets.exceptions.DatasetGenerationError) and cause is not None:
@@ -310,6 +348,8 @@ def _split_files(
     folder: Path, split: str, hub_config: str | None, cache_dir: str | None
 ) -> list[Path]:
     """The JSON data files ``load_dataset`` takes a folder's ``split`` from (none if unknown)."""
+    import datasets
+
     try:
         builder = datasets.load_dataset_builder(str(folder), hub_config, cache_dir=cache_dir)
         files = (builder.config.data_files or {}).get(split, [])

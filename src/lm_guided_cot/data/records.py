@@ -2,17 +2,20 @@
 
 Readers store records as Arrow rows (``FEATURES``) so that a 90k-question training set is
 memory-mapped instead of held as Python objects; ``QARecord.from_row`` turns one row back
-into a typed object where code wants one.
+into a typed object where code wants one. ``FEATURES`` is built on first use: ``datasets`` is
+heavy, and scoring a prediction file reads its gold records without it.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import datasets
+from lm_guided_cot.metrics.scores import GoldExample, evidence_forms
 
-from lm_guided_cot.metrics import GoldExample, evidence_forms
+if TYPE_CHECKING:
+    import datasets
 
 HOTPOTQA = "hotpotqa"
 TWOWIKI = "2wikimultihopqa"
@@ -184,32 +187,44 @@ class QARecord:
         }
 
 
-FEATURES = datasets.Features(
-    {
-        "id": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-        "answer_aliases": datasets.List(datasets.Value("string")),
-        "paragraphs": datasets.List(
-            {
-                "title": datasets.Value("string"),
-                "sentences": datasets.List(datasets.Value("string")),
-            }
-        ),
-        "supporting_facts": datasets.List(
-            {"title": datasets.Value("string"), "sent_id": datasets.Value("int32")}
-        ),
-        "type": datasets.Value("string"),
-        "level": datasets.Value("string"),
-        "source": datasets.Value("string"),
-        "evidences": datasets.List(
-            {
-                "subject": datasets.Value("string"),
-                "relation": datasets.Value("string"),
-                "object": datasets.Value("string"),
-                "subject_aliases": datasets.List(datasets.Value("string")),
-                "object_aliases": datasets.List(datasets.Value("string")),
-            }
-        ),
-    }
-)
+@functools.cache
+def arrow_features() -> datasets.Features:
+    """The Arrow schema of a record's row (``to_row``), as ``FEATURES`` gives it."""
+    import datasets
+
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "question": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+            "answer_aliases": datasets.List(datasets.Value("string")),
+            "paragraphs": datasets.List(
+                {
+                    "title": datasets.Value("string"),
+                    "sentences": datasets.List(datasets.Value("string")),
+                }
+            ),
+            "supporting_facts": datasets.List(
+                {"title": datasets.Value("string"), "sent_id": datasets.Value("int32")}
+            ),
+            "type": datasets.Value("string"),
+            "level": datasets.Value("string"),
+            "source": datasets.Value("string"),
+            "evidences": datasets.List(
+                {
+                    "subject": datasets.Value("string"),
+                    "relation": datasets.Value("string"),
+                    "object": datasets.Value("string"),
+                    "subject_aliases": datasets.List(datasets.Value("string")),
+                    "object_aliases": datasets.List(datasets.Value("string")),
+                }
+            ),
+        }
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # ``FEATURES`` stays a module attribute, built (and ``datasets`` imported) on first use.
+    if name == "FEATURES":
+        return arrow_features()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -97,7 +97,7 @@ def tokens_per_step(data: list[dict], batch_size: int, steps: int) -> list[int]:
 
 def run_ours(args, data: list[dict], stamps: list[float]) -> bool:
     """Train; whether gradient checkpointing was on."""
-    from lm_guided_cot.modules import DistillationModule
+    from lm_guided_cot.stages import DistillationModule
 
     batches = [
         pad_batch([data[(s * args.batch_size + i) % len(data)] for i in range(args.batch_size)])

@@ -136,8 +136,8 @@ def run_ours(
     """Train; whether gradient checkpointing was on, and how many parameters trained
     (``reward``: instead of the scripted one)."""
     from lm_guided_cot.data.batches import RecordBatch
-    from lm_guided_cot.modules import PPOModule
     from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
+    from lm_guided_cot.stages import PPOModule
 
     tokenizer_holder = {}
 
@@ -242,7 +242,7 @@ def run_stale(args, model: str, texts: list[str], stamps: list[float], name: str
 
 
 def module_tokenizer(model: str):
-    from lm_guided_cot.model_specs import load_tokenizer
+    from lm_guided_cot.model_loading import load_tokenizer
 
     return load_tokenizer(model, "left")
 

@@ -136,7 +136,7 @@ def bare_forward_limit(threads: int, model_name: str, batch: int = 8, length: in
     """Prompt tokens/s of one no-grad forward of the fp32 model at full batch (transformers)."""
     import torch
 
-    from lm_guided_cot.model_specs import load_model
+    from lm_guided_cot.model_loading import load_model
 
     torch.set_num_threads(threads)
     model = load_model(model_name).eval()

@@ -35,9 +35,9 @@ from transformers import (
 )
 
 from lm_guided_cot.datamodules import HotpotQADataModule
-from lm_guided_cot.export import export_checkpoint
-from lm_guided_cot.modules import DistillationModule, PPOModule
 from lm_guided_cot.rewards.base import RewardFunction, RewardOutput
+from lm_guided_cot.stages import DistillationModule, PPOModule
+from lm_guided_cot.stages.export import export_checkpoint
 
 
 class VowelShare(RewardFunction):

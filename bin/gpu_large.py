@@ -30,7 +30,7 @@ from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGene
 
 from lm_guided_cot.data.targets import IGNORE_INDEX
 from lm_guided_cot.datamodules import HotpotQADataModule
-from lm_guided_cot.modules import DistillationModule, PPOModule
+from lm_guided_cot.stages import DistillationModule, PPOModule
 
 LARGE = dict(d_model=1024, num_layers=24, num_decoder_layers=24, d_ff=2816, num_heads=16)
 TINY = dict(d_model=64, num_layers=2, num_decoder_layers=2, d_ff=128, num_heads=4)

@@ -12,7 +12,7 @@ import argparse
 from lm_guided_cot.data.prompts import PromptBuilder, PromptConfig
 from lm_guided_cot.data.readers import read_split
 from lm_guided_cot.data.records import QARecord
-from lm_guided_cot.model_specs import load_tokenizer
+from lm_guided_cot.model_loading import load_tokenizer
 
 
 def coverage(records: list[QARecord], config: PromptConfig, tokenizer) -> tuple[float, float]:

@@ -111,7 +111,7 @@ _TRAINER = {
 PPO_CONFIG = {
     "trainer": _TRAINER,
     "model": {
-        "class_path": "lm_guided_cot.modules.PPOModule",
+        "class_path": "lm_guided_cot.stages.PPOModule",
         "init_args": {
             "model": "@MODEL@",
             "ppo": {"rollout": {"max_new_tokens": 4}, "samples_per_question": 2},
@@ -140,7 +140,7 @@ PPO_CONFIG = {
 DISTILL_CONFIG = {
     "trainer": _TRAINER,
     "model": {
-        "class_path": "lm_guided_cot.modules.DistillationModule",
+        "class_path": "lm_guided_cot.stages.DistillationModule",
         "init_args": {"model": "@MODEL@", "generation": {"max_new_tokens": 4}},
     },
     "data": _data(rationales={"dir": "@TMP@/rationales", "llm": _llm(max_retries=0)}),
@@ -206,7 +206,7 @@ RECIPE_WITHOUT_CALLBACKS = {
         {
             "trainer": _TRAINER,
             "model": {
-                "class_path": "lm_guided_cot.modules.DistillationModule",
+                "class_path": "lm_guided_cot.stages.DistillationModule",
                 "init_args": {"model": "@MODEL@", "export_dir": "@TMP@/runs/distill/export"},
             },
         }

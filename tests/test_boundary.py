@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lm_guided_cot.boundary import (
+from lm_guided_cot.cli.errors import (
     debug_requested,
     explained,
     masked_output,
@@ -133,7 +133,7 @@ def test_library_noise_is_dropped_and_the_rest_kept(caplog):
 
 
 def test_a_config_file_that_is_not_yaml_is_named(tmp_path):
-    from lm_guided_cot.boundary import check_config_files
+    from lm_guided_cot.cli.errors import check_config_files
     from lm_guided_cot.errors import InputError
 
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
@@ -148,7 +148,7 @@ def test_a_config_file_that_is_not_yaml_is_named(tmp_path):
 def test_lightning_checkpoint_warning_for_manual_optimization_is_dropped():
     import warnings
 
-    from lm_guided_cot.boundary import silence_library_noise
+    from lm_guided_cot.cli.errors import silence_library_noise
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -178,7 +178,7 @@ def test_ppo_says_once_why_its_checkpoints_hold_the_state_after_the_updates(caps
 
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from lm_guided_cot.modules.ppo import PPOModule
+    from lm_guided_cot.stages.ppo.module import PPOModule
 
     for callbacks, said in (
         ([ModelCheckpoint(every_n_train_steps=5)], "lmcot: checkpoints every 5 steps hold"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lm_guided_cot.commands import score_file
+from lm_guided_cot.cli.score import score_file
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -61,7 +61,7 @@ def test_slurm_template_launches_lmcot_fit_that_resolves(tmp_path):
     trainer = config["trainer"]
     assert (trainer["num_nodes"], int(trainer["devices"]), trainer["max_steps"]) == (2, 4, 7)
     assert trainer["strategy"]["init_args"]["stage"] == 3
-    assert config["model"]["class_path"] == "lm_guided_cot.modules.PPOModule"
+    assert config["model"]["class_path"] == "lm_guided_cot.stages.PPOModule"
 
 
 def test_slurm_template_refuses_a_missing_strategy(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lm_guided_cot.demo import COMMITTED_CACHE, _flags, run_demo
+from lm_guided_cot.cli.demo import COMMITTED_CACHE, _flags, run_demo
 from lm_guided_cot.errors import ConfigurationError, MissingFileError
 from lm_guided_cot.llm.cache import CachedReply, ReplyCache
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
@@ -115,7 +115,7 @@ def test_bare_flags_take_the_spellings_users_type():
     ],
 )
 def test_each_option_runs_its_parts(demo_root, monkeypatch, options, parts):
-    import lm_guided_cot.demo as demo
+    import lm_guided_cot.cli.demo as demo
 
     ran = []
     monkeypatch.setattr(demo, "_pipeline", lambda *a: ran.append("pipeline"))

@@ -11,15 +11,15 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokeni
 
 from lm_guided_cot.cli import main
 from lm_guided_cot.errors import InputError
-from lm_guided_cot.export import export_checkpoint, load_checkpoint
 from lm_guided_cot.output_folders import EXPORT_MARKER
+from lm_guided_cot.stages.export import export_checkpoint, load_checkpoint
 from tests.helpers import write_policy_checkpoint
-from tests.modules.test_distill import _setup, _trainer
+from tests.stages.test_distill import _setup, _trainer
 
 
 @pytest.mark.parametrize("fixture", ["tiny_causal_dir", "tiny_t5_dir"])
 def test_export_of_a_checkpoint_generates_like_the_module(request, tmp_path, shared_data, fixture):
-    from lm_guided_cot.modules import DistillationModule
+    from lm_guided_cot.stages import DistillationModule
 
     model_dir = request.getfixturevalue(fixture)
     torch.manual_seed(0)
@@ -187,7 +187,7 @@ def test_export_never_renames_a_file_away(tmp_path, tiny_causal_dir, capsys):
 def test_fit_refuses_an_export_dir_of_other_files_before_training(tmp_path):
     from types import SimpleNamespace
 
-    from lm_guided_cot.modules.reporting import check_export_at_fit_start
+    from lm_guided_cot.stages.export import check_export_at_fit_start
 
     folder = tmp_path / "results"
     folder.mkdir()

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from lm_guided_cot.cli import main
+from lm_guided_cot.cli.trainer import build_cli
 from lm_guided_cot.llm.secrets import redact
-from lm_guided_cot.modules.loggers import append_csv, table_file_stem
+from lm_guided_cot.stages.run_logs import append_csv, table_file_stem
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
-from lm_guided_cot.trainer_cli import build_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = ("tensorboard", "csv", "wandb", "mlflow")
@@ -58,7 +58,7 @@ def _base_config(folder: Path, shared_data: Path, model: Path, url: str) -> Path
             "enable_model_summary": False,
         },
         "model": {
-            "class_path": "lm_guided_cot.modules.PPOModule",
+            "class_path": "lm_guided_cot.stages.PPOModule",
             "init_args": {
                 "model": str(model),
                 "ppo": {
@@ -267,7 +267,7 @@ def test_a_table_goes_to_each_of_several_loggers(tmp_path):
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from lm_guided_cot.modules.loggers import log_table
+    from lm_guided_cot.stages.run_logs import log_table
 
     tb, plain = TensorBoardLogger(tmp_path, name="tb"), CSVLogger(tmp_path, name="csv")
     log_table([tb, plain], 3, "val/samples", ["question", "reward"], [("q | 1?", 0.5)])

@@ -12,7 +12,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lm_guided_cot.data.prompts import PromptConfig
 from lm_guided_cot.datamodules import HotpotQADataModule
-from lm_guided_cot.export import export_checkpoint, load_checkpoint
 from lm_guided_cot.model_card import (
     UNKNOWN_LICENSE,
     base_model_facts,
@@ -20,11 +19,12 @@ from lm_guided_cot.model_card import (
     card_facts,
     describe_object,
 )
-from lm_guided_cot.modules import PPOModule
-from lm_guided_cot.modules.ppo_config import PPOConfig
 from lm_guided_cot.policy import GenerationConfig
 from lm_guided_cot.rewards import WeightedSum
 from lm_guided_cot.rewards.task import AnswerMentionReward
+from lm_guided_cot.stages import PPOModule
+from lm_guided_cot.stages.export import export_checkpoint, load_checkpoint
+from lm_guided_cot.stages.ppo.config import PPOConfig
 
 SECRET = "sk-card-secret-0123456789abcdef"
 
@@ -89,7 +89,7 @@ def test_card_redacts_credentials_in_the_configuration(tmp_path, monkeypatch):
     assert "api_key: '***'" in text
     config = text.split("```yaml\n")[1].split("```")[0]
     parsed = yaml.safe_load(config)  # still YAML: the redacted values are quoted
-    assert parsed["model"]["class_path"] == "lm_guided_cot.modules.DistillationModule"
+    assert parsed["model"]["class_path"] == "lm_guided_cot.stages.DistillationModule"
     assert parsed["model"]["init_args"]["reader_llm"]["extra_params"]["api_key"] == "***"
 
 

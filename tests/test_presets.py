@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lm_guided_cot.cli.trainer import build_cli
 from lm_guided_cot.evaluation.parser import evaluation_parser
-from lm_guided_cot.trainer_cli import build_cli
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = {

@@ -10,8 +10,8 @@ import pytest
 from huggingface_hub import ModelCard, constants
 
 from lm_guided_cot.errors import RunError
-from lm_guided_cot.export import export_checkpoint
 from lm_guided_cot.output_folders import EXPORT_MARKER
+from lm_guided_cot.stages.export import export_checkpoint
 from lm_guided_cot.testing.fake_hub import FakeHubServer
 from tests.helpers import write_policy_checkpoint
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-import lm_guided_cot.commands
-import lm_guided_cot.trainer_cli
+import lm_guided_cot.cli.evaluate
+import lm_guided_cot.cli.rationales
+import lm_guided_cot.cli.trainer
+from lm_guided_cot.cli.reproduce import run_recipe
 from lm_guided_cot.output_folders import EXPORT_MARKER, marker_text
-from lm_guided_cot.reproduce import run_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,12 +26,12 @@ def recipe(tmp_path, monkeypatch):
         text = yaml.safe_dump(config).replace("runs/recipe", str(tmp_path / "runs"))
         (folder / f"{name}.yaml").write_text(text)
     calls: list[list[str]] = []
-    monkeypatch.setattr(lm_guided_cot.trainer_cli, "run_trainer", lambda args: calls.append(args))
+    monkeypatch.setattr(lm_guided_cot.cli.trainer, "run_trainer", lambda args: calls.append(args))
     monkeypatch.setattr(
-        lm_guided_cot.commands, "rationales", lambda a: calls.append(["rationales", *a])
+        lm_guided_cot.cli.rationales, "rationales", lambda a: calls.append(["rationales", *a])
     )
     monkeypatch.setattr(
-        lm_guided_cot.commands, "evaluate", lambda a: calls.append(["evaluate", *a])
+        lm_guided_cot.cli.evaluate, "evaluate", lambda a: calls.append(["evaluate", *a])
     )
     return tmp_path, calls
 

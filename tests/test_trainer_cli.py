@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lm_guided_cot.cli.trainer import _check_checkpoint, _check_outputs
 from lm_guided_cot.errors import ConfigurationError, InputError, MissingFileError, OutputError
-from lm_guided_cot.trainer_cli import _check_checkpoint, _check_outputs
 
 
 def test_checkpoints_that_cannot_be_one_are_named(tmp_path):
@@ -91,7 +91,7 @@ def test_prompt_given_as_a_list_is_named():
 def test_a_list_where_the_data_module_takes_a_dataclass_is_named_before_jsonargparse():
     from jsonargparse import Namespace
 
-    from lm_guided_cot.trainer_cli import _check_dataclass_arguments
+    from lm_guided_cot.cli.trainer import _check_dataclass_arguments
 
     data = Namespace(
         class_path="lm_guided_cot.datamodules.HotpotQADataModule",

@@ -26,7 +26,7 @@ from lm_guided_cot.data.records import HOTPOTQA, TWOWIKI, QARecord
 from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets
 from lm_guided_cot.errors import ConfigurationError, InputError, MissingFileError, check_at_least
 from lm_guided_cot.hparams import as_dataclass, save_hparams
-from lm_guided_cot.model_specs import load_tokenizer
+from lm_guided_cot.model_loading import load_tokenizer
 from lm_guided_cot.paths import expand_path
 from lm_guided_cot.rationales import RationaleConfig, build_rationales, read_kept
 

@@ -25,6 +25,7 @@ from lm_guided_cot.llm.secrets import redact
 from lm_guided_cot.markdown import markdown_table
 from lm_guided_cot.model_specs import SMOLLM2_ALIASES
 from lm_guided_cot.models import MODELS
+from lm_guided_cot.paths import expand_path
 
 CARD_FILE = "README.md"
 UNKNOWN_LICENSE = "unknown: check the base model's licence"
@@ -136,7 +137,7 @@ def hub_datasets(data: Mapping[str, Any] | None) -> list[str]:
             isinstance(path, str)
             and _HUB_ID.match(path)
             and not path.endswith(_DATA_SUFFIXES)
-            and not os.path.exists(os.path.expandvars(os.path.expanduser(path)))
+            and not os.path.exists(expand_path(path))
             and path not in found
         ):
             found.append(path)
@@ -271,7 +272,7 @@ def _usage(facts: Mapping[str, Any]) -> str:
         # transformers cannot resolve a base saved as a project spec ("smollm2", "../kd"):
         # the project's loader can, and merges the adapters (and a stage-1 adapter below them)
         adapter_words = "; the project's loader resolves the base model and merges the adapters"
-        load = f'load_model("{name}")  # from lm_guided_cot.model_specs import load_model'
+        load = f'load_model("{name}")  # from lm_guided_cot.model_loading import load_model'
     else:
         adapter_words, load = "", f'{auto}.from_pretrained("{name}")'
 
@@ -396,7 +397,7 @@ def _number(value: Any) -> Any:
 
 
 def _config(facts: Mapping[str, Any]) -> str:
-    default = "lm_guided_cot.modules." + (
+    default = "lm_guided_cot.stages." + (
         "PPOModule" if facts["stage"] == 2 else "DistillationModule"
     )
     config: dict[str, Any] = {"model": _as_config(facts.get("module") or {}, default)}

@@ -33,7 +33,7 @@ from lm_guided_cot.errors import (
     check_probability,
 )
 from lm_guided_cot.lora import LoRAConfig, add_adapters, is_adapted
-from lm_guided_cot.model_specs import load_model, load_tokenizer
+from lm_guided_cot.model_loading import load_model, load_tokenizer
 from lm_guided_cot.rl.core import entropy_from_logits
 
 

@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lm_guided_cot.model_specs import load_model, load_tokenizer, resolve_spec
+from lm_guided_cot.model_loading import load_model, load_tokenizer
+from lm_guided_cot.model_specs import resolve_spec
 
 log = logging.getLogger(__name__)
 

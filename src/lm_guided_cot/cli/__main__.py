@@ -1,0 +1,3 @@
+from lm_guided_cot.cli.main import main
+
+main()

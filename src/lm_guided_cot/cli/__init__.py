@@ -1,5 +1,5 @@
-"""The ``lmcot`` command: the verb table (``main``), each verb's module, the error boundary
-(``errors``) and the Trainer verbs' LightningCLI (``trainer``)."""
+"""The ``lmcot`` command: the verb table (``verbs``), the entry point (``main``), one module per
+verb, the error boundary (``errors``) and the Trainer verbs' LightningCLI (``trainer``)."""
 
 from lm_guided_cot.cli.main import main
 

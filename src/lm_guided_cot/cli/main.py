@@ -1,4 +1,4 @@
-"""The verb table and the entry point of ``lmcot``. A verb's module is imported only when that
+"""The entry point of ``lmcot``. A verb's module (``verbs.VERBS``) is imported only when that
 verb runs, so that ``lmcot --help``, ``lmcot score`` and ``lmcot models list`` start without
 torch or Lightning; the Trainer verbs go to LightningCLI (``trainer``)."""
 

@@ -1,5 +1,5 @@
-"""The sample tables in every logger of a run (TensorBoard, W&B, MLflow, CSV), the folder a run
-keeps its files in whichever logger comes first, and the packages the loggers need."""
+"""The sample tables in every logger of a run (TensorBoard, W&B, MLflow, CSV) and the folder a
+run keeps its files in, whichever logger comes first."""
 
 from __future__ import annotations
 

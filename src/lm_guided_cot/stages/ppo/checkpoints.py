@@ -45,7 +45,7 @@ class CheckpointState:
 
     def _say_what_checkpoints_hold(self) -> None:
         """In place of Lightning's warning (and code sample) for ModelCheckpoint's
-        ``every_n_train_steps`` under manual optimization (``boundary`` drops it): a PPO step
+        ``every_n_train_steps`` under manual optimization (``cli.errors`` drops it): a PPO step
         is a whole rollout and its updates, so the state after the updates, with ``global_step``
         counting them, is what a resumed run must continue from; the state before them would
         repeat the step."""

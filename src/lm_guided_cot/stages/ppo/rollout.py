@@ -1,6 +1,7 @@
 """What one PPO step keeps between sampling and its updates: the rollout and the update
 statistics (the B rows below are questions x ``samples_per_question``, each question's
-samples consecutive), with the small helpers of ``PPOModule``'s steps and checkpoints."""
+samples consecutive), the sampled batch and its behaviour numbers and reward future, with the
+small helpers of ``PPOModule``'s steps and checkpoints."""
 
 from __future__ import annotations
 

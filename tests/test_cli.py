@@ -116,3 +116,19 @@ def test_data_module_help_documents_every_option():
     ):
         assert option in done.stdout
     assert "leak" in done.stdout  # the gold_first ablation warns that it leaks the gold
+
+
+def test_an_unknown_verb_names_every_verb():
+    done = _lmcot("scroe", "pred.json")
+    assert done.returncode == 2, done.stderr
+    assert "unknown verb 'scroe'" in done.stderr
+    for verb in ("fit", "test", "score", "evaluate", "judge-check", "reproduce"):
+        assert verb in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_lists_the_trainer_and_own_verbs():
+    done = _lmcot("--help")
+    assert done.returncode == 0, done.stderr
+    assert "Trainer verbs: fit, validate, test" in done.stdout
+    assert "score (Score an official-format prediction file)" in done.stdout

@@ -32,8 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     if verb == "predict":
         run_verb(verb, _no_predict, debug)
         return
+    if verb not in TRAINER_VERBS:
+        run_verb(verb, lambda: _unknown(verb), debug)
+        return
     if verb == "fit" and (not args or args[0] in ("-h", "--help")):
-        print(f"usage: lmcot VERB ...\n\n{DESCRIPTION}")  # no Lightning import for the overview
+        _print_overview()  # without importing Lightning
         return
     run_verb(verb, lambda: _trainer_cli(None if argv is None else args), debug, args)
 
@@ -48,6 +51,20 @@ def _trainer_cli(args: list[str] | None) -> None:
     from lm_guided_cot.cli.trainer import build_cli
 
     build_cli(args, description=DESCRIPTION)
+
+
+def _print_overview() -> None:
+    try:
+        print(f"usage: lmcot VERB ...\n\n{DESCRIPTION}", flush=True)
+    except BrokenPipeError:  # `lmcot --help | head`: the reader has what it wanted
+        sys.stdout = None  # nothing more to flush at exit
+
+
+def _unknown(verb: str) -> None:
+    raise ConfigurationError(
+        f"unknown verb {verb!r}; the verbs are {', '.join([*TRAINER_VERBS, *VERBS])} "
+        "(see `lmcot --help`)"
+    )
 
 
 def _no_predict() -> None:

@@ -31,3 +31,20 @@ def test_a_missing_or_foreign_source_is_named(tmp_path):
         run.add_from(tmp_path / "notes.txt")
     assert len(run) == 0
     run.close()
+
+
+def test_a_cache_from_before_the_logprobs_table_merges(tmp_path):
+    """docs/results/hotpotqa/llm_cache.sqlite was written before replies kept top log-probs."""
+    import sqlite3
+
+    old = ReplyCache(tmp_path / "old.sqlite")
+    old.put("a", "m", CachedReply("Answer: Paris", 5, 2, 0.0))
+    old.close()
+    conn = sqlite3.connect(tmp_path / "old.sqlite")
+    conn.execute("DROP TABLE top_logprobs")
+    conn.commit()
+    conn.close()
+    run = ReplyCache(tmp_path / "run.sqlite")
+    assert run.add_from(tmp_path / "old.sqlite") == 1
+    assert run.get("a").text == "Answer: Paris"
+    run.close()

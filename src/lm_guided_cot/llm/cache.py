@@ -308,12 +308,17 @@ class ReplyCache:
             with self._waiting():
                 conn.execute("ATTACH DATABASE ? AS other", (str(source),))
             attached = True
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM other.sqlite_master WHERE type='table'")
+            }
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT OR IGNORE INTO replies SELECT * FROM other.replies")
-            conn.execute(
-                "INSERT OR IGNORE INTO top_logprobs SELECT * FROM other.top_logprobs "
-                "WHERE key IN (SELECT key FROM replies)"
-            )
+            if "top_logprobs" in tables:  # caches written before the judge's protocol lack it
+                conn.execute(
+                    "INSERT OR IGNORE INTO top_logprobs SELECT * FROM other.top_logprobs "
+                    "WHERE key IN (SELECT key FROM replies)"
+                )
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as err:
             if conn.in_transaction:

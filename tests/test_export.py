@@ -14,7 +14,7 @@ from lm_guided_cot.errors import InputError
 from lm_guided_cot.output_folders import EXPORT_MARKER
 from lm_guided_cot.stages.export import export_checkpoint, load_checkpoint
 from tests.helpers import write_policy_checkpoint
-from tests.stages.test_distill import _setup, _trainer
+from tests.stage_helpers import distill_datamodule, distill_trainer
 
 
 @pytest.mark.parametrize("fixture", ["tiny_causal_dir", "tiny_t5_dir"])
@@ -23,14 +23,16 @@ def test_export_of_a_checkpoint_generates_like_the_module(request, tmp_path, sha
 
     model_dir = request.getfixturevalue(fixture)
     torch.manual_seed(0)
-    datamodule = _setup(tmp_path, shared_data, model_dir, n_train=4, n_val=4, same_split=True)
+    datamodule = distill_datamodule(
+        tmp_path, shared_data, model_dir, n_train=4, n_val=4, same_split=True
+    )
     module = DistillationModule(
         model=str(model_dir),
         learning_rate=3e-3,
         eval_every_n_epochs=0,
         export_dir=str(tmp_path / "fit-export"),
     )
-    trainer = _trainer(8, val_every=8)
+    trainer = distill_trainer(8, val_every=8)
     trainer.fit(module, datamodule=datamodule)
     checkpoint = tmp_path / "fit.ckpt"
     trainer.save_checkpoint(checkpoint)

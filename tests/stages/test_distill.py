@@ -3,73 +3,25 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-from lm_guided_cot.data import PromptConfig, QARecord
-from lm_guided_cot.data.readers import read_split
-from lm_guided_cot.datamodules import HotpotQADataModule
 from lm_guided_cot.errors import ConfigurationError
-from lm_guided_cot.rationales import RationaleConfig
 from lm_guided_cot.stages import DistillationModule
-from tests.helpers import synthetic_rationale, write_rationales
-
-
-def _records(path: Path, n: int) -> list[QARecord]:
-    return [QARecord.from_row(r) for r in read_split(path, "hotpotqa").dataset.select(range(n))]
-
-
-def _setup(tmp_path, shared_data, model_dir, n_train, n_val, same_split):
-    train = shared_data / "hotpotqa/train.jsonl"
-    validation = train if same_split else shared_data / "hotpotqa/validation.jsonl"
-    rationale_dir = tmp_path / "rationales"
-    write_rationales(
-        rationale_dir,
-        "train",
-        [(r.id, synthetic_rationale(r)) for r in _records(train, n_train)],
-        extra_unkept=2,
-    )
-    write_rationales(
-        rationale_dir,
-        "validation",
-        [(r.id, synthetic_rationale(r)) for r in _records(validation, n_val)],
-    )
-    datamodule = HotpotQADataModule(
-        tokenizer=str(model_dir),
-        train=str(train),
-        validation=str(validation),
-        max_examples=max(n_train, n_val),
-        batch_size=4,
-        eval_batch_size=8,
-        prompt=PromptConfig(max_tokens=192),
-        rationales=RationaleConfig(dir=str(rationale_dir)),
-        cache_dir=str(tmp_path / "hf"),
-    )
-    return datamodule
-
-
-def _trainer(epochs: int, val_every: int = 1) -> L.Trainer:
-    return L.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        check_val_every_n_epoch=val_every,
-    )
+from tests.helpers import synthetic_rationale
+from tests.stage_helpers import distill_datamodule, distill_trainer
 
 
 @pytest.mark.parametrize(("fixture", "epochs"), [("tiny_causal_dir", 150), ("tiny_t5_dir", 400)])
 def test_overfits_four_examples_exactly(request, tmp_path, shared_data, fixture, epochs):
     model_dir = request.getfixturevalue(fixture)
     torch.manual_seed(0)
-    datamodule = _setup(tmp_path, shared_data, model_dir, n_train=4, n_val=4, same_split=True)
+    datamodule = distill_datamodule(
+        tmp_path, shared_data, model_dir, n_train=4, n_val=4, same_split=True
+    )
     module = DistillationModule(
         model=str(model_dir),
         learning_rate=3e-3,
@@ -77,7 +29,7 @@ def test_overfits_four_examples_exactly(request, tmp_path, shared_data, fixture,
         eval_every_n_epochs=0,
         export_dir=str(tmp_path / "export"),
     )
-    _trainer(epochs, val_every=epochs).fit(module, datamodule=datamodule)
+    distill_trainer(epochs, val_every=epochs).fit(module, datamodule=datamodule)
     assert len(datamodule.targets("train")) == 4  # the unkept rows were left out
     batch = next(iter(datamodule._loader("train", shuffle=False, targets=True)))
     generated = module.policy.decode(
@@ -99,7 +51,9 @@ def test_overfits_four_examples_exactly(request, tmp_path, shared_data, fixture,
 def test_validation_loss_halves_on_held_out_questions(request, tmp_path, shared_data, fixture):
     model_dir = request.getfixturevalue(fixture)
     torch.manual_seed(0)
-    datamodule = _setup(tmp_path, shared_data, model_dir, n_train=32, n_val=32, same_split=False)
+    datamodule = distill_datamodule(
+        tmp_path, shared_data, model_dir, n_train=32, n_val=32, same_split=False
+    )
     module = DistillationModule(
         model=str(model_dir),
         learning_rate=5e-3,
@@ -107,7 +61,7 @@ def test_validation_loss_halves_on_held_out_questions(request, tmp_path, shared_
         eval_every_n_epochs=0,
         export_dir=str(tmp_path / "export"),
     )
-    trainer = _trainer(epochs=30, val_every=10)
+    trainer = distill_trainer(epochs=30, val_every=10)
     before = trainer.validate(module, datamodule=datamodule, verbose=False)[0]["val/loss"]
     trainer.fit(module, datamodule=datamodule)
     after = trainer.callback_metrics["val/loss"].item()
@@ -131,7 +85,9 @@ def test_gradients_are_freed_before_each_forward_and_checkpointing_still_learns(
             self.losses.append(float(outputs["loss"]))
 
     torch.manual_seed(0)
-    datamodule = _setup(tmp_path, shared_data, tiny_t5_dir, n_train=8, n_val=8, same_split=True)
+    datamodule = distill_datamodule(
+        tmp_path, shared_data, tiny_t5_dir, n_train=8, n_val=8, same_split=True
+    )
     module = DistillationModule(
         model=str(tiny_t5_dir),
         learning_rate=3e-3,
@@ -141,7 +97,7 @@ def test_gradients_are_freed_before_each_forward_and_checkpointing_still_learns(
         gradient_checkpointing=True,
     )
     probe = Probe()
-    trainer = _trainer(epochs=15, val_every=100)
+    trainer = distill_trainer(epochs=15, val_every=100)
     trainer.callbacks.append(probe)
     trainer.fit(module, datamodule=datamodule)
     assert module.policy.model.is_gradient_checkpointing

@@ -9,7 +9,6 @@ import os
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from peft import PeftModel
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
@@ -23,8 +22,12 @@ from lm_guided_cot.policy import AdapterFreeReference, SmallLM
 from lm_guided_cot.stages import DistillationModule, PPOModule
 from lm_guided_cot.stages.export import export_pretrained
 from tests.helpers import VowelShareReward
-from tests.stages.test_distill import _setup, _trainer
-from tests.stages.test_ppo import Recorder, _quiet_trainer
+from tests.stage_helpers import (
+    distill_datamodule,
+    distill_trainer,
+    fit_with_epoch_checkpoints,
+    quiet_trainer,
+)
 
 ARCHS = ["causal", "seq2seq"]
 LORA = LoRAConfig(rank=4, alpha=8)
@@ -72,7 +75,9 @@ def _ppo_data(shared_data, model_dir) -> HotpotQADataModule:
 
 def _distilled(tmp_path, shared_data, model_dir, **kwargs):
     torch.manual_seed(0)
-    datamodule = _setup(tmp_path, shared_data, model_dir, n_train=4, n_val=4, same_split=True)
+    datamodule = distill_datamodule(
+        tmp_path, shared_data, model_dir, n_train=4, n_val=4, same_split=True
+    )
     module = DistillationModule(
         model=str(model_dir),
         learning_rate=1e-2,
@@ -82,7 +87,7 @@ def _distilled(tmp_path, shared_data, model_dir, **kwargs):
         lora=LORA,
         **kwargs,
     )
-    trainer = _trainer(6, val_every=6)
+    trainer = distill_trainer(6, val_every=6)
     trainer.fit(module, datamodule=datamodule)
     return module, trainer, datamodule
 
@@ -125,7 +130,7 @@ def test_ppo_and_distillation_train_the_adapters_alone(arch, model_dir, shared_d
     L.seed_everything(0)
     snap = _Snapshot()
     ppo = _ppo(model_dir, tmp_path)
-    _quiet_trainer(max_steps=4, callbacks=[snap]).fit(
+    quiet_trainer(max_steps=4, callbacks=[snap]).fit(
         ppo, datamodule=_ppo_data(shared_data, model_dir)
     )
     _assert_only_adapters_moved(ppo.policy, snap.start, original)
@@ -140,8 +145,10 @@ def test_ppo_and_distillation_train_the_adapters_alone(arch, model_dir, shared_d
         model=str(model_dir), learning_rate=1e-2, eval_every_n_epochs=0, lora=LORA
     )
     distill.on_fit_end = lambda: None
-    datamodule = _setup(tmp_path, shared_data, model_dir, n_train=4, n_val=4, same_split=True)
-    trainer = _trainer(2, val_every=2)
+    datamodule = distill_datamodule(
+        tmp_path, shared_data, model_dir, n_train=4, n_val=4, same_split=True
+    )
+    trainer = distill_trainer(2, val_every=2)
     trainer.callbacks.append(snap)
     trainer.fit(distill, datamodule=datamodule)
     _assert_only_adapters_moved(distill.policy, snap.start, original)
@@ -163,7 +170,7 @@ def test_reference_is_the_base_model_without_a_second_copy(
     L.seed_everything(0)
     module = _ppo(model_dir, tmp_path)
     datamodule = _ppo_data(shared_data, model_dir)
-    _quiet_trainer(max_steps=4).fit(module, datamodule=datamodule)
+    quiet_trainer(max_steps=4).fit(module, datamodule=datamodule)
     assert loads == [str(model_dir)] and "_reference" not in module.__dict__
     assert isinstance(module.reference, AdapterFreeReference)
 
@@ -238,10 +245,12 @@ def test_exports_generate_what_the_adapted_module_generates(arch, model_dir, sha
 def test_export_adapter_only_of_a_run_without_lora_is_refused(tmp_path, shared_data, tiny_t5_dir):
     from lm_guided_cot.stages.export import export_checkpoint
 
-    datamodule = _setup(tmp_path, shared_data, tiny_t5_dir, n_train=4, n_val=4, same_split=True)
+    datamodule = distill_datamodule(
+        tmp_path, shared_data, tiny_t5_dir, n_train=4, n_val=4, same_split=True
+    )
     module = DistillationModule(model=str(tiny_t5_dir), eval_every_n_epochs=0)
     module.on_fit_end = lambda: None
-    trainer = _trainer(1)
+    trainer = distill_trainer(1)
     trainer.fit(module, datamodule=datamodule)
     trainer.save_checkpoint(tmp_path / "full.ckpt")
     with pytest.raises(ConfigurationError, match=r"--adapter_only: .* without LoRA adapters"):
@@ -349,17 +358,13 @@ def test_every_small_lm_method_works_under_adapters(arch, model_dir, shared_data
 
 
 def _resume_run(model_dir, shared_data, tmp_path, epochs, ckpt_path=None):
-    L.seed_everything(0)
-    recorder = Recorder()
-    checkpoint = ModelCheckpoint(
-        dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}"
+    return fit_with_epoch_checkpoints(
+        lambda: _ppo(model_dir, tmp_path),
+        lambda: _ppo_data(shared_data, model_dir),
+        tmp_path,
+        epochs,
+        ckpt_path,
     )
-    module = _ppo(model_dir, tmp_path)
-    trainer = _quiet_trainer(
-        max_epochs=epochs, callbacks=[recorder, checkpoint], enable_checkpointing=True
-    )
-    trainer.fit(module, datamodule=_ppo_data(shared_data, model_dir), ckpt_path=ckpt_path)
-    return module, recorder.steps
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -16,6 +16,7 @@ from lm_guided_cot.policy import GenerationConfig
 from lm_guided_cot.rationales import RationaleConfig
 from lm_guided_cot.stages import DistillationModule, PPOConfig, PPOModule
 from tests.helpers import VowelShareReward, write_rationales
+from tests.stage_helpers import quiet_trainer
 
 QUESTIONS, BATCH = 8, 2  # 4 batches an epoch; one optimizer step a batch in both stages
 
@@ -72,12 +73,8 @@ def _fit(make_module, datamodule, folder, ckpt_path=None, stop_after=None):
         dirpath=folder, save_top_k=-1, every_n_train_steps=1, filename="{step}"
     )
     module = make_module()
-    L.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
+    quiet_trainer(
+        enable_checkpointing=True,
         num_sanity_val_steps=0,
         callbacks=[seen, checkpoints] + ([StopAfter(stop_after)] if stop_after else []),
         max_epochs=2,

@@ -15,7 +15,7 @@ from lm_guided_cot.policy import GenerationConfig
 from lm_guided_cot.rationales import RationaleConfig
 from lm_guided_cot.stages import DistillationModule, PPOConfig, PPOModule
 from tests.helpers import VowelShareReward, synthetic_rationale, write_rationales
-from tests.stages.test_ppo import _quiet_trainer
+from tests.stage_helpers import quiet_trainer
 
 
 class SeenRecords(VowelShareReward):
@@ -67,7 +67,7 @@ def test_distillation_learns_from_a_plain_dataloader(shared_data, tiny_causal_di
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             losses.append(float(outputs["loss"]))
 
-    trainer = _quiet_trainer(
+    trainer = quiet_trainer(
         max_epochs=15, limit_val_batches=1.0, num_sanity_val_steps=0, callbacks=[Losses()]
     )
     trainer.fit(module, train_dataloaders=train, val_dataloaders=questions)
@@ -94,7 +94,7 @@ def test_ppo_runs_on_a_plain_dataloader(shared_data, tiny_causal_dir, tmp_path):
         num_logged_examples=0,
         export_dir=str(tmp_path / "export"),
     )
-    trainer = _quiet_trainer(max_steps=2)
+    trainer = quiet_trainer(max_steps=2)
     trainer.fit(module, train_dataloaders=loader)
     assert trainer.datamodule is None
     ids = list(dm.records("train")["id"])

@@ -3,107 +3,18 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from lm_guided_cot.data import PromptConfig, QARecord
-from lm_guided_cot.data.readers import read_split
-from lm_guided_cot.datamodules import HotpotQADataModule
-from lm_guided_cot.policy import GenerationConfig
-from lm_guided_cot.rationales import RationaleConfig
-from lm_guided_cot.stages import DistillationModule, PPOConfig, PPOModule
-from tests.helpers import VowelShareReward, write_rationales
-
-
-class Recorder(Callback):
-    """Collects the logged step metrics of every training step."""
-
-    def __init__(self) -> None:
-        self.steps: list[dict[str, float]] = []
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.steps.append(
-            {k: v.item() for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        )
-
-
-def _quiet_trainer(**kwargs) -> L.Trainer:
-    defaults = dict(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    return L.Trainer(**{**defaults, **kwargs})
-
-
-@pytest.fixture(scope="module")
-def warm_started(tmp_path_factory, shared_data, tiny_causal_dir, tiny_t5_dir) -> dict[str, Path]:
-    """Each tiny model after a short stage 1 on 8 questions, so that it writes text-like output."""
-    out = {}
-    train = shared_data / "hotpotqa/train.jsonl"
-    records = [QARecord.from_row(r) for r in read_split(train, "hotpotqa").dataset.select(range(8))]
-    for name, model_dir in (("causal", tiny_causal_dir), ("seq2seq", tiny_t5_dir)):
-        folder = tmp_path_factory.mktemp(f"kd_{name}")
-        write_rationales(
-            folder / "rationales", "train", [(r.id, f"Answer: {r.answer}") for r in records]
-        )
-        datamodule = HotpotQADataModule(
-            tokenizer=str(model_dir),
-            train=str(train),
-            max_examples=8,
-            batch_size=4,
-            prompt=PromptConfig(max_tokens=96),
-            rationales=RationaleConfig(dir=str(folder / "rationales")),
-        )
-        torch.manual_seed(0)
-        module = DistillationModule(
-            model=str(model_dir),
-            learning_rate=3e-3,
-            scheduler="constant",
-            eval_every_n_epochs=0,
-            export_dir=str(folder / "export"),
-        )
-        _quiet_trainer(max_epochs=80).fit(module, datamodule=datamodule)
-        out[name] = folder / "export"
-    return out
-
-
-def _datamodule(shared_data, model_dir) -> HotpotQADataModule:
-    return HotpotQADataModule(
-        tokenizer=str(model_dir),
-        train=str(shared_data / "hotpotqa/train.jsonl"),
-        max_examples=8,
-        batch_size=4,
-        prompt=PromptConfig(max_tokens=96),
-        seed=3,
-    )
-
-
-def _module(model_dir, tmp_path, **ppo) -> PPOModule:
-    settings = dict(
-        rollout=GenerationConfig(max_new_tokens=24, do_sample=True),
-        samples_per_question=4,
-        ppo_epochs=4,
-        minibatch_size=8,
-        init_kl_coef=0.01,
-        target_kl=None,
-    )
-    settings.update(ppo)
-    return PPOModule(
-        model=str(model_dir),
-        reward=VowelShareReward(),
-        learning_rate=1e-3,
-        ppo=PPOConfig(**settings),
-        num_logged_examples=0,
-        export_dir=str(tmp_path / "ppo_export"),
-    )
+from tests.stage_helpers import (
+    Recorder,
+    fit_with_epoch_checkpoints,
+    ppo_datamodule,
+    quiet_trainer,
+    vowel_ppo,
+)
 
 
 @pytest.mark.parametrize(
@@ -121,11 +32,11 @@ def _module(model_dir, tmp_path, **ppo) -> PPOModule:
 def test_reward_rises_while_kl_stays_finite(warm_started, shared_data, tmp_path, arch, advantage):
     L.seed_everything(0)
     recorder = Recorder()
-    module = _module(warm_started[arch], tmp_path, advantage=advantage)
+    module = vowel_ppo(warm_started[arch], tmp_path, advantage=advantage)
     steps = 40
     optimizer_steps_per_batch = 4 * 2  # ppo_epochs x (16 rationales / minibatch 8)
-    _quiet_trainer(max_steps=steps * optimizer_steps_per_batch, callbacks=[recorder]).fit(
-        module, datamodule=_datamodule(shared_data, warm_started[arch])
+    quiet_trainer(max_steps=steps * optimizer_steps_per_batch, callbacks=[recorder]).fit(
+        module, datamodule=ppo_datamodule(shared_data, warm_started[arch])
     )
     rewards = [s["reward/total_mean"] for s in recorder.steps]
     assert len(rewards) == steps
@@ -149,19 +60,15 @@ def test_reward_rises_while_kl_stays_finite(warm_started, shared_data, tmp_path,
 
 
 def _run(model_dir, shared_data, tmp_path, epochs, ckpt_path=None, adaptive=True):
-    L.seed_everything(0)
-    recorder = Recorder()
-    checkpoint = ModelCheckpoint(
-        dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}"
+    return fit_with_epoch_checkpoints(
+        lambda: vowel_ppo(
+            model_dir, tmp_path, target_kl=0.5 if adaptive else None, reward_scaling="running_std"
+        ),
+        lambda: ppo_datamodule(shared_data, model_dir),
+        tmp_path,
+        epochs,
+        ckpt_path,
     )
-    module = _module(
-        model_dir, tmp_path, target_kl=0.5 if adaptive else None, reward_scaling="running_std"
-    )
-    trainer = _quiet_trainer(
-        max_epochs=epochs, callbacks=[recorder, checkpoint], enable_checkpointing=True
-    )
-    trainer.fit(module, datamodule=_datamodule(shared_data, model_dir), ckpt_path=ckpt_path)
-    return module, recorder.steps
 
 
 def test_resumed_run_ends_like_the_uninterrupted_one(warm_started, shared_data, tmp_path):
@@ -203,10 +110,10 @@ def test_gradient_checkpointing_changes_no_number(
     for checkpointing in (False, True):
         L.seed_everything(0)
         recorder = Recorder()
-        module = _module(warm_started[arch], tmp_path)
+        module = vowel_ppo(warm_started[arch], tmp_path)
         module.hparams.gradient_checkpointing = checkpointing
-        _quiet_trainer(max_steps=2 * 8, callbacks=[recorder]).fit(
-            module, datamodule=_datamodule(shared_data, warm_started[arch])
+        quiet_trainer(max_steps=2 * 8, callbacks=[recorder]).fit(
+            module, datamodule=ppo_datamodule(shared_data, warm_started[arch])
         )
         assert module.policy.model.is_gradient_checkpointing == checkpointing
         runs.append((recorder.steps, module.policy.state_dict()))

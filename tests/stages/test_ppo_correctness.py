@@ -15,56 +15,16 @@ from lm_guided_cot.data.targets import IGNORE_INDEX, encode_targets
 from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.policy import GenerationConfig, SmallLM
 from lm_guided_cot.rewards import AnswerMentionReward
-from lm_guided_cot.rewards.base import RewardOutput
 from lm_guided_cot.stages import PPOConfig, PPOModule
 from tests.helpers import VowelShareReward
-from tests.stages.test_ppo import _datamodule, _quiet_trainer
-
-
-class FixedReward:
-    """Scores given in advance, one per rationale of the batch."""
-
-    name = "fixed"
-
-    def __init__(self, scores: list[float]) -> None:
-        self.scores = torch.tensor(scores)
-
-    def __call__(self, records, rationales):
-        return RewardOutput(self.scores.clone(), {self.name: self.scores.clone()})
-
-    def usage(self):
-        return {}
-
-
-def _attached(model_dir, reward, **ppo) -> PPOModule:
-    """A PPOModule with its models loaded and a one-process trainer, outside ``fit``."""
-    settings = dict(samples_per_question=4, init_kl_coef=0.0, target_kl=None)
-    module = PPOModule(
-        model=str(model_dir),
-        reward=reward,
-        ppo=PPOConfig(**{**settings, **ppo}),
-        num_logged_examples=0,
-    )
-    module.trainer = _quiet_trainer()
-    module.configure_model()
-    return module
-
-
-def _one_question(policy: SmallLM) -> dict[str, torch.Tensor]:
-    batch = policy.tokenizer(["Question: which one came first?"], return_tensors="pt")
-    return {**batch, "index": torch.tensor([0]), "records": [None]}
-
-
-def _labels(policy: SmallLM, lengths: list[int], ended: list[bool] | None = None) -> torch.Tensor:
-    """Right-padded rationales of the given lengths, ending in EOS unless ``ended`` says not."""
-    eos = policy.tokenizer.eos_token_id
-    word = next(t for t in range(5, 100) if t not in policy.tokenizer.all_special_ids)
-    labels = torch.full((len(lengths), max(lengths)), IGNORE_INDEX)
-    for i, n in enumerate(lengths):
-        labels[i, :n] = word
-        if ended is None or ended[i]:
-            labels[i, n - 1] = eos
-    return labels
+from tests.stage_helpers import (
+    FixedReward,
+    attached_ppo,
+    one_question,
+    ppo_datamodule,
+    quiet_trainer,
+    rationale_labels,
+)
 
 
 def _trainable(model_dir, folder, module_class=PPOModule, **ppo) -> PPOModule:
@@ -87,14 +47,14 @@ def _trainable(model_dir, folder, module_class=PPOModule, **ppo) -> PPOModule:
 def test_rloo_advantages_keep_their_sign_whatever_the_lengths(tiny_causal_dir, whiten):
     # the issue's example: scores [1, 0.6, 0, 0], lengths [40, 4, 4, 4]; whitening over tokens
     # gave [0.503, -0.587, -2.222, -2.222], pushing down the second sample, which beat its group
-    module = _attached(
+    module = attached_ppo(
         tiny_causal_dir,
         FixedReward([1.0, 0.6, 0.0, 0.0]),
         advantage="rloo",
         whiten_advantages=whiten,
     )
-    module.policy.generate = lambda *args, **kwargs: _labels(module.policy, [40, 4, 4, 4])
-    roll = module.rollout(_one_question(module.policy))
+    module.policy.generate = lambda *args, **kwargs: rationale_labels(module.policy, [40, 4, 4, 4])
+    roll = module.rollout(one_question(module.policy))
     leave_one_out = torch.tensor([0.8, 0.6 - 1 / 3, -1.6 / 3, -1.6 / 3])
     expected = leave_one_out / leave_one_out.std() if whiten else leave_one_out
     mask = roll.mask.bool()
@@ -105,7 +65,7 @@ def test_rloo_advantages_keep_their_sign_whatever_the_lengths(tiny_causal_dir, w
 
 
 def test_rloo_builds_and_optimizes_no_value_head(tiny_causal_dir):
-    module = _attached(tiny_causal_dir, FixedReward([1.0, 0.0, 0.0, 0.0]), advantage="rloo")
+    module = attached_ppo(tiny_causal_dir, FixedReward([1.0, 0.0, 0.0, 0.0]), advantage="rloo")
     assert module.value_head is None
     optimized = {
         id(p) for group in module.configure_optimizers().param_groups for p in group["params"]
@@ -114,17 +74,17 @@ def test_rloo_builds_and_optimizes_no_value_head(tiny_causal_dir):
 
 
 def test_a_missing_eos_costs_the_penalty(tiny_causal_dir):
-    module = _attached(
+    module = attached_ppo(
         tiny_causal_dir,
         FixedReward([1.0, 1.0, 1.0, 1.0]),
         advantage="rloo",
         whiten_advantages=False,
         missing_eos_penalty=0.5,
     )
-    module.policy.generate = lambda *args, **kwargs: _labels(
+    module.policy.generate = lambda *args, **kwargs: rationale_labels(
         module.policy, [6, 6, 3, 3], ended=[False, True, True, True]
     )
-    roll = module.rollout(_one_question(module.policy))
+    roll = module.rollout(one_question(module.policy))
     assert roll.advantages[:, 0].tolist() == pytest.approx([-0.5, 1 / 6, 1 / 6, 1 / 6])
     assert roll.raw_scores.tolist() == [1.0] * 4  # logged as the reader scored them
 
@@ -134,7 +94,7 @@ def test_a_missing_eos_costs_the_penalty(tiny_causal_dir):
 def test_rollouts_are_scored_with_the_distribution_they_were_sampled_from(
     request, fixture, temperature, monkeypatch
 ):
-    module = _attached(
+    module = attached_ppo(
         request.getfixturevalue(fixture),
         VowelShareReward(),
         rollout=GenerationConfig(max_new_tokens=12, do_sample=True, temperature=temperature),
@@ -149,7 +109,7 @@ def test_rollouts_are_scored_with_the_distribution_they_were_sampled_from(
 
     monkeypatch.setattr(model, "generate", recording_generate)
     torch.manual_seed(0)
-    roll = module.rollout(_one_question(module.policy))
+    roll = module.rollout(one_question(module.policy))
     labels, mask = roll.labels, roll.mask
     sampler = sampled["scores"].log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
     assert mask.sum() > 4
@@ -159,7 +119,7 @@ def test_rollouts_are_scored_with_the_distribution_they_were_sampled_from(
 
 
 def test_reward_scaling_cannot_blow_equal_scores_up(tiny_causal_dir):
-    module = _attached(tiny_causal_dir, FixedReward([1.0] * 4), reward_scaling="running_std")
+    module = attached_ppo(tiny_causal_dir, FixedReward([1.0] * 4), reward_scaling="running_std")
     scores = module._scores(torch.ones(4))  # a first batch of equal scores: running std 0
     assert scores.tolist() == pytest.approx([10.0] * 4)  # 1 / the default floor 0.1 (was 1e6)
 
@@ -187,8 +147,8 @@ def test_gradients_are_clipped_after_unscaling_under_16_mixed(
     precision = MixedPrecision(
         "16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10)
     )
-    _quiet_trainer(max_steps=2, plugins=[precision]).fit(
-        module, datamodule=_datamodule(shared_data, tiny_causal_dir)
+    quiet_trainer(max_steps=2, plugins=[precision]).fit(
+        module, datamodule=ppo_datamodule(shared_data, tiny_causal_dir)
     )
     # the optimizer saw the true gradients clipped to the limit (before the fix: 1e-3 / 2**10)
     assert norms and all(n == pytest.approx(1e-3, rel=1e-2) for n in norms), norms
@@ -297,11 +257,11 @@ def test_an_rloo_checkpoint_with_the_old_value_head_resumes(tiny_causal_dir, sha
         L.seed_everything(0)
         module = _trainable(tiny_causal_dir, folder, advantage="rloo")
         checkpoints = ModelCheckpoint(dirpath=folder, save_top_k=-1, every_n_epochs=1)
-        trainer = _quiet_trainer(
+        trainer = quiet_trainer(
             max_epochs=epochs, callbacks=[checkpoints], enable_checkpointing=True
         )
         trainer.fit(
-            module, datamodule=_datamodule(shared_data, tiny_causal_dir), ckpt_path=ckpt_path
+            module, datamodule=ppo_datamodule(shared_data, tiny_causal_dir), ckpt_path=ckpt_path
         )
         return module
 
@@ -398,7 +358,7 @@ def test_boundary_ppo_module_numbers_are_accepted(tiny_causal_dir):
     numbers = {"learning_rate": 1e-12, "weight_decay": 0.0, "num_logged_examples": 0}
     module = PPOModule(model=str(tiny_causal_dir), reward=AnswerMentionReward(), **numbers)
     assert {name: module.hparams[name] for name in numbers} == numbers
-    module.trainer = _quiet_trainer()
+    module.trainer = quiet_trainer()
     module.configure_model()
     (group,) = module.configure_optimizers().param_groups  # what the optimizer really uses
     assert (group["lr"], group["weight_decay"]) == (1e-12, 0.0)

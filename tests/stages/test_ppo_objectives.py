@@ -13,8 +13,15 @@ from lm_guided_cot.policy import GenerationConfig
 from lm_guided_cot.rewards.base import RewardOutput
 from lm_guided_cot.stages import PPOConfig, PPOModule
 from lm_guided_cot.stages.ppo.rollout import PPOStats, Sampled, advantages_and_returns
-from tests.stages.test_ppo import Recorder, _datamodule, _quiet_trainer
-from tests.stages.test_ppo_correctness import FixedReward, _attached, _labels, _one_question
+from tests.stage_helpers import (
+    FixedReward,
+    Recorder,
+    attached_ppo,
+    one_question,
+    ppo_datamodule,
+    quiet_trainer,
+    rationale_labels,
+)
 
 
 class HalfConstantReward:
@@ -82,8 +89,8 @@ def _fit(model_dir, shared_data, tmp_path, reward, steps=3, **ppo):
 
     module.rollout, module._minibatch_step = recording_rollout, recording_update
     recorder = Recorder()
-    trainer = _quiet_trainer(max_epochs=steps, limit_train_batches=1, callbacks=[recorder])
-    trainer.fit(module, datamodule=_datamodule(shared_data, model_dir))
+    trainer = quiet_trainer(max_epochs=steps, limit_train_batches=1, callbacks=[recorder])
+    trainer.fit(module, datamodule=ppo_datamodule(shared_data, model_dir))
     return module, recorder.steps, seen, trainer
 
 
@@ -229,9 +236,9 @@ def test_a_step_of_constant_groups_makes_no_update(tiny_causal_dir, shared_data,
 
 
 def test_grpo_advantages_through_the_module(tiny_causal_dir):
-    module = _attached(tiny_causal_dir, FixedReward([1.0, 0.0, 0.0, 1.0]), advantage="grpo")
-    module.policy.generate = lambda *args, **kwargs: _labels(module.policy, [5, 2, 3, 4])
-    roll = module.rollout(_one_question(module.policy))
+    module = attached_ppo(tiny_causal_dir, FixedReward([1.0, 0.0, 0.0, 1.0]), advantage="grpo")
+    module.policy.generate = lambda *args, **kwargs: rationale_labels(module.policy, [5, 2, 3, 4])
+    roll = module.rollout(one_question(module.policy))
     std = torch.tensor([1.0, 0.0, 0.0, 1.0]).std().item()
     expected = [0.5 / (std + 1e-4), -0.5 / (std + 1e-4), -0.5 / (std + 1e-4), 0.5 / (std + 1e-4)]
     assert roll.advantages[:, 0].tolist() == pytest.approx(expected, abs=1e-5)
@@ -239,7 +246,7 @@ def test_grpo_advantages_through_the_module(tiny_causal_dir):
 
 
 def test_the_overlong_penalty_comes_off_the_score(tiny_causal_dir):
-    module = _attached(
+    module = attached_ppo(
         tiny_causal_dir,
         FixedReward([1.0, 1.0, 1.0, 1.0]),
         advantage="dr_grpo",
@@ -247,8 +254,8 @@ def test_the_overlong_penalty_comes_off_the_score(tiny_causal_dir):
         overlong_buffer=4,
         overlong_penalty=0.5,
     )
-    module.policy.generate = lambda *args, **kwargs: _labels(module.policy, [8, 6, 4, 2])
-    roll = module.rollout(_one_question(module.policy))
+    module.policy.generate = lambda *args, **kwargs: rationale_labels(module.policy, [8, 6, 4, 2])
+    roll = module.rollout(one_question(module.policy))
     # penalties 0.5 * (0 - 1, (4 - 6) / 4, 0, 0) = (-0.5, -0.25, 0, 0); mean -0.1875
     expected = [-0.5 + 0.1875, -0.25 + 0.1875, 0.1875, 0.1875]
     assert roll.advantages[:, 0].tolist() == pytest.approx(expected, abs=1e-6)
@@ -272,7 +279,7 @@ def test_clip_bounds_reach_the_loss(tiny_causal_dir, monkeypatch):
     assert config.aggregation == "sequence" and not config.whiten
     assert PPOConfig(samples_per_question=2, advantage="dr_grpo").aggregation == "constant"
     assert PPOConfig().aggregation == "token" and PPOConfig().whiten
-    module = _attached(
+    module = attached_ppo(
         tiny_causal_dir,
         FixedReward([1.0, 0.0]),
         samples_per_question=2,
@@ -281,8 +288,8 @@ def test_clip_bounds_reach_the_loss(tiny_causal_dir, monkeypatch):
         clip_high=0.3,
         loss_aggregation="token",
     )
-    module.policy.generate = lambda *args, **kwargs: _labels(module.policy, [3, 2])
-    roll = module.rollout(_one_question(module.policy))
+    module.policy.generate = lambda *args, **kwargs: rationale_labels(module.policy, [3, 2])
+    roll = module.rollout(one_question(module.policy))
     module.manual_backward = lambda loss: None
     optimizer = type("Opt", (), {"step": lambda self: None, "zero_grad": lambda self, **k: None})()
     from lm_guided_cot.stages.ppo.rollout import PPOStats
@@ -360,15 +367,15 @@ def test_equal_rewards_give_zero_group_advantages_and_the_kl_still_pulls(
     tiny_causal_dir, advantage
 ):
     module = _perturbed(
-        _attached(
+        attached_ppo(
             tiny_causal_dir,
             FixedReward([1.0, 1.0, 1.0, 1.0]),
             advantage=advantage,
             init_kl_coef=0.05,
         )
     )
-    module.policy.generate = lambda *args, **kwargs: _labels(module.policy, [5, 2, 3, 4])
-    roll = module.rollout(_one_question(module.policy))
+    module.policy.generate = lambda *args, **kwargs: rationale_labels(module.policy, [5, 2, 3, 4])
+    roll = module.rollout(one_question(module.policy))
     assert roll.kl.sum(dim=1).abs().min() > 1e-3  # the policy differs from the reference
     assert roll.advantages.abs().max().item() < 1e-6
     rows = torch.arange(4)
@@ -410,15 +417,15 @@ def test_equal_rewards_give_zero_group_advantages_and_the_kl_still_pulls(
 def test_the_aggregation_reaches_the_loss_through_the_module(
     tiny_causal_dir, aggregation, expected
 ):
-    module = _attached(
+    module = attached_ppo(
         tiny_causal_dir,
         FixedReward([1.0, 0.0, 0.0, 1.0]),
         advantage="grpo",
         loss_aggregation=aggregation,
         rollout=GenerationConfig(max_new_tokens=8, do_sample=True),
     )
-    module.policy.generate = lambda *args, **kwargs: _labels(module.policy, [5, 2, 3, 4])
-    roll = module.rollout(_one_question(module.policy))
+    module.policy.generate = lambda *args, **kwargs: rationale_labels(module.policy, [5, 2, 3, 4])
+    roll = module.rollout(one_question(module.policy))
     a = 0.5 / (torch.tensor([1.0, 0.0, 0.0, 1.0]).std().item() + 1e-4)
     loss, stats = _minibatch_loss(module, roll, torch.arange(4))
     # no KL term at coefficient 0: the loss is the policy loss alone
@@ -427,17 +434,17 @@ def test_the_aggregation_reaches_the_loss_through_the_module(
 
 
 def test_penalties_stay_inside_the_reward_clip(tiny_causal_dir):
-    module = _attached(
+    module = attached_ppo(
         tiny_causal_dir,
         FixedReward([1.0, 1.0, 1.0, 1.0]),
         advantage="dr_grpo",
         missing_eos_penalty=5.0,
         reward_clip=2.0,
     )
-    module.policy.generate = lambda *args, **kwargs: _labels(
+    module.policy.generate = lambda *args, **kwargs: rationale_labels(
         module.policy, [6, 6, 3, 3], ended=[False, True, True, True]
     )
-    roll = module.rollout(_one_question(module.policy))
+    roll = module.rollout(one_question(module.policy))
     # scores 1 - 5 = -4 clipped to -2, and 1, 1, 1: mean 0.25 (the penalty after the clip
     # gave -4: advantages -3.75, 1.25, ...)
     assert roll.advantages[:, 0].tolist() == pytest.approx([-2.25, 0.75, 0.75, 0.75])

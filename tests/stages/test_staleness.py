@@ -10,15 +10,17 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lm_guided_cot.errors import ConfigurationError
 from lm_guided_cot.stages import PPOConfig, PPOModule
 from lm_guided_cot.stages.ppo.rollout import Rollout
-from tests.stages import test_ppo
-from tests.stages.test_ppo import Recorder, _datamodule, _module, _quiet_trainer
-
-warm_started = test_ppo.warm_started  # the fixture: each tiny model after a short stage 1
+from tests.stage_helpers import (
+    Recorder,
+    fit_with_epoch_checkpoints,
+    ppo_datamodule,
+    quiet_trainer,
+    vowel_ppo,
+)
 
 
 def test_bad_settings_are_refused():
@@ -59,11 +61,11 @@ def test_a_stale_rollouts_ratio_is_against_its_behaviour_logprobs(
     # 16 rationales per batch in one minibatch: one optimizer step per batch; two steps that
     # only sample, then updates on batch 0 (sampled before any update) and batch 1 (sampled
     # before the update on batch 0)
-    module = _module(
+    module = vowel_ppo(
         warm_started["causal"], tmp_path, max_staleness=2, ppo_epochs=1, minibatch_size=16
     )
-    _quiet_trainer(max_steps=2, callbacks=[recorder]).fit(
-        module, datamodule=_datamodule(shared_data, warm_started["causal"])
+    quiet_trainer(max_steps=2, callbacks=[recorder]).fit(
+        module, datamodule=ppo_datamodule(shared_data, warm_started["causal"])
     )
     assert len(behaviour_logprobs) == 4 and len(losses) == 2 and len(recorder.steps) == 4
     for batch, ((_, old), order) in enumerate(zip(losses, orders)):
@@ -79,11 +81,11 @@ def test_a_stale_rollouts_ratio_is_against_its_behaviour_logprobs(
 def test_reward_rises_with_staleness_two(warm_started, shared_data, tmp_path, arch):
     L.seed_everything(0)
     recorder = Recorder()
-    module = _module(warm_started[arch], tmp_path, max_staleness=2)
+    module = vowel_ppo(warm_started[arch], tmp_path, max_staleness=2)
     steps = 40
     optimizer_steps_per_batch = 4 * 2  # ppo_epochs x (16 rationales / minibatch 8)
-    _quiet_trainer(max_steps=steps * optimizer_steps_per_batch, callbacks=[recorder]).fit(
-        module, datamodule=_datamodule(shared_data, warm_started[arch])
+    quiet_trainer(max_steps=steps * optimizer_steps_per_batch, callbacks=[recorder]).fit(
+        module, datamodule=ppo_datamodule(shared_data, warm_started[arch])
     )
     updates = [s for s in recorder.steps if "reward/total_mean" in s]
     assert len(recorder.steps) == steps + 2 and len(updates) == steps
@@ -96,23 +98,19 @@ def test_reward_rises_with_staleness_two(warm_started, shared_data, tmp_path, ar
 
 
 def _run(model_dir, shared_data, tmp_path, epochs, ckpt_path=None, max_staleness=2):
-    L.seed_everything(0)
-    recorder = Recorder()
-    checkpoint = ModelCheckpoint(
-        dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}"
-    )
-    module = _module(
-        model_dir,
+    return fit_with_epoch_checkpoints(
+        lambda: vowel_ppo(
+            model_dir,
+            tmp_path,
+            target_kl=0.5,
+            reward_scaling="running_std",
+            max_staleness=max_staleness,
+        ),
+        lambda: ppo_datamodule(shared_data, model_dir),
         tmp_path,
-        target_kl=0.5,
-        reward_scaling="running_std",
-        max_staleness=max_staleness,
+        epochs,
+        ckpt_path,
     )
-    trainer = _quiet_trainer(
-        max_epochs=epochs, callbacks=[recorder, checkpoint], enable_checkpointing=True
-    )
-    trainer.fit(module, datamodule=_datamodule(shared_data, model_dir), ckpt_path=ckpt_path)
-    return module, recorder.steps
 
 
 def test_resumed_stale_run_ends_like_the_uninterrupted_one(warm_started, shared_data, tmp_path):
@@ -153,7 +151,7 @@ def test_a_resume_at_a_smaller_bound_drops_the_oldest_pending_batches(
 def test_the_logged_reward_wait_is_the_time_spent_waiting(
     warm_started, shared_data, tmp_path, monkeypatch
 ):
-    import lm_guided_cot.stages.ppo.module as ppo_module
+    import lm_guided_cot.stages.ppo.staleness as staleness
     from lm_guided_cot.stages.ppo.rollout import Scores
 
     # a clock that moves only while a step waits for its rewards: 0.75 s each time
@@ -165,11 +163,11 @@ def test_the_logged_reward_wait_is_the_time_spent_waiting(
         return real_wait(self)
 
     monkeypatch.setattr(Scores, "wait", slow_wait)
-    monkeypatch.setattr(ppo_module, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(staleness, "time", SimpleNamespace(perf_counter=lambda: now[0]))
     recorder = Recorder()
-    module = _module(warm_started["causal"], tmp_path, max_staleness=1, ppo_epochs=1)
-    _quiet_trainer(max_steps=3, callbacks=[recorder]).fit(
-        module, datamodule=_datamodule(shared_data, warm_started["causal"])
+    module = vowel_ppo(warm_started["causal"], tmp_path, max_staleness=1, ppo_epochs=1)
+    quiet_trainer(max_steps=3, callbacks=[recorder]).fit(
+        module, datamodule=ppo_datamodule(shared_data, warm_started["causal"])
     )
     waits = [step["time/reward_wait_s"] for step in recorder.steps if "ppo/staleness" in step]
     assert waits and all(w == pytest.approx(0.75) for w in waits), waits

@@ -16,7 +16,7 @@ from lm_guided_cot.metrics import answer_score
 from lm_guided_cot.rewards import AnswerReward, MarginalUtilityReward
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.helpers import fake_llm_config
-from tests.rewards.test_rewards import RECORDS
+from tests.rewards.questions import RECORDS
 
 # What the reader says on the j-th request of a prompt, by question (the rationale does not
 # matter): the server sees the n samples of one prompt as n requests with the same messages,

@@ -8,7 +8,6 @@ import re
 import pytest
 import torch
 
-from lm_guided_cot.data.records import Paragraph, QARecord, SupportingFact
 from lm_guided_cot.errors import ConfigurationError, RunError
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.rewards import (
@@ -21,19 +20,7 @@ from lm_guided_cot.rewards import (
 from lm_guided_cot.roles import Aspect, JudgeConfig
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
 from tests.helpers import fake_llm_config
-
-
-def _record(rid: str, answer: str) -> QARecord:
-    return QARecord(
-        id=rid,
-        question=f"question {rid}?",
-        answer=answer,
-        paragraphs=(Paragraph("T", ("Some text.",)),),
-        supporting_facts=(SupportingFact("T", 0),),  # the judge reads the gold paragraph
-    )
-
-
-RECORDS = [_record("a", "New York"), _record("b", "Paris"), _record("c", "1922")]
+from tests.rewards.questions import RECORDS
 
 
 def _reader(messages):

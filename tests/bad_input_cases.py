@@ -35,6 +35,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.fit_configs import answer_and_aspects_reward, hotpotqa_data, ppo_fit_config
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LMCOT_DATA", REPO.parent / "shared" / "data"))
 PLANTED_KEY = "sk-planted-in-config-0123456789abcdef"
@@ -83,20 +85,7 @@ def _llm(**extra) -> dict:
 
 
 def _data(**extra) -> dict:
-    return {
-        "class_path": "lm_guided_cot.datamodules.HotpotQADataModule",
-        "init_args": {
-            "train": "@DATA@/hotpotqa/train.jsonl",
-            "validation": "@DATA@/hotpotqa/validation.jsonl",
-            "max_examples": 4,
-            "max_eval_examples": 2,
-            "batch_size": 2,
-            "eval_batch_size": 2,
-            "prompt": {"max_tokens": 96},
-            "cache_dir": "@TMP@/hf",
-            **extra,
-        },
-    }
+    return hotpotqa_data("@DATA@", "@TMP@/hf", **extra)
 
 
 _TRAINER = {
@@ -108,34 +97,7 @@ _TRAINER = {
     "enable_model_summary": False,
 }
 
-PPO_CONFIG = {
-    "trainer": _TRAINER,
-    "model": {
-        "class_path": "lm_guided_cot.stages.PPOModule",
-        "init_args": {
-            "model": "@MODEL@",
-            "ppo": {"rollout": {"max_new_tokens": 4}, "samples_per_question": 2},
-            "eval_generation": {"max_new_tokens": 4},
-            "reward": {
-                "class_path": "lm_guided_cot.rewards.WeightedSum",
-                "init_args": {
-                    "weights": [1.0, 0.5],
-                    "rewards": [
-                        {
-                            "class_path": "lm_guided_cot.rewards.AnswerReward",
-                            "init_args": {"llm": _llm()},
-                        },
-                        {
-                            "class_path": "lm_guided_cot.rewards.AspectReward",
-                            "init_args": {"llm": _llm()},
-                        },
-                    ],
-                },
-            },
-        },
-    },
-    "data": _data(),
-}
+PPO_CONFIG = ppo_fit_config("@MODEL@", answer_and_aspects_reward(_llm()), _data(), trainer=_TRAINER)
 
 DISTILL_CONFIG = {
     "trainer": _TRAINER,

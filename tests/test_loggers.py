@@ -17,6 +17,7 @@ from lm_guided_cot.cli.trainer import build_cli
 from lm_guided_cot.llm.secrets import redact
 from lm_guided_cot.stages.run_logs import append_csv, table_file_stem
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
+from tests.fit_configs import hotpotqa_data, ppo_fit_config
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = ("tensorboard", "csv", "wandb", "mlflow")
@@ -47,48 +48,19 @@ SOME_METRICS = {
 def _base_config(folder: Path, shared_data: Path, model: Path, url: str) -> Path:
     llm = {"model": "openai/fake-large", "api_base": url, "timeout": 5, "backoff_base": 0.01}
     llm["cache_path"] = str(folder / "llm/cache.sqlite")
-    config = {
-        "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "max_steps": 2,
-            "log_every_n_steps": 1,
-            "num_sanity_val_steps": 0,
-            "limit_val_batches": 1,
-            "enable_model_summary": False,
+    config = ppo_fit_config(
+        model,
+        {"class_path": "lm_guided_cot.rewards.AnswerReward", "init_args": {"llm": llm}},
+        hotpotqa_data(shared_data, folder / "hf", prompt={"max_tokens": 64}),
+        seed=0,
+        trainer={"max_steps": 2, "log_every_n_steps": 1, "limit_val_batches": 1},
+        ppo={
+            "rollout": {"max_new_tokens": 4, "do_sample": True},
+            "ppo_epochs": 1,
+            "minibatch_size": 4,
         },
-        "model": {
-            "class_path": "lm_guided_cot.stages.PPOModule",
-            "init_args": {
-                "model": str(model),
-                "ppo": {
-                    "rollout": {"max_new_tokens": 4, "do_sample": True},
-                    "samples_per_question": 2,
-                    "ppo_epochs": 1,
-                    "minibatch_size": 4,
-                },
-                "eval_generation": {"max_new_tokens": 4},
-                "num_logged_examples": 2,
-                "reward": {
-                    "class_path": "lm_guided_cot.rewards.AnswerReward",
-                    "init_args": {"llm": llm},
-                },
-            },
-        },
-        "data": {
-            "class_path": "lm_guided_cot.datamodules.HotpotQADataModule",
-            "init_args": {
-                "train": str(shared_data / "hotpotqa/train.jsonl"),
-                "validation": str(shared_data / "hotpotqa/validation.jsonl"),
-                "max_examples": 4,
-                "max_eval_examples": 2,
-                "batch_size": 2,
-                "eval_batch_size": 2,
-                "prompt": {"max_tokens": 64},
-                "cache_dir": str(folder / "hf"),
-            },
-        },
-    }
+        num_logged_examples=2,
+    )
     path = folder / "ppo.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

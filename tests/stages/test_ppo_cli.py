@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM
 
 from lm_guided_cot.roles import DEFAULT_ASPECTS
 from lm_guided_cot.testing.fake_llm import FakeLLMServer
+from tests.fit_configs import answer_and_aspects_reward, hotpotqa_data, ppo_fit_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,61 +37,31 @@ def test_ppo_fit_end_to_end_logs_the_diagnostics(tmp_path, shared_data, tiny_cau
             "backoff_base": 0.01,
             "backoff_max": 0.02,
         }
-        config = {
-            "seed_everything": 0,
-            "trainer": {
-                "accelerator": "cpu",
+        config = ppo_fit_config(
+            tiny_causal_dir,
+            answer_and_aspects_reward(llm),
+            hotpotqa_data(
+                shared_data,
+                tmp_path / "hf",
+                max_examples=8,
+                max_eval_examples=4,
+                eval_batch_size=4,
+            ),
+            seed=0,
+            trainer={
                 "max_steps": 8,
                 "default_root_dir": str(tmp_path / "runs"),
                 "log_every_n_steps": 1,
-                "num_sanity_val_steps": 0,
                 "limit_val_batches": 1,
-                "enable_model_summary": False,
             },
-            "model": {
-                "class_path": "lm_guided_cot.stages.PPOModule",
-                "init_args": {
-                    "model": str(tiny_causal_dir),
-                    "learning_rate": 1e-4,
-                    "ppo": {
-                        "rollout": {"max_new_tokens": 8, "do_sample": True},
-                        "samples_per_question": 2,
-                        "ppo_epochs": 2,
-                        "minibatch_size": 4,
-                    },
-                    "eval_generation": {"max_new_tokens": 8},
-                    "reward": {
-                        "class_path": "lm_guided_cot.rewards.WeightedSum",
-                        "init_args": {
-                            "weights": [1.0, 0.5],
-                            "rewards": [
-                                {
-                                    "class_path": "lm_guided_cot.rewards.AnswerReward",
-                                    "init_args": {"llm": llm},
-                                },
-                                {
-                                    "class_path": "lm_guided_cot.rewards.AspectReward",
-                                    "init_args": {"llm": llm},
-                                },
-                            ],
-                        },
-                    },
-                },
+            learning_rate=1e-4,
+            ppo={
+                "rollout": {"max_new_tokens": 8, "do_sample": True},
+                "ppo_epochs": 2,
+                "minibatch_size": 4,
             },
-            "data": {
-                "class_path": "lm_guided_cot.datamodules.HotpotQADataModule",
-                "init_args": {
-                    "train": str(shared_data / "hotpotqa/train.jsonl"),
-                    "validation": str(shared_data / "hotpotqa/validation.jsonl"),
-                    "max_examples": 8,
-                    "max_eval_examples": 4,
-                    "batch_size": 2,
-                    "eval_batch_size": 4,
-                    "prompt": {"max_tokens": 96},
-                    "cache_dir": str(tmp_path / "hf"),
-                },
-            },
-        }
+            eval_generation={"max_new_tokens": 8},
+        )
         path = tmp_path / "ppo.yaml"
         path.write_text(yaml.safe_dump(config))
         done = subprocess.run(

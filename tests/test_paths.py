@@ -55,3 +55,16 @@ def test_home_and_variables_holding_home_are_expanded(home, monkeypatch):
     assert expand_path("~/exports/kd") == str(home / "exports" / "kd")
     assert expand_path("$LMCOT_DATA/kd") == str(home / "data" / "kd")
     assert expand_path("runs/kd") == "runs/kd"
+
+
+def test_the_clone_s_configs_are_found_without_config_dir():
+    """bin/demo and bin/reproduce name no --config_dir: the package finds its clone's configs
+    wherever the verbs' modules live (moving them into cli/ once broke that)."""
+    from lm_guided_cot.cli.demo import _config_dir
+    from lm_guided_cot.cli.reproduce import _recipe_dir
+    from lm_guided_cot.paths import repository_configs
+
+    repo = Path(__file__).resolve().parents[1]
+    assert repository_configs() == repo / "configs"
+    assert _config_dir(None) == repo / "configs"
+    assert _recipe_dir(None, "hotpotqa") == repo / "configs" / "recipe" / "hotpotqa"

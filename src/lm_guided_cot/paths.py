@@ -20,3 +20,9 @@ def expand_path(path: str) -> str:
         default = str(Path.cwd().parent / "shared" / "data")
         path = _DATA_VAR.sub(lambda _: default, path)
     return os.path.expanduser(os.path.expandvars(path))
+
+
+def repository_configs(config_dir: str | None = None) -> Path:
+    """``config_dir``, or the ``configs/`` folder of the clone this package runs from (an
+    editable install: ``src/lm_guided_cot`` two levels below the clone's root)."""
+    return Path(config_dir) if config_dir else Path(__file__).resolve().parents[2] / "configs"

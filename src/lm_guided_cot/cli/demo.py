@@ -26,7 +26,7 @@ from lm_guided_cot.cli import evaluate, trainer
 from lm_guided_cot.cli.reproduce import run_recipe
 from lm_guided_cot.errors import ConfigurationError, MissingFileError
 from lm_guided_cot.llm.cache import ReplyCache
-from lm_guided_cot.paths import expand_path
+from lm_guided_cot.paths import expand_path, repository_configs
 
 BENCHMARK = "2wikimultihopqa"
 # what the method part replays: the committed guides' reader replies (docs/results.md)
@@ -35,7 +35,7 @@ GUIDE, BASELINE = "kd_rl", "standard"
 
 
 def _config_dir(config_dir: str | None) -> Path:
-    folder = Path(config_dir) if config_dir else Path(__file__).resolve().parents[2] / "configs"
+    folder = repository_configs(config_dir)
     if not (folder / "demo" / "distill.yaml").exists():
         raise MissingFileError(
             f"{folder}: the demo presets (demo/*.yaml) are not there; run the demo from a clone "

@@ -20,7 +20,7 @@ from rich.console import Console
 from lm_guided_cot.cli import evaluate, rationales, trainer
 from lm_guided_cot.errors import ConfigurationError, MissingFileError
 from lm_guided_cot.output_folders import is_export
-from lm_guided_cot.paths import expand_path
+from lm_guided_cot.paths import expand_path, repository_configs
 
 Benchmark = Literal["hotpotqa", "2wikimultihopqa"]
 Stage = Literal["teacher", "distill", "ppo", "evaluate"]
@@ -28,7 +28,7 @@ STAGES: tuple[str, ...] = ("teacher", "distill", "ppo", "evaluate")
 
 
 def _recipe_dir(config_dir: str | None, benchmark: str) -> Path:
-    root = Path(config_dir) if config_dir else Path(__file__).resolve().parents[2] / "configs"
+    root = repository_configs(config_dir)
     folder = root / "recipe" / benchmark
     if not (folder / "data.yaml").exists():
         raise MissingFileError(

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from lm_guided_cot.cli.score import score_file
 from lm_guided_cot.data.official_scoring import score_prediction_file
 from lm_guided_cot.data.readers import default_source_for, read_split
 from lm_guided_cot.data.records import QARecord
@@ -50,7 +49,6 @@ def _outcome(score, *args, **kwargs):
 
 def _assert_same(*args, **kwargs):
     light = _outcome(score_prediction_file, *args, **kwargs)
-    assert light == _outcome(score_file, *args, **kwargs)
     source = kwargs.pop("source", None) or default_source_for(args[1])
     assert light == _outcome(_through_arrow, *args, source=source, **kwargs)
     return light

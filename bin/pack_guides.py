@@ -37,7 +37,10 @@ def pack(export: Path, dest: Path, base: str | None) -> None:
         set_adapter_base(tmp, base)
     card = tmp / "README.md"
     if card.is_file():
-        card.write_text(card.read_text(encoding="utf-8").replace(str(export), str(dest)))
+        text = card.read_text(encoding="utf-8")
+        # An export's card names its folder, or THIS_FOLDER when the run gave no name.
+        text = text.replace(str(export), str(dest)).replace('"THIS_FOLDER"', f'"{dest}"')
+        card.write_text(text, encoding="utf-8")
     if dest.exists():
         shutil.rmtree(dest)
     tmp.rename(dest)

@@ -38,8 +38,10 @@ def pack(export: Path, dest: Path, base: str | None) -> None:
     card = tmp / "README.md"
     if card.is_file():
         text = card.read_text(encoding="utf-8")
-        # An export's card names its folder, or THIS_FOLDER when the run gave no name.
-        text = text.replace(str(export), str(dest)).replace('"THIS_FOLDER"', f'"{dest}"')
+        # The usage lines quote the export's folder (or THIS_FOLDER when the run gave no name);
+        # the training configuration's export_dir, unquoted, stays as it was.
+        for old in (f'"{export}"', f'"{export.resolve()}"', '"THIS_FOLDER"'):
+            text = text.replace(old, f'"{dest}"')
         card.write_text(text, encoding="utf-8")
     if dest.exists():
         shutil.rmtree(dest)

@@ -45,6 +45,12 @@ def _hf_record_cases():
             "expected an integer, found str",
         ),
         (
+            "sent_id past int32",  # the Arrow column is int32; the streaming scorer checks it too
+            {**good, "supporting_facts": {"title": ["Title 0"], "sent_id": [2**31]}},
+            "supporting_facts[0].sent_id",
+            "expected an integer up to 2147483647, found 2147483648",
+        ),
+        (
             "supporting fact names a missing paragraph",
             {**good, "supporting_facts": {"title": ["Title 0", "No Such Page"], "sent_id": [0, 1]}},
             "supporting_facts[1]",

@@ -35,11 +35,13 @@ class _Checker:
             raise self.fail(field, "is empty")
         return value
 
-    def integer(self, value: Any, field: str) -> int:
+    def integer(self, value: Any, field: str, *, maximum: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(field, f"expected an integer, found {_kind(value)}")
         if value < 0:
             raise self.fail(field, f"expected a non-negative integer, found {value}")
+        if maximum is not None and value > maximum:
+            raise self.fail(field, f"expected an integer up to {maximum}, found {value}")
         return value
 
     def listing(self, value: Any, field: str) -> list:
@@ -184,7 +186,8 @@ def _supporting_facts(raw: dict, check: _Checker, titles: set[str]) -> list[dict
     out = []
     for field, title, sent_id in pairs:
         title = check.string(title, f"{field}.title")
-        sent_id = check.integer(sent_id, f"{field}.sent_id")
+        # The Arrow schema stores it as int32: larger would fail there without naming the record.
+        sent_id = check.integer(sent_id, f"{field}.sent_id", maximum=2**31 - 1)
         if title not in titles:
             raise check.fail(field, f"title {title!r} is not among the record's paragraph titles")
         # A sentence index past the paragraph's end is kept: the official HotpotQA training

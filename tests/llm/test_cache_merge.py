@@ -34,7 +34,7 @@ def test_a_missing_or_foreign_source_is_named(tmp_path):
 
 
 def test_a_cache_from_before_the_logprobs_table_merges(tmp_path):
-    """docs/results/hotpotqa/llm_cache.sqlite was written before replies kept top log-probs."""
+    """A cache written before replies kept top log-probs (as the first committed ones were)."""
     import sqlite3
 
     old = ReplyCache(tmp_path / "old.sqlite")

@@ -101,3 +101,48 @@ def test_a_list_where_the_data_module_takes_a_dataclass_is_named_before_jsonargp
         _check_dataclass_arguments(data, "--data.init_args")
     data.init_args.prompt = Namespace(template="Q: {question}")
     _check_dataclass_arguments(data, "--data.init_args")  # a mapping passes
+
+
+def test_a_checkpoint_saved_before_the_stages_moved_still_resumes():
+    from lm_guided_cot.cli.trainer import checkpoint_model_hparams
+
+    saved = {
+        "_class_path": "lm_guided_cot.modules.PPOModule",
+        "_instantiator": "lightning.pytorch.cli.instantiate_module",
+        "learning_rate": 1e-4,
+        "reward": {"class_path": "lm_guided_cot.rewards.AnswerReward", "init_args": {}},
+        "callbacks": [{"class_path": "lm_guided_cot.modules.LearningCurve"}],
+    }
+    assert checkpoint_model_hparams(saved) == {
+        "_class_path": "lm_guided_cot.stages.PPOModule",
+        "learning_rate": 1e-4,
+        "reward": {"class_path": "lm_guided_cot.rewards.AnswerReward", "init_args": {}},
+        "callbacks": [{"class_path": "lm_guided_cot.stages.LearningCurve"}],
+    }
+    assert saved["_class_path"] == "lm_guided_cot.modules.PPOModule"  # the input is left alone
+
+
+def test_the_config_values_a_checkpoint_replaces_are_named():
+    from lm_guided_cot.cli.trainer import replaced_values
+
+    given = {
+        "learning_rate": 0.5,
+        "export_dir": "runs/long/export",
+        "ppo": {"samples_per_question": 8, "temperature": 1.0},
+        "lora": {"target_modules": ("q_proj", "v_proj")},
+        "only_in_config": 1,
+    }
+    saved = {
+        "_class_path": "x.Y",
+        "learning_rate": 1e-4,
+        "export_dir": "runs/short/export",
+        "ppo": {"samples_per_question": 4, "temperature": 1.0},
+        "lora": {"target_modules": ["q_proj", "v_proj"]},  # the same value, saved as a list
+        "only_in_checkpoint": 2,
+    }
+    assert replaced_values(given, saved) == [
+        "learning_rate (config 0.5, checkpoint 0.0001)",
+        "export_dir (config 'runs/long/export', checkpoint 'runs/short/export')",
+        "ppo.samples_per_question (config 8, checkpoint 4)",
+    ]
+    assert replaced_values(saved, saved) == []

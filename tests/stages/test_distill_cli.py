@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from transformers import AutoModelForCausalLM
 
@@ -143,9 +144,22 @@ def test_fit_then_test_end_to_end(tmp_path, shared_data, tiny_causal_dir):
         model = AutoModelForCausalLM.from_pretrained(exported)
         assert model.num_parameters() > 0 and (exported / "tokenizer_config.json").exists()
 
+        # saved as a checkpoint from before issue 34 moved the stages (lm_guided_cot.modules)
         checkpoint = next((version / "checkpoints").glob("*.ckpt"))
-        test = _lmcot("test", "-c", str(config), "--ckpt_path", str(checkpoint))
+        saved = torch.load(checkpoint, weights_only=True)
+        assert saved["hyper_parameters"]["_class_path"] == "lm_guided_cot.stages.DistillationModule"
+        saved["hyper_parameters"]["_class_path"] = "lm_guided_cot.modules.DistillationModule"
+        torch.save(saved, checkpoint)
+        test = _lmcot(
+            "test", "-c", str(config), "--ckpt_path", str(checkpoint),
+            "--model.init_args.learning_rate", "0.5",
+        )  # fmt: skip
         assert test.returncode == 0, test.stderr[-3000:]
+    # the checkpoint's hyperparameters build the model, and the config value they replace is named
+    assert (
+        f"lmcot: --ckpt_path {checkpoint}: the model is built with the checkpoint's "
+        "hyperparameters, which replace the config's learning_rate (config 0.5, checkpoint 0.001)"
+    ) in test.stderr
     assert "test/answer_em" in test.stdout and "1.0" in test.stdout  # the reader was always right
     # per-question lines and an official prediction file, scored by the official rules
     test_dir = tmp_path / "runs/lightning_logs/version_1/test"

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from jsonargparse import Namespace
 from lightning import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
@@ -20,12 +21,15 @@ from lightning.pytorch.cli import LightningCLI
 from lm_guided_cot.cli.loggers import allow_mlflow_file_store, missing_logger_package, with_root
 from lm_guided_cot.cli.progress import default_progress_bar
 from lm_guided_cot.cli.verbs import TRAINER_VERBS
-from lm_guided_cot.errors import ConfigurationError, InputError, LmcotError, MissingFileError
+from lm_guided_cot.errors import ConfigurationError, InputError, MissingFileError
 from lm_guided_cot.files import check_writable
 from lm_guided_cot.hparams import as_dataclass, dataclass_in
 from lm_guided_cot.paths import expand_path
 
 _CKPT_KEYWORDS = ("last", "best", "hpc")  # names Lightning resolves itself
+# where classes a saved checkpoint may name have moved (issue 34 put the training stages under
+# lm_guided_cot.stages): old prefix -> new prefix
+MOVED_CLASS_PATHS = {"lm_guided_cot.modules.": "lm_guided_cot.stages."}
 
 
 class LmcotCLI(LightningCLI):
@@ -44,22 +48,46 @@ class LmcotCLI(LightningCLI):
         return {k: v for k, v in LightningCLI.subcommands().items() if k in TRAINER_VERBS}
 
     def _parse_ckpt_path(self) -> None:
-        # Lightning reads the file's hyperparameters right after parsing (a traceback on a bad
-        # file) and finds a missing one only after the models are built and the data is read
+        # Lightning's own reading, plus: a bad file is one message before the models are built
+        # (Lightning would find a missing one only after reading the data), a checkpoint saved
+        # under a since-moved class path resumes, and the config values the checkpoint's
+        # hyperparameters replace are named instead of dropped silently
         command = self.config.get("subcommand")
         ckpt = self.config[command].get("ckpt_path") if command else None
         special = ckpt in _CKPT_KEYWORDS or str(ckpt).startswith("registry")
-        if ckpt and not special:
-            _check_checkpoint(Path(ckpt))
+        if not ckpt or special:
+            return super()._parse_ckpt_path()
+        _check_checkpoint(Path(ckpt))
+        if not Path(ckpt).is_file():
+            return None  # a DeepSpeed folder: Lightning reads no hyperparameters from it either
         try:
-            super()._parse_ckpt_path()
-        except (SystemExit, LmcotError):
-            raise
+            # mmap: only the hyperparameters are read, not gigabytes of weights (zip format only)
+            mmap = zipfile.is_zipfile(ckpt)
+            saved = torch.load(ckpt, weights_only=True, map_location="cpu", mmap=mmap)
         except Exception as err:  # whatever the bytes make torch.load raise
             problem = " ".join(str(err).split())[:200] or type(err).__name__
             raise InputError(
                 f"--ckpt_path {ckpt}: not a checkpoint that torch.load reads ({problem})"
             ) from None
+        hparams = checkpoint_model_hparams(saved.get("hyper_parameters") or {})
+        if not hparams:
+            return None
+        model = self.config[command].get("model")
+        given = model.get("init_args") if isinstance(model, Namespace) else None
+        replaced = replaced_values(given.as_dict() if given is not None else {}, hparams)
+        if replaced:
+            print(
+                f"lmcot: --ckpt_path {ckpt}: the model is built with the checkpoint's "
+                f"hyperparameters, which replace the config's {'; '.join(replaced)}",
+                file=sys.stderr,
+            )
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({command: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write(f"lmcot: --ckpt_path {ckpt}: its hyperparameters do not parse\n")
+            raise
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
@@ -92,6 +120,40 @@ class LmcotCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model.init_args.model", "data.init_args.tokenizer")
+
+
+def checkpoint_model_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The model hyperparameters a checkpoint saved, as the parser takes them: Lightning's
+    private keys dropped, class paths that have moved since (``MOVED_CLASS_PATHS``) renamed."""
+
+    def renamed(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: renamed(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [renamed(item) for item in value]
+        if isinstance(value, str):
+            for old, new in MOVED_CLASS_PATHS.items():
+                if value.startswith(old):
+                    return new + value[len(old) :]
+        return value
+
+    return renamed({k: v for k, v in hparams.items() if k != "_instantiator"})
+
+
+def replaced_values(given: dict[str, Any], saved: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key (config X, checkpoint Y)`` for each value of ``given`` (the config's model
+    arguments) that ``saved`` (the checkpoint's hyperparameters) sets differently; a dataclass
+    argument is compared field by field, and keys only one side has are left out."""
+    found = []
+    for key, value in saved.items():
+        if key.startswith("_") or key not in given:
+            continue
+        mine = given[key]
+        if isinstance(value, dict) and isinstance(mine, dict):
+            found += replaced_values(mine, value, f"{prefix}{key}.")
+        elif mine != value and not (isinstance(mine, tuple) and list(mine) == value):
+            found.append(f"{prefix}{key} (config {mine!r}, checkpoint {value!r})")
+    return found
 
 
 def _check_checkpoint(path: Path) -> None:

@@ -4,6 +4,7 @@ folders), stage 2's base rewritten to the committed stage-1 folder (../kd), and 
 usage pointing at the committed folders.
 
     python bin/pack_guides.py hotpotqa [--runs runs/recipe] [--dest docs/results/hotpotqa/guides]
+    python bin/pack_guides.py 2wikimultihopqa --guides kd_rl_60=ppo_long  # one more stage-2 guide
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from lm_guided_cot.model_specs import set_adapter_base
 
 WEIGHTS = "adapter_model.safetensors"
-GUIDES = (("kd", "distill", None), ("kd_rl", "ppo", "../kd"))
+GUIDES = ("kd=distill", "kd_rl=ppo")  # NAME=the recipe's stage folder; kd is stage 1
 
 
 def pack(export: Path, dest: Path, base: str | None) -> None:
@@ -55,9 +56,19 @@ def main() -> None:
     parser.add_argument("benchmark")
     parser.add_argument("--runs", default="runs/recipe", help="the recipe's run folder")
     parser.add_argument("--dest", default=None, help="default: docs/results/BENCHMARK/guides")
+    parser.add_argument(
+        "--guides",
+        nargs="+",
+        default=GUIDES,
+        help="NAME=STAGE_FOLDER each; every guide but kd is a stage-2 adapter on the committed kd",
+    )
     args = parser.parse_args()
     dest = Path(args.dest or f"docs/results/{args.benchmark}/guides")
-    for name, stage, base in GUIDES:
+    for spec in args.guides:
+        name, _, stage = spec.partition("=")
+        if not name or not stage:
+            sys.exit(f"--guides {spec!r}: write NAME=STAGE_FOLDER, e.g. kd_rl=ppo")
+        base = None if name == "kd" else "../kd"
         pack(Path(args.runs, args.benchmark, stage, "export"), dest / name, base)
 
 

@@ -6,6 +6,10 @@ guide's reader F1 where an evaluation measured it. Writes CSV + PNG and prints t
         --point 30=runs/recipe/2wikimultihopqa/evaluation_guides/examples/kd_rl.jsonl \
         --out docs/results/2wikimultihopqa/stage2_curve
 
+With ``--first N`` the points are the first N questions of each file: the slice a run's in-run
+validation reads (``max_eval_examples``), whose means ``--validation learning_curve.csv`` (the
+LearningCurve callback's file) adds to the same panel.
+
 A ``--point BATCH=FILE`` is an evaluation's ``examples/<row>.jsonl`` (per-question ``f1``) of the
 guide after BATCH PPO batches (rollouts; 0: the stage-1 guide); its mean and 95% bootstrap interval go on the curve. The training
 side: the reward (mean over the step's rationales), the share of questions whose k rewards
@@ -58,15 +62,31 @@ def training_series(runs: list[Path]) -> dict[str, dict[int, float]]:
     return series
 
 
-def evaluation_point(spec: str) -> tuple[int, float, float, float, int]:
-    """``(step, mean, low, high, n)`` of the per-question F1 in an evaluation's examples file."""
+def evaluation_point(spec: str, first: int | None) -> tuple[int, float, float, float, int]:
+    """``(step, mean, low, high, n)`` of the per-question F1 in an evaluation's examples file
+    (its first ``first`` questions when given)."""
     step, _, path = spec.partition("=")
     if not step.isdigit() or not path:
         sys.exit(f"--point {spec!r}: write BATCH=examples/<row>.jsonl")
     with open(path, encoding="utf-8") as handle:
         scores = [float(json.loads(line)["f1"]) for line in handle if line.strip()]
+    if first is not None:
+        if len(scores) < first:
+            sys.exit(f"--point {spec!r}: {len(scores)} questions, fewer than --first {first}")
+        scores = scores[:first]
     interval = bootstrap_mean(scores)
     return int(step), interval.mean, interval.low, interval.high, len(scores)
+
+
+def in_run_validation(path: Path) -> dict[int, float]:
+    """``{batch: val/reward}`` from a LearningCurve CSV (``batches`` column)."""
+    with path.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and not {"batches", "val/reward"} <= set(rows[0]):
+        sys.exit(
+            f"--validation {path}: no 'batches' and 'val/reward' columns (a LearningCurve CSV?)"
+        )
+    return {int(float(r["batches"])): float(r["val/reward"]) for r in rows if r["val/reward"]}
 
 
 def main() -> None:
@@ -75,22 +95,37 @@ def main() -> None:
         "runs", type=Path, nargs="+", help="the run's lightning_logs/version_N folders, in order"
     )
     parser.add_argument("--point", action="append", default=[], help="BATCH=examples/<row>.jsonl")
+    parser.add_argument("--first", type=int, default=None, help="points on the first N questions")
+    parser.add_argument(
+        "--validation",
+        type=Path,
+        default=None,
+        help="a LearningCurve CSV: its val/reward (the guide's reader F1) per batch, drawn too",
+    )
     parser.add_argument("--out", type=Path, required=True, help="path without extension")
     parser.add_argument("--title", default="Stage 2")
     args = parser.parse_args()
 
     series = training_series(args.runs)
     steps = sorted(set().union(*(s.keys() for s in series.values())))
-    points = sorted(evaluation_point(p) for p in args.point)
+    points = sorted(evaluation_point(p, args.first) for p in args.point)
+    validation = in_run_validation(args.validation) if args.validation else {}
 
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(["batch", *SERIES, "eval_f1", "eval_f1_low", "eval_f1_high", "eval_n"])
+    writer.writerow(
+        ["batch", *SERIES, "eval_f1", "eval_f1_low", "eval_f1_high", "eval_n", "val_f1"]
+    )
     by_step = {p[0]: p for p in points}
-    for step in sorted(set(steps) | set(by_step)):
+    for step in sorted(set(steps) | set(by_step) | set(validation)):
         point = by_step.get(step)
         writer.writerow(
-            [step, *(series[n].get(step, "") for n in SERIES), *(point[1:] if point else [""] * 4)]
+            [
+                step,
+                *(series[n].get(step, "") for n in SERIES),
+                *(point[1:] if point else [""] * 4),
+                validation.get(step, ""),
+            ]
         )
     write_atomically(args.out.with_suffix(".csv"), table.getvalue().encode())
 
@@ -102,6 +137,10 @@ def main() -> None:
         errors = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
         top.errorbar(xs, ys, yerr=errors, marker="o", capsize=4, label="guide's reader F1 (95% CI)")
         top.set_ylabel(f"answer F1 ({points[0][4]} questions)")
+    if validation:
+        xs = sorted(validation)
+        top.plot(xs, [validation[x] for x in xs], "s--", label="in-run validation (mean)")
+    if points or validation:
         top.legend(loc="lower right")
     top.set_title(args.title)
     reward = series["reward"]
@@ -140,6 +179,8 @@ def main() -> None:
     )
     if informative:
         print(f"informative groups: mean share {sum(informative.values()) / len(informative):.2f}")
+    for step, value in sorted(validation.items()):
+        print(f"in-run validation after batch {step}: F1 {100 * value:.1f}")
     for step, mean, low, high, n in points:
         print(
             f"after batch {step}: F1 {100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}] on {n} questions"

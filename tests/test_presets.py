@@ -165,3 +165,48 @@ def test_logger_preset_writes_under_the_stages_root(logger, stage, tmp_path, mon
     (instance,) = cli.trainer.loggers
     assert type(instance).__name__.lower().startswith(logger[:5])
     assert instance.save_dir == str(tmp_path) + ("/mlruns" if logger == "mlflow" else "")
+
+
+RECIPE_OVERLAYS = sorted(
+    (b, p.name) for b in RECIPES for p in (REPO / "configs/recipe" / b).glob("ppo_*.yaml")
+)
+
+
+@pytest.mark.parametrize(("benchmark", "name"), RECIPE_OVERLAYS)
+def test_recipe_stage2_overlays_log_and_checkpoint_in_their_own_folder(
+    benchmark, name, capsys, monkeypatch
+):
+    # An overlay that left ppo.yaml's folders would overwrite the committed guide's run
+    monkeypatch.chdir(REPO)
+    folder = f"configs/recipe/{benchmark}"
+    configs = []
+    for stack in (["ppo.yaml"], ["ppo.yaml", name]):
+        args = ["fit", "-c", f"{folder}/data.yaml"]
+        for config in stack:
+            args += ["-c", f"{folder}/{config}"]
+        with pytest.raises(SystemExit) as done:
+            build_cli([*args, "--print_config"])
+        assert done.value.code in (0, None)
+        configs.append(yaml.safe_load(capsys.readouterr().out))
+    base, overlay = (c["trainer"]["default_root_dir"] for c in configs)
+    assert overlay.startswith(f"runs/recipe/{benchmark}/") and overlay != base
+    dirs = [c["init_args"]["dirpath"] for c in configs[1]["trainer"]["callbacks"]]
+    assert dirs and all(d.startswith(overlay) for d in dirs)
+
+
+RESULT_CONFIGS = sorted(
+    (b, p.name) for b in RECIPES for p in (REPO / "docs/results" / b).glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize(("benchmark", "name"), RESULT_CONFIGS)
+def test_result_configs_parse_and_name_committed_files(benchmark, name, monkeypatch):
+    # docs/results.md's commands evaluate committed guides and read committed rationales back
+    monkeypatch.chdir(REPO)
+    configs = [f"configs/recipe/{benchmark}/{c}.yaml" for c in ("data", "evaluate")]
+    args = [a for c in [*configs, f"docs/results/{benchmark}/{name}"] for a in ("-c", c)]
+    settings = evaluation_parser().parse_args(args)
+    paths = [s.model for s in settings.small_lms or [] if s.model.startswith("docs/")]
+    paths += [f.path for f in settings.rationale_files or []]
+    missing = [p for p in paths if not (REPO / p).exists()]
+    assert not missing, f"docs/results/{benchmark}/{name} names missing files: {missing}"

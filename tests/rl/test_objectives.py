@@ -102,6 +102,9 @@ def test_overlong_penalty_follows_dapo_equation_13():
 def test_constant_groups_finds_the_groups_without_signal():
     scores = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.3, 0.3])
     assert constant_groups(scores, 2).tolist() == [True, False, True]
+    # against a baseline (scst's greedy reward): equal samples are constant only if it agrees
+    baseline = torch.tensor([1.0, 0.0, 0.0])
+    assert constant_groups(scores, 2, baseline=baseline).tolist() == [True, False, False]
 
 
 def test_clip_higher_lets_positive_advantages_rise_further():

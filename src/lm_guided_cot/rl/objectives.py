@@ -108,11 +108,20 @@ def overlong_penalty(lengths: torch.Tensor, max_length: int, buffer: int) -> tor
     )
 
 
-def constant_groups(scores: torch.Tensor, group_size: int, atol: float = 1e-6) -> torch.Tensor:
-    """``[Q]`` True where a question's k scores are all equal (within ``atol``). Given the
-    reward totals, these are the groups with no reward signal for a group baseline (DAPO's
-    dynamic sampling drops them); their advantages are 0 only where nothing else enters the
-    score (a KL reward under ``rloo`` or ``gae``, or penalties that differ, still moves them)."""
+def constant_groups(
+    scores: torch.Tensor,
+    group_size: int,
+    atol: float = 1e-6,
+    baseline: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``[Q]`` True where a question's k scores are all equal (within ``atol``), and equal to
+    its ``baseline`` ``[Q]`` score where one is given (the greedy rationale's, for ``scst``).
+    Given the reward totals, these are the groups with no reward signal for the baseline
+    (DAPO's dynamic sampling drops them); their advantages are 0 only where nothing else enters
+    the score (a KL reward under ``rloo`` or ``gae``, or penalties that differ, still moves
+    them)."""
     grouped = scores.view(-1, group_size)
+    if baseline is not None:
+        grouped = torch.cat([grouped, baseline.to(grouped)[:, None]], dim=1)
     spread = grouped.max(dim=1).values - grouped.min(dim=1).values
     return spread <= atol

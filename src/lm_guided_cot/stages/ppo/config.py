@@ -60,12 +60,17 @@ class PPOConfig:
     Args:
         rollout: how rationales are sampled for training (plain sampling at a temperature).
         samples_per_question: rationales sampled per question each step (k; at least 1, and
-            at least 2 for ``rloo``, ``grpo``, ``dr_grpo`` and dynamic sampling).
+            at least 2 for ``rloo``, ``grpo``, ``dr_grpo`` and dynamic sampling without
+            ``scst``).
         advantage: ``gae`` (PPO with the value head, per-token KL-penalised rewards and the
             score on the last token); or critic-free, no value head, on each sample's
             KL-penalised score: ``rloo`` (minus the mean of the other samples of its question),
-            ``grpo`` (minus its question's mean, divided by its question's std) or ``dr_grpo``
-            (minus its question's mean only).
+            ``grpo`` (minus its question's mean, divided by its question's std), ``dr_grpo``
+            (minus its question's mean only) or ``scst`` (self-critical, Rennie et al. 2017:
+            minus the reward of the rationale the policy writes greedily for its question, as
+            ``eval_generation`` decodes it, so only samples that beat what the evaluation would
+            read are reinforced; one more rationale and reward call a question, logged as
+            ``reward/greedy_mean``).
         loss_aggregation: how per-token policy losses become one number: ``token`` (the mean
             over every token of the minibatch, DAPO's choice), ``sequence`` (each rationale's
             mean, then the mean over rationales: GRPO's) or ``constant`` (the sum divided by
@@ -87,8 +92,8 @@ class PPOConfig:
         whiten_advantages: normalise advantages over each rollout batch: per token for
             ``gae``; for ``rloo`` per rationale and by scale only (the leave-one-out
             advantages of a question already sum to 0, and weighting them by token count
-            would turn the shift into a length bonus or penalty). ``None``: on for ``gae`` and
-            ``rloo``, off for ``grpo`` and ``dr_grpo``, whose advantages are normalised by
+            would turn the shift into a length bonus or penalty; ``scst`` likewise). ``None``: on
+            for ``gae``, ``rloo`` and ``scst``, off for ``grpo`` and ``dr_grpo``, whose advantages are normalised by
             their own definition (so ``true`` is refused there).
         kl_estimator: how the KL to the reference is estimated per token, and so where it
             acts. ``k1`` (``log p - log q``): a per-token reward, the score less ``beta`` times
@@ -97,7 +102,7 @@ class PPOConfig:
             ``beta`` times the per-token k3 aggregated like the policy loss, with the score
             holding only rewards and penalties (``grpo`` and ``dr_grpo``, as the GRPO paper and
             TRL: a KL inside the score would be divided by the group's std, turning KL noise
-            into full-size advantages). ``None``: ``k1`` for ``gae``/``rloo``, ``k3`` for
+            into full-size advantages). ``None``: ``k1`` for ``gae``/``rloo``/``scst``, ``k3`` for
             ``grpo``/``dr_grpo``; the other pairings are refused. k3 is logged as ``kl/k3``.
         init_kl_coef: starting KL coefficient (``beta``; at least 0): of the KL reward, or of
             the KL loss term under ``grpo``/``dr_grpo``.
@@ -135,12 +140,13 @@ class PPOConfig:
             for its own rewards, the on-policy loop). Each batch is updated on ``N`` steps after
             it was generated, with the PPO ratio and the KL taken against the log-probs of the
             policy that generated it; the first ``N`` steps only generate (no update).
-            Refused with ``dynamic_sampling: resample``, which needs the rewards at once.
+            Refused with ``dynamic_sampling: resample``, which needs the rewards at once, and
+            with ``scst``, whose baseline is the current policy's greedy rationale.
     """
 
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     samples_per_question: int = 1
-    advantage: Literal["gae", "rloo", "grpo", "dr_grpo"] = "gae"
+    advantage: Literal["gae", "rloo", "grpo", "dr_grpo", "scst"] = "gae"
     loss_aggregation: Literal["token", "sequence", "constant"] | None = None
     ppo_epochs: int = 4
     minibatch_size: int = 8
@@ -175,8 +181,9 @@ class PPOConfig:
             self.rollout = RolloutConfig(**asdict(self.rollout))
         check_at_least("ppo.samples_per_question", self.samples_per_question, 1)
         needs_groups = {
-            f"advantage {self.advantage!r}": self.advantage != "gae",
-            f"dynamic_sampling {self.dynamic_sampling!r}": self.dynamic_sampling != "off",
+            f"advantage {self.advantage!r}": self.advantage not in ("gae", "scst"),
+            f"dynamic_sampling {self.dynamic_sampling!r}": self.dynamic_sampling != "off"
+            and self.advantage != "scst",
         }
         for what, needed in needs_groups.items():
             if needed and self.samples_per_question < 2:
@@ -239,6 +246,12 @@ class PPOConfig:
                 "resampling needs a batch's rewards before the step goes on, which is what "
                 "staleness defers; use dynamic_sampling: skip, or max_staleness: 0"
             )
+        if self.max_staleness and self.advantage == "scst":
+            raise ConfigurationError(
+                f"ppo.advantage='scst' with ppo.max_staleness={self.max_staleness}: the "
+                "self-critical baseline is the greedy rationale of the policy that sampled, "
+                "scored with the samples; use max_staleness: 0, or advantage: rloo"
+            )
 
     @property
     def aggregation(self) -> str:
@@ -252,7 +265,7 @@ class PPOConfig:
         """``whiten_advantages`` with its default for the advantage filled in."""
         if self.whiten_advantages is not None:
             return self.whiten_advantages
-        return self.advantage in ("gae", "rloo")
+        return self.advantage in ("gae", "rloo", "scst")
 
     @property
     def estimator(self) -> str:

@@ -16,11 +16,12 @@ class DynamicSampling:
     """Mixed into ``PPOModule``: uses its ``ppo``, ``policy``, ``_sample`` and ``_reward``."""
 
     def _dynamic_sampling(
-        self, sampled: Sampled, reward: RewardOutput
+        self, sampled: Sampled, reward: RewardOutput, baseline: torch.Tensor | None = None
     ) -> tuple[Sampled, RewardOutput, torch.Tensor, dict[str, int]]:
-        """Sample the questions whose k rewards are all equal again (``resample``), then mark
-        the rows of the groups still constant as skipped; returns the rollout's rows and
-        ``keep`` [B], with the counts.
+        """Sample the questions whose k rewards are all equal (and equal to their ``baseline``
+        [Q] reward, the greedy rationale's under ``scst``) again (``resample``), then mark the
+        rows of the groups still constant as skipped; returns the rollout's rows and ``keep``
+        [B], with the counts.
 
         Every rank takes the same number of rounds (while any rank has a constant group), so
         ``rank_zero`` reward calls and ZeRO 3's synced generation stay in step; a rank with
@@ -29,7 +30,7 @@ class DynamicSampling:
         k = self.ppo.samples_per_question
         input_ids, attention_mask = sampled.input_ids, sampled.attention_mask
         labels, texts, records = sampled.labels, list(sampled.texts), sampled.records
-        constant = constant_groups(reward.total, k)
+        constant = constant_groups(reward.total, k, baseline=baseline)
         counts = {"groups_constant": int(constant.sum()), "groups_resampled": 0}
         rounds = self.ppo.max_resample_rounds if self.ppo.dynamic_sampling == "resample" else 0
         for _ in range(rounds):
@@ -48,7 +49,7 @@ class DynamicSampling:
             for row, text in zip(rows.tolist(), new_texts):
                 texts[row] = text
             reward = replace_reward_rows(reward, rows, new_reward)
-            still = constant_groups(reward.total, k)
+            still = constant_groups(reward.total, k, baseline=baseline)
             counts["groups_resampled"] += int((constant & ~still).sum())
             constant = still
         counts["groups_skipped"] = int(constant.sum())

@@ -33,6 +33,8 @@ def log_step(module: Any, roll: Rollout, stats: PPOStats, sequence_kl: torch.Ten
         "rationale/length": mask.sum(dim=1).mean(),
         "rationale/eos_rate": eos_rate(roll.labels, module.policy.tokenizer.eos_token_id),
     }
+    if roll.greedy_scores is not None:
+        log["reward/greedy_mean"] = roll.greedy_scores.float().mean()
     if module.ppo.max_staleness:
         log["ppo/staleness"] = torch.tensor(float(roll.staleness))
         log["time/reward_wait_s"] = torch.tensor(roll.reward_wait_s)
@@ -89,7 +91,8 @@ def signal_logs(module: Any, roll: Rollout) -> dict[str, torch.Tensor]:
     would say (each rank logs the same value; ``sync_dist``'s mean leaves it as it is).
 
     - ``ppo/informative_groups``: the share of the step's questions whose k reward totals are
-      not all equal (after dynamic sampling). Not logged for k = 1: there is no group, and
+      not all equal (after dynamic sampling; under ``scst``, not all equal to the greedy
+      rationale's). Not logged for k = 1 without ``scst``: there is no group, and
       ``reward/total_std`` says whether the batch's rewards differ.
     - ``ppo/policy_updated``: 1 if any rank's policy got a gradient from the advantages
       (``rollout.policy_signal``), else 0.
@@ -97,8 +100,8 @@ def signal_logs(module: Any, roll: Rollout) -> dict[str, torch.Tensor]:
     strategy = module.trainer.strategy
     out = {}
     k = module.ppo.samples_per_question
-    if k > 1:
-        informative, questions = informative_groups(roll.raw_scores, k)
+    if k > 1 or roll.greedy_scores is not None:
+        informative, questions = informative_groups(roll.raw_scores, k, roll.greedy_scores)
         counts = torch.tensor([float(informative), float(questions)], device=module.device)
         informative, questions = sum_over_ranks(strategy, counts).tolist()
         out["ppo/informative_groups"] = torch.tensor(informative / max(questions, 1.0))

@@ -66,11 +66,13 @@ from lm_guided_cot.stages.ppo.evaluation import RationaleEvaluation
 from lm_guided_cot.stages.ppo.logs import log_step
 from lm_guided_cot.stages.ppo.rollout import (
     Behaviour,
+    Greedy,
     PPOStats,
     Rollout,
     Sampled,
     advantages_and_returns,
     nonempty,
+    split_reward_rows,
 )
 from lm_guided_cot.stages.ppo.staleness import PendingQueue, StaleRollouts
 
@@ -220,13 +222,18 @@ class PPOModule(
             return rank_zero_reward(self.reward, records, texts)
         return self.reward(records, texts)
 
-    def _scores(self, raw: torch.Tensor, penalties: torch.Tensor | None = None) -> torch.Tensor:
+    def _scores(
+        self, raw: torch.Tensor, penalties: torch.Tensor | None = None, update: bool = True
+    ) -> torch.Tensor:
         """The scores the advantages see: the reward totals scaled, plus the penalties, clipped
-        (inside ``reward_clip``, so nothing escapes the bound)."""
+        (inside ``reward_clip``, so nothing escapes the bound). ``update``: add ``raw`` to the
+        running statistics first (not for the ``scst`` baseline, which is scaled as its
+        batch's samples are)."""
         cfg = self.ppo
         scores = raw
         if cfg.reward_scaling != "none":
-            self.reward_stats.update(gather_floats(self, raw))
+            if update:
+                self.reward_stats.update(gather_floats(self, raw))
             std = max(self.reward_stats.std, cfg.reward_std_floor)
             shift = self.reward_stats.mean if cfg.reward_scaling == "running_zscore" else 0.0
             scores = (raw - shift) / std
@@ -277,6 +284,23 @@ class PPOModule(
         labels, texts = self._generate(input_ids, attention_mask)
         return Sampled(input_ids, attention_mask, labels, texts, records)
 
+    def _sample_with_greedy(self, batch: dict[str, Any]) -> tuple[Sampled, RewardOutput, Greedy]:
+        """``scst``'s steps 1 and 2: the k samples and the greedy rationale of each question
+        (decoded as ``eval_generation`` says, as validation and test decode), scored in one
+        reward call."""
+        sampled = self._sample_batch(batch)
+        labels = self.policy.generate(
+            batch["input_ids"],
+            batch["attention_mask"],
+            self.eval_generation,
+            **generation_kwargs(self.trainer),
+        )
+        labels = nonempty(labels, self.policy.tokenizer.eos_token_id)
+        texts = self.policy.decode(labels)
+        both = self._reward(sampled.records + list(batch["records"]), sampled.texts + texts)
+        reward, greedy_scores = split_reward_rows(both, len(sampled.texts))
+        return sampled, reward, Greedy(labels, texts, greedy_scores)
+
     def _behaviour(self, sampled: Sampled) -> Behaviour:
         """What the current policy (the one that sampled) and the reference say of the rows."""
         temperature = self.ppo.rollout.temperature  # score with the distribution sampled from
@@ -290,13 +314,19 @@ class PPOModule(
         """Sample rationales for a batch of questions and score everything PPO needs.
 
         ``batch["records"]`` holds the rows' ``QARecord`` objects, in batch order."""
-        sampled = self._sample_batch(batch)  # 1. k rationales a question
-        reward = self._reward(sampled.records, sampled.texts)  # 2. their rewards
+        greedy = None
+        if self.ppo.advantage == "scst":  # 1-2 with each question's greedy rationale beside
+            sampled, reward, greedy = self._sample_with_greedy(batch)
+        else:
+            sampled = self._sample_batch(batch)  # 1. k rationales a question
+            reward = self._reward(sampled.records, sampled.texts)  # 2. their rewards
         keep, groups = None, {}
         if self.ppo.dynamic_sampling != "off":
-            sampled, reward, keep, groups = self._dynamic_sampling(sampled, reward)
+            baseline = None if greedy is None else greedy.scores
+            sampled, reward, keep, groups = self._dynamic_sampling(sampled, reward, baseline)
         behaviour = self._behaviour(sampled)  # 3. the sampling policy's and reference's numbers
-        return self._finish(sampled, behaviour, reward, keep, groups)  # 4. advantages, returns
+        # 4. advantages, returns
+        return self._finish(sampled, behaviour, reward, keep, groups, greedy)
 
     def _finish(
         self,
@@ -305,6 +335,7 @@ class PPOModule(
         reward: RewardOutput,
         keep: torch.Tensor | None,
         groups: dict[str, int],
+        greedy: Greedy | None = None,
     ) -> Rollout:
         """The rollout of a scored batch: scaled and penalised scores, KL-penalised advantages
         (with the KL coefficient of now) and value targets."""
@@ -313,12 +344,18 @@ class PPOModule(
         mask = (labels != IGNORE_INDEX).float()
         raw_scores = reward.total.to(self.device)
         scores = self._scores(raw_scores, self._penalties(labels, mask))
+        baseline = greedy_scores = None
+        if greedy is not None:  # scored and penalised as the samples are
+            greedy_scores = greedy.scores.to(self.device)
+            greedy_mask = (greedy.labels != IGNORE_INDEX).float()
+            penalties = self._penalties(greedy.labels, greedy_mask)
+            baseline = self._scores(greedy_scores, penalties, update=False)
         logprobs, values = behaviour.logprobs, behaviour.values
         kl = kl_penalty(logprobs, behaviour.ref_logprobs, cfg.estimator) * mask
         kl_k3 = kl_penalty(logprobs, behaviour.ref_logprobs, "k3") * mask
         summed = functools.partial(sum_over_ranks, self.trainer.strategy)
         advantages, returns = advantages_and_returns(
-            cfg, scores, kl, values, mask, self.kl_controller.value, summed, keep
+            cfg, scores, kl, values, mask, self.kl_controller.value, summed, keep, baseline
         )
         return Rollout(
             input_ids=sampled.input_ids,
@@ -338,6 +375,7 @@ class PPOModule(
             records=sampled.records,
             keep=keep,
             groups=groups,
+            greedy_scores=greedy_scores,
         )
 
     # ---- training ----------------------------------------------------------------------------

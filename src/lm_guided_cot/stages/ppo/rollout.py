@@ -51,6 +51,7 @@ class Rollout:
     keep: torch.Tensor | None = None  # [B] bool, False for rows dynamic sampling skips
     groups: dict[str, int] = field(default_factory=dict)  # dynamic sampling's counts
     staleness: int = 0  # rollouts made between this one's sampling and its update
+    greedy_scores: torch.Tensor | None = None  # [Q] the greedy rationales' reward totals (scst)
     reward_wait_s: float | None = None  # time the step waited for its rewards (staleness > 0)
 
     def update_mask(self, rows: torch.Tensor) -> torch.Tensor:
@@ -97,11 +98,13 @@ def advantages_and_returns(
     beta: float,
     all_reduce: Callable[[torch.Tensor], torch.Tensor],
     keep: torch.Tensor | None = None,
+    baseline: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token advantages and value targets [B, T] of the scores (``beta``: the KL
     coefficient, applied here to ``kl`` unless the KL is a loss term; ``all_reduce`` sums over
     ranks, for whitening by every rank's statistics; ``keep`` [B]: the rows that train, the
-    only ones whitening and scaling look at, so that skipped groups change no kept row)."""
+    only ones whitening and scaling look at, so that skipped groups change no kept row;
+    ``baseline`` [Q]: under ``scst``, each question's greedy rationale's score)."""
     k = cfg.samples_per_question
     trains = mask if keep is None else mask * keep[:, None].to(mask.dtype)
     if cfg.advantage == "gae":
@@ -114,6 +117,11 @@ def advantages_and_returns(
     sequence = scores if cfg.kl_in_loss else scores - beta * kl.sum(dim=1)
     if cfg.advantage == "rloo":
         per_rationale = leave_one_out_advantages(sequence, k)
+    elif cfg.advantage == "scst":
+        if baseline is None:
+            raise ValueError("scst advantages need the greedy rationales' scores")
+        # no KL on the baseline: a constant per question, it shifts no expected gradient
+        per_rationale = sequence - baseline.to(sequence).repeat_interleave(k)
     else:
         per_rationale = group_advantages(sequence, k, scale=cfg.advantage == "grpo")
     if cfg.whiten:
@@ -124,10 +132,13 @@ def advantages_and_returns(
     return advantages, torch.zeros_like(advantages)
 
 
-def informative_groups(raw_scores: torch.Tensor, group_size: int) -> tuple[torch.Tensor, int]:
-    """How many of the questions' k reward totals are not all equal, and how many questions:
-    a group of equal totals gives a group baseline (RLOO, GRPO) no reward signal at all."""
-    constant = constant_groups(raw_scores, group_size)
+def informative_groups(
+    raw_scores: torch.Tensor, group_size: int, baseline: torch.Tensor | None = None
+) -> tuple[torch.Tensor, int]:
+    """How many of the questions' k reward totals are not all equal (nor all equal to the
+    question's ``baseline`` total, under ``scst``), and how many questions: such a group gives
+    its baseline no reward signal at all."""
+    constant = constant_groups(raw_scores, group_size, baseline=baseline)
     return (~constant).sum(), constant.numel()
 
 
@@ -150,6 +161,13 @@ def replace_rows(labels: torch.Tensor, rows: torch.Tensor, new: torch.Tensor) ->
     out = torch.nn.functional.pad(labels, (0, width - labels.shape[1]), value=IGNORE_INDEX)
     out[rows] = torch.nn.functional.pad(new, (0, width - new.shape[1]), value=IGNORE_INDEX)
     return out
+
+
+def split_reward_rows(out: RewardOutput, n: int) -> tuple[RewardOutput, torch.Tensor]:
+    """The first ``n`` rows of a reward call's output (its counters with them), and the
+    totals of the rows after them."""
+    components = {name: values[:n] for name, values in out.components.items()}
+    return RewardOutput(out.total[:n], components, out.logs), out.total[n:]
 
 
 def replace_reward_rows(old: RewardOutput, rows: torch.Tensor, new: RewardOutput) -> RewardOutput:
@@ -220,6 +238,15 @@ class Sampled:
     labels: torch.Tensor  # [B, T], IGNORE_INDEX after each rationale's end
     texts: list[str]  # [B]
     records: list[QARecord]  # [B]
+
+
+@dataclass
+class Greedy:
+    """The questions' greedy rationales and their reward totals: the ``scst`` baseline."""
+
+    labels: torch.Tensor  # [Q, T]
+    texts: list[str]  # [Q]
+    scores: torch.Tensor  # [Q] reward totals
 
 
 @dataclass

@@ -92,9 +92,10 @@ class PPOConfig:
         whiten_advantages: normalise advantages over each rollout batch: per token for
             ``gae``; for ``rloo`` per rationale and by scale only (the leave-one-out
             advantages of a question already sum to 0, and weighting them by token count
-            would turn the shift into a length bonus or penalty; ``scst`` likewise). ``None``: on
-            for ``gae``, ``rloo`` and ``scst``, off for ``grpo`` and ``dr_grpo``, whose advantages are normalised by
-            their own definition (so ``true`` is refused there).
+            would turn the shift into a length bonus or penalty; ``scst`` likewise, its sign
+            kept). ``None``: on for ``gae``, ``rloo`` and ``scst``, off for ``grpo`` and
+            ``dr_grpo``, whose advantages are normalised by their own definition (so ``true``
+            is refused there).
         kl_estimator: how the KL to the reference is estimated per token, and so where it
             acts. ``k1`` (``log p - log q``): a per-token reward, the score less ``beta`` times
             the rationale's KL (``gae`` and ``rloo``; k1 is the estimator whose expected
@@ -102,8 +103,8 @@ class PPOConfig:
             ``beta`` times the per-token k3 aggregated like the policy loss, with the score
             holding only rewards and penalties (``grpo`` and ``dr_grpo``, as the GRPO paper and
             TRL: a KL inside the score would be divided by the group's std, turning KL noise
-            into full-size advantages). ``None``: ``k1`` for ``gae``/``rloo``/``scst``, ``k3`` for
-            ``grpo``/``dr_grpo``; the other pairings are refused. k3 is logged as ``kl/k3``.
+            into full-size advantages). ``None``: ``k1`` for ``gae``/``rloo``/``scst``, ``k3``
+            for ``grpo``/``dr_grpo``; the other pairings are refused. k3 is logged as ``kl/k3``.
         init_kl_coef: starting KL coefficient (``beta``; at least 0): of the KL reward, or of
             the KL loss term under ``grpo``/``dr_grpo``.
         target_kl: KL the adaptive controller steers to by changing ``beta`` (above 0;

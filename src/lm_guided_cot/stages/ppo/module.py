@@ -2,15 +2,16 @@
 
 README.md, "Stage 2", is the manual, with the table of decisions that keep the estimates
 unbiased (each held by a test in tests/stages/test_ppo_correctness.py). Supports: GAE with a
-value head or critic-free RLOO over k samples; fixed or adaptive KL (k1 per token, k3 logged);
-reward scaling and clipping; exact resume; DDP and DeepSpeed ZeRO 2/3, with large-LM calls
-from every rank or from rank 0 (``llm_calls``).
+value head or critic-free (RLOO, the GRPO family, the self-critical ``scst``) over k samples;
+fixed or adaptive KL (k1 per token, k3 logged); reward scaling and clipping; exact resume; DDP
+and DeepSpeed ZeRO 2/3, with large-LM calls from every rank or from rank 0 (``llm_calls``).
 
 One ``training_step`` is five numbered steps (``rollout`` holds 1-4): 1 sample k rationales a
-question; 2 their rewards (constant groups resampled or skipped: ``dynamic_sampling.py``); 3 the
-behaviour numbers (the sampling policy's log-probs and values, the reference's log-probs);
-4 KL-penalised advantages and returns; 5 ``ppo_epochs`` of minibatch updates, so
-``trainer.global_step`` counts optimizer steps. With ``ppo.max_staleness`` N > 0, step 3 follows
+question (``scst``: and decode its greedy one, the baseline); 2 their rewards (constant groups
+resampled or skipped: ``dynamic_sampling.py``); 3 the behaviour numbers (the sampling
+policy's log-probs and values, the reference's log-probs); 4 KL-penalised advantages and
+returns; 5 ``ppo_epochs`` of minibatch updates, so ``trainer.global_step`` counts optimizer
+steps. With ``ppo.max_staleness`` N > 0, step 3 follows
 step 1 at once and step 2 runs in the background: a step updates on the batch sampled N steps
 before (``staleness.py``). Validation: ``evaluation.py``; what checkpoints hold: ``checkpoints.py``.
 """

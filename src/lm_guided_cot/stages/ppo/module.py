@@ -11,9 +11,10 @@ question (``scst``: and decode its greedy one, the baseline); 2 their rewards (c
 resampled or skipped: ``dynamic_sampling.py``); 3 the behaviour numbers (the sampling
 policy's log-probs and values, the reference's log-probs); 4 KL-penalised advantages and
 returns; 5 ``ppo_epochs`` of minibatch updates, so ``trainer.global_step`` counts optimizer
-steps. With ``ppo.max_staleness`` N > 0, step 3 follows
-step 1 at once and step 2 runs in the background: a step updates on the batch sampled N steps
-before (``staleness.py``). Validation: ``evaluation.py``; what checkpoints hold: ``checkpoints.py``.
+steps. With ``ppo.max_staleness`` N > 0, step 3 follows step 1 at once and step 2 runs in the
+background: a step updates on the batch sampled N steps before (``staleness.py``). Scores and
+the ``scst`` baseline: ``scoring.py``; validation: ``evaluation.py``; what checkpoints hold:
+``checkpoints.py``.
 """
 
 from __future__ import annotations
@@ -48,10 +49,8 @@ from lm_guided_cot.rl.core import (
 from lm_guided_cot.rl.objectives import (
     kl_loss,
     loss_weights,
-    overlong_penalty,
 )
 from lm_guided_cot.stages.distributed import (
-    gather_floats,
     generation_kwargs,
     mean_across_ranks,
     pretrained_loading,
@@ -73,13 +72,18 @@ from lm_guided_cot.stages.ppo.rollout import (
     Sampled,
     advantages_and_returns,
     nonempty,
-    split_reward_rows,
 )
+from lm_guided_cot.stages.ppo.scoring import Scoring
 from lm_guided_cot.stages.ppo.staleness import PendingQueue, StaleRollouts
 
 
 class PPOModule(
-    RationaleEvaluation, CheckpointState, DynamicSampling, StaleRollouts, L.LightningModule
+    RationaleEvaluation,
+    CheckpointState,
+    DynamicSampling,
+    StaleRollouts,
+    Scoring,
+    L.LightningModule,
 ):
     """Stage 2 (see the module docstring).
 
@@ -223,41 +227,6 @@ class PPOModule(
             return rank_zero_reward(self.reward, records, texts)
         return self.reward(records, texts)
 
-    def _scores(
-        self, raw: torch.Tensor, penalties: torch.Tensor | None = None, update: bool = True
-    ) -> torch.Tensor:
-        """The scores the advantages see: the reward totals scaled, plus the penalties, clipped
-        (inside ``reward_clip``, so nothing escapes the bound). ``update``: add ``raw`` to the
-        running statistics first (not for the ``scst`` baseline, which is scaled as its
-        batch's samples are)."""
-        cfg = self.ppo
-        scores = raw
-        if cfg.reward_scaling != "none":
-            if update:
-                self.reward_stats.update(gather_floats(self, raw))
-            std = max(self.reward_stats.std, cfg.reward_std_floor)
-            shift = self.reward_stats.mean if cfg.reward_scaling == "running_zscore" else 0.0
-            scores = (raw - shift) / std
-        if penalties is not None:
-            scores = scores + penalties.to(scores.dtype)
-        if cfg.reward_clip is not None:
-            scores = scores.clamp(-cfg.reward_clip, cfg.reward_clip)
-        return scores
-
-    def _penalties(self, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[B] what the missing-EOS and overlong penalties add to each score (0 or less)."""
-        cfg = self.ppo
-        penalties = torch.zeros(labels.shape[0], device=self.device)
-        if cfg.missing_eos_penalty:
-            cut = ~(labels == self.policy.tokenizer.eos_token_id).any(dim=1)
-            penalties = penalties - cfg.missing_eos_penalty * cut.to(penalties.dtype)
-        if cfg.overlong_buffer is not None:
-            penalty = overlong_penalty(
-                mask.sum(dim=1), cfg.rollout.max_new_tokens, cfg.overlong_buffer
-            )
-            penalties = penalties + cfg.overlong_penalty * penalty.to(penalties.device)
-        return penalties
-
     def _generate(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, list[str]]:
@@ -284,23 +253,6 @@ class PPOModule(
         records = [record for record in batch["records"] for _ in range(k)]
         labels, texts = self._generate(input_ids, attention_mask)
         return Sampled(input_ids, attention_mask, labels, texts, records)
-
-    def _sample_with_greedy(self, batch: dict[str, Any]) -> tuple[Sampled, RewardOutput, Greedy]:
-        """``scst``'s steps 1 and 2: the k samples and the greedy rationale of each question
-        (decoded as ``eval_generation`` says, as validation and test decode), scored in one
-        reward call."""
-        sampled = self._sample_batch(batch)
-        labels = self.policy.generate(
-            batch["input_ids"],
-            batch["attention_mask"],
-            self.eval_generation,
-            **generation_kwargs(self.trainer),
-        )
-        labels = nonempty(labels, self.policy.tokenizer.eos_token_id)
-        texts = self.policy.decode(labels)
-        both = self._reward(sampled.records + list(batch["records"]), sampled.texts + texts)
-        reward, greedy_scores = split_reward_rows(both, len(sampled.texts))
-        return sampled, reward, Greedy(labels, texts, greedy_scores)
 
     def _behaviour(self, sampled: Sampled) -> Behaviour:
         """What the current policy (the one that sampled) and the reference say of the rows."""
@@ -345,12 +297,7 @@ class PPOModule(
         mask = (labels != IGNORE_INDEX).float()
         raw_scores = reward.total.to(self.device)
         scores = self._scores(raw_scores, self._penalties(labels, mask))
-        baseline = greedy_scores = None
-        if greedy is not None:  # scored and penalised as the samples are
-            greedy_scores = greedy.scores.to(self.device)
-            greedy_mask = (greedy.labels != IGNORE_INDEX).float()
-            penalties = self._penalties(greedy.labels, greedy_mask)
-            baseline = self._scores(greedy_scores, penalties, update=False)
+        greedy_scores, baseline = self._greedy_baseline(greedy)
         logprobs, values = behaviour.logprobs, behaviour.values
         kl = kl_penalty(logprobs, behaviour.ref_logprobs, cfg.estimator) * mask
         kl_k3 = kl_penalty(logprobs, behaviour.ref_logprobs, "k3") * mask

@@ -2,8 +2,10 @@
 question, how often do all k get the same reward (a group baseline then has no signal)?
 
 For each rollout temperature the guide samples k rationales for each of Q training questions;
-each rationale is scored by the recipe's reader twice: greedy (today's recipe) and as the mean
-answer F1 over n sampled replies (``AnswerReward(samples=n)``). Printed and written as JSON: per
+each rationale is scored by the recipe's reader with each of ``--rewards``: ``greedy`` (answer F1
+of one greedy reply), ``sampled`` (the mean answer F1 over n sampled replies,
+``AnswerReward(samples=n)``), ``gold_probability`` (the reader's probability of the gold answer,
+``GoldAnswerProbabilityReward``). Printed and written as JSON: per
 (temperature, reward, k' <= k) the share of informative groups, the mean reward, the mean
 within-group spread, with the wall time and calls of each part. Usage:
 
@@ -29,7 +31,7 @@ from lm_guided_cot.hparams import as_dataclass
 from lm_guided_cot.llm.config import LLMConfig
 from lm_guided_cot.paths import expand_path
 from lm_guided_cot.policy import GenerationConfig, SmallLM
-from lm_guided_cot.rewards import AnswerReward
+from lm_guided_cot.rewards import AnswerReward, GoldAnswerProbabilityReward
 from lm_guided_cot.rl.objectives import constant_groups
 
 
@@ -86,6 +88,12 @@ def main() -> None:
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 1.3])
     parser.add_argument("--reader_samples", type=int, default=4)
     parser.add_argument("--reader_temperature", type=float, default=0.7)
+    parser.add_argument(
+        "--rewards",
+        nargs="+",
+        choices=["greedy", "sampled", "gold_probability"],
+        default=["greedy", "sampled"],
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk", type=int, default=16, help="rows generated at once")
     parser.add_argument("--out", required=True, help="JSON file for the results")
@@ -105,6 +113,11 @@ def main() -> None:
     sampled = AnswerReward(
         llm=llm, samples=args.reader_samples, sample_temperature=args.reader_temperature
     )
+    named = {
+        "greedy": ("greedy reader", greedy),
+        "sampled": (f"{args.reader_samples} sampled replies", sampled),
+        "gold_probability": ("gold answer probability", GoldAnswerProbabilityReward(llm=llm)),
+    }
     results = {"settings": vars(args), "questions": [r.id for r in records], "runs": []}
     for temperature in args.temperatures:
         torch.manual_seed(args.seed)
@@ -112,8 +125,7 @@ def main() -> None:
         texts = _sample(guide, rows, args.k, temperature, args.chunk)
         sampled_s = time.perf_counter() - start
         repeated = [record for record in records for _ in range(args.k)]
-        rewards = (("greedy reader", greedy), (f"{args.reader_samples} sampled replies", sampled))
-        for name, reward in rewards:
+        for name, reward in (named[choice] for choice in args.rewards):
             start = time.perf_counter()
             out = reward(repeated, texts)
             run = {
@@ -126,8 +138,9 @@ def main() -> None:
             }
             for subset in sorted({min(4, args.k), args.k}):
                 run[f"k={subset}"] = _signal(out.total.float(), args.k, subset)
+            run["scores"] = [round(x, 4) for x in out.total.tolist()]
             results["runs"].append(run)
-            print(json.dumps(run), flush=True)
+            print(json.dumps({k: v for k, v in run.items() if k != "scores"}), flush=True)
     # one client for both rewards (one endpoint): its reader counters are the pilot's total
     usage = greedy.client.role_usage("reader")
     results["reader_calls"] = {n: float(v) for n, v in vars(usage).items()}

@@ -3,8 +3,10 @@ rationale. Dense where answer F1 is flat: a greedy reader gives the k rationales
 one answer (no signal for a group baseline), but not one probability of the right one.
 
 A chat endpoint does not score a given continuation, so the answer is walked a token at a time:
-the reader's reply is prefilled (a last assistant message, which llama.cpp's server and vLLM
-continue) with ``Answer:`` and the gold text read so far, and one greedy token is asked for
+the reader's reply is prefilled (a last assistant message, which llama.cpp's server continues;
+vLLM does with ``extra_params: {continue_final_message: true, add_generation_prompt: false}``;
+APIs that start a new reply instead, such as OpenAI's, cannot serve this reward) with
+``Answer:`` and the gold text read so far, and one greedy token is asked for
 with its ``top_logprobs``. The listed token that continues the gold text is the next step; its
 log-probability is added. A step where none of the listed tokens does ends the walk with the
 least listed log-probability (an upper bound for any unlisted token): a rationale that leads
@@ -69,7 +71,7 @@ class GoldAnswerProbabilityReward(RewardFunction):
 
     Args:
         llm: the large LM that reads the rationale; its endpoint must return ``top_logprobs``
-            and continue a last assistant message (llama.cpp's server and vLLM do).
+            and continue a last assistant message (module docstring).
         reader: its prompt (the same the evaluation uses).
         prefill: the reply's start before the answer; the reader's template asks for
             ``Answer: <short answer>``, so the answer's first token carries its space.
@@ -137,8 +139,8 @@ class GoldAnswerProbabilityReward(RewardFunction):
                 elif not result.top_logprobs:
                     raise RunError(
                         f"reward {self.name!r}: {self.client.where} returned no top_logprobs; "
-                        "this reward needs an endpoint that does (llama.cpp's server, vLLM, "
-                        "OpenAI chat models)"
+                        "this reward needs an endpoint that does and continues a prefilled "
+                        "reply (llama.cpp's server; vLLM with continue_final_message)"
                     )
                 else:
                     self._step(walk, result.top_logprobs)

@@ -45,7 +45,8 @@ class ScriptedReader:
             following = {"Answer:": " 19", "Answer: 19": "22"}
         else:
             following = {"Answer:": " New", "Answer: New": " York"}
-        return {following.get(reply, " Lyon"): LOG(p), " Lyon": LOG((1 - p) * 0.9), " <": LOG(0.01)}
+        next_token = following.get(reply, " Rome")  # Paris: a token that does not fit
+        return {next_token: LOG(p), " Lyon": LOG((1 - p) * 0.9), " <": LOG(0.01)}
 
 
 def _server(reader: ScriptedReader) -> FakeLLMServer:

@@ -25,6 +25,9 @@ class LLMRequest:
 
 
 TopLogprobs = tuple[tuple[str, float], ...]
+MAX_TOP_LOGPROBS = (
+    20  # the most alternatives a request may ask for: OpenAI's limit; llama.cpp takes more
+)
 
 
 @dataclass
@@ -100,4 +103,11 @@ def first_token_alternatives(logprobs: Any) -> TopLogprobs | None:
     return tuple(pairs) or None
 
 
-__all__ = ["LLMRequest", "LLMResult", "TopLogprobs", "first_token_alternatives", "read_response"]
+__all__ = [
+    "MAX_TOP_LOGPROBS",
+    "LLMRequest",
+    "LLMResult",
+    "TopLogprobs",
+    "first_token_alternatives",
+    "read_response",
+]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from lm_guided_cot.data.records import QARecord
 from lm_guided_cot.errors import RunError, check_at_least, check_between
-from lm_guided_cot.llm.calls import LLMRequest, TopLogprobs
+from lm_guided_cot.llm.calls import MAX_TOP_LOGPROBS, LLMRequest, TopLogprobs
 from lm_guided_cot.llm.config import LLMConfig, SamplingParams
 from lm_guided_cot.llm.registry import client_for
 from lm_guided_cot.rewards.base import (
@@ -33,8 +33,6 @@ from lm_guided_cot.rewards.base import (
 )
 from lm_guided_cot.rewards.task import AnswerReward
 from lm_guided_cot.roles import Reader, ReaderConfig
-
-MAX_TOP_LOGPROBS = 20  # OpenAI's limit, and llama.cpp server's n_probs cap in practice
 
 
 def next_gold_token(alternatives: TopLogprobs, remaining: str) -> tuple[str, float] | None:

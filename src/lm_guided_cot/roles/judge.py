@@ -25,6 +25,7 @@ from lm_guided_cot.errors import (
     check_between,
     check_finite,
 )
+from lm_guided_cot.llm.calls import MAX_TOP_LOGPROBS
 from lm_guided_cot.llm.client import LLMRequest, LLMResult
 from lm_guided_cot.llm.config import SamplingParams
 from lm_guided_cot.llm.parsing import parse_aspect_scores, yes_probability
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 JudgeProtocol = Literal["auto", "logprobs", "json_schema", "text"]
 PROTOCOLS: tuple[str, ...] = ("logprobs", "json_schema", "text")  # auto tries them in this order
-MAX_TOP_LOGPROBS = 20  # OpenAI's limit; llama.cpp takes more
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 # arguments of the parent that the children must not get again
-_PARENT_ONLY = ("child", "model", "workdir", "runs")
+_PARENT_ONLY = ("child", "model", "workdir", "runs", "no_live_memory")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, runs: list[str]) -> None:
@@ -33,6 +33,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, runs: list[str]) -> No
         "--gradient_checkpointing",
         action="store_true",
         help="every contender recomputes activations in backward",
+    )
+    parser.add_argument(
+        "--no_live_memory",
+        action="store_true",
+        help="on a CPU, skip the extra run per contender that measures the live peak (shown -)",
     )
     parser.add_argument("--child", choices=runs, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -128,7 +133,12 @@ def run_children(
         for run in runs:
             results[run].append(one(run))
     for run in runs:
-        live = one(run, LIVE_MEMORY_ENV)["peak_mib"] if args.device == "cpu" else None
+        if args.device == "cuda":
+            live = None  # max allocated is already the live peak
+        elif args.no_live_memory:
+            live = float("nan")
+        else:
+            live = one(run, LIVE_MEMORY_ENV)["peak_mib"]
         for result in results[run]:
             result["live_mib"] = live if live is not None else result["peak_mib"]
     return results
@@ -162,7 +172,8 @@ def print_table(
         line = f"{label:34s} {m[speed]:10.2f} {spread:>15s}"
         if device == "cpu":
             rss = f"{m['peak_mib']:.0f} ({m['peak_mib_min']:.0f}-{m['peak_mib_max']:.0f})"
-            line += f" {rss:>20s} {m['live_mib']:9.0f}"
+            live = "-" if m["live_mib"] != m["live_mib"] else f"{m['live_mib']:.0f}"  # nan: skipped
+            line += f" {rss:>20s} {live:>9s}"
         else:
             line += f" {m['peak_mib']:20.0f}"
         print(line)
@@ -170,10 +181,10 @@ def print_table(
 
 def print_ratio(med: dict[str, dict[str, float]], ours: str, theirs: str, speed: str) -> None:
     """Ours over theirs: speed, and memory by the measure that is not allocator noise."""
-    memory = "live_mib"
+    memory = med[ours]["live_mib"] / med[theirs]["live_mib"]
     print(
         f"ratio {ours}/{theirs}: speed {med[ours][speed] / med[theirs][speed]:.2f}x, "
-        f"memory {med[ours][memory] / med[theirs][memory]:.2f}x"
+        f"memory {'-' if memory != memory else f'{memory:.2f}x'}"
     )
 
 

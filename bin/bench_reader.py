@@ -148,7 +148,7 @@ def bare_forward_limit(threads: int, model_name: str, batch: int = 8, length: in
     return batch * length / (time.perf_counter() - start)
 
 
-def llama_cpp_limit(threads: int, record: QARecord, model: str) -> float:
+def llama_cpp_limit(threads: int, record: QARecord, model: str, runs: int = 3) -> float:
     """Prompt tokens/s llama.cpp reports for one long uncached prompt."""
     from lm_guided_cot.llm.server import ensure_server
 
@@ -162,7 +162,7 @@ def llama_cpp_limit(threads: int, record: QARecord, model: str) -> float:
             f"{server.url}/completion", body, {"Content-Type": "application/json"}
         )
         rates = []
-        for _ in range(3):
+        for _ in range(runs):
             with urllib.request.urlopen(request, timeout=600) as reply:
                 rates.append(json.load(reply)["timings"]["prompt_per_second"])
         stop_all()
@@ -185,6 +185,12 @@ def main() -> None:
         "--model", default="smollm2", help="a registry name (lmcot models list) or a .gguf file"
     )
     parser.add_argument("--repeats", type=int, default=1, help="contenders alternate; medians")
+    parser.add_argument(
+        "--limit_batch", type=int, default=8, help="sequences in the bare forward (x 512 tokens)"
+    )
+    parser.add_argument(
+        "--limit_runs", type=int, default=3, help="uncached llama.cpp prompts timed (median)"
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
@@ -205,11 +211,12 @@ def main() -> None:
                 )
         results[context] = {c: median_run(r) for c, r in runs.items()}
         print_table(context, results[context], args.repeats)
-    bare = bare_forward_limit(args.threads, args.model)
-    native = llama_cpp_limit(args.threads, records[0], args.model)
+    bare = bare_forward_limit(args.threads, args.model, batch=args.limit_batch)
+    native = llama_cpp_limit(args.threads, records[0], args.model, runs=args.limit_runs)
     print(
         f"\nmachine limit for this model: transformers fp32 bare forward {bare:,.0f} prompt tok/s "
-        f"(batch 8 x 512); llama.cpp one uncached full-context prompt {native:,.0f} prompt tok/s"
+        f"(batch {args.limit_batch} x 512); llama.cpp one uncached full-context prompt "
+        f"{native:,.0f} prompt tok/s (median of {args.limit_runs})"
     )
     if args.json:
         results["limits"] = {"transformers_forward": bare, "llama_cpp_prompt": native}

@@ -77,6 +77,8 @@ def test_reader_benchmark_reports_calls_and_prefix_reuse():
             str(BIN / "bench_reader.py"),
             *("--questions", "1", "--k", "2", "--contexts", "gold_only", "--threads", "1"),
             *("--contenders", "in-process", "llama-server:1", "no-reuse:1"),
+            # the machine's limits at their smallest: one sequence, one uncached prompt
+            *("--limit_batch", "1", "--limit_runs", "1"),
         ],
         capture_output=True,
         text=True,
@@ -92,7 +94,7 @@ def test_reader_benchmark_reports_calls_and_prefix_reuse():
     assert int(cells["no-reuse:1"][6]) == int(cells["no-reuse:1"][5])  # every token computed
     assert cells["no-reuse:1"][7] == "0%"
     assert int(cells["llama-server:1"][6]) < int(cells["llama-server:1"][5]) / 2  # context once
-    assert "machine limit for this model" in done.stdout
+    assert "machine limit for this model" in done.stdout and "(median of 1)" in done.stdout
 
 
 def test_ppo_benchmark_with_lora_trains_the_adapters_alone():
@@ -101,13 +103,15 @@ def test_ppo_benchmark_with_lora_trains_the_adapters_alone():
         *("--rollouts", "2", "--prompts_per_rollout", "2", "--k", "2", "--new_tokens", "4"),
         *("--minibatch", "2", "--epochs", "1", "--prompt_chars", "24"),
         *("--layers", "2", "--hidden", "32", "--lora", "--runs", "ours_rloo_lora,ours_rloo"),
+        "--no_live_memory",  # what this test checks is the trained parameters
     )
     assert "LoRA rank 8, alpha 16 on q_proj, v_proj" in out
     for label in ("lm-guided-cot PPOModule RLOO, LoRA", "lm-guided-cot PPOModule (RLOO)"):
         assert float(_row(out, label)[0]) > 0
     # rank 8 on q_proj and v_proj (32 -> 32) in 2 layers: 2 * 2 * 8 * (32 + 32)
     assert "trained parameters: ours_rloo_lora 2,048, ours_rloo " in out
-    assert "ratio ours_rloo_lora/ours_rloo: speed" in out
+    assert "ratio ours_rloo_lora/ours_rloo: speed" in out and "memory -" in out
+    assert _row(out, "lm-guided-cot PPOModule RLOO, LoRA")[-1] == "-"  # live peak skipped
 
 
 def test_ppo_benchmark_with_reward_latency_compares_staleness():
@@ -117,6 +121,7 @@ def test_ppo_benchmark_with_reward_latency_compares_staleness():
         *("--minibatch", "4", "--epochs", "1", "--prompt_chars", "24"),
         *("--layers", "2", "--hidden", "32", "--reward-latency", "0.3"),
         *("--runs", "stale_0,stale_2,bound"),
+        "--no_live_memory",
     )
     assert "with a reward 0.3 s away" in out
     speeds = {

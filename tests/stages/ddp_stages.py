@@ -3,6 +3,7 @@ compares -- the metrics logged at every step and a checksum of the weights on ev
 
     python ddp_stages.py STAGE OUT DEVICES MODEL DATA_DIR SERVER_URL [LLM_CALLS [ADVANTAGE [lora
         [MAX_STALENESS]]]]
+    python ddp_stages.py --many RUNS.json   # those arguments, one list per run, in one process
 
 ADVANTAGE may carry a dynamic sampling mode: ``grpo:skip``.
 
@@ -80,10 +81,13 @@ class Recorder(L.Callback):
             (self.out / "record.json").write_text(json.dumps(record))
 
 
+_UNSEEDED_GENERATE = SmallLM.generate
+
+
 def seed_each_rationale(samples_per_question: int) -> None:
     """Make ``SmallLM.generate`` draw each row from a seed of its own (see the module docstring);
-    the global random state is left as it was."""
-    original = SmallLM.generate
+    the global random state is left as it was. Called again, it starts afresh (``--many``)."""
+    original = _UNSEEDED_GENERATE
     calls = [0]
 
     def generate(self, input_ids, attention_mask, config=None, **kwargs):
@@ -194,4 +198,8 @@ def main(
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:])
+    if sys.argv[1] == "--many":  # several 1-process runs in a row, imports paid once: a JSON list
+        for run in json.loads(Path(sys.argv[2]).read_text()):  # of argument lists as above
+            main(run[0], run[1], int(run[2]), *run[3:])
+    else:
+        main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:])

@@ -7,6 +7,7 @@ are built once, and each large-LM request is paid for once however many ranks as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,6 +20,23 @@ from lm_guided_cot.testing.fake_llm import FakeLLMServer
 
 RUNNER = Path(__file__).with_name("ddp_stages.py")
 REPO = Path(__file__).resolve().parents[2]
+# the package under test, as in this process (not some other installed copy)
+ENV = {"PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}", "OMP_NUM_THREADS": "1"}
+
+# One worker runs this module, so that the one-process references below are run once, all in
+# one process: each run trains for ~3 s after ~20 s of imports.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ddp")]
+
+# (stage, advantage, lora, max_staleness) of every one-process run the tests compare with
+REFERENCES = [
+    ("distill", "gae", "", 0),
+    *(("ppo", advantage, "", 0) for advantage in ("gae", "rloo", "grpo", "dr_grpo")),
+    ("ppo", "gae", "lora", 0),
+    ("ppo", "grpo:skip", "", 0),
+    ("ppo", "rloo:skip", "", 0),
+    ("ppo", "gae", "", 2),
+    ("ppo", "grpo", "", 1),
+]
 
 
 def _gold(shared_data: Path) -> dict[str, str]:
@@ -67,16 +85,40 @@ def _run(
             text=True,
             timeout=600,
             cwd=out,
-            # the package under test, as in this process (not some other installed copy)
-            env={
-                **os.environ,
-                "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}",
-                "OMP_NUM_THREADS": "1",
-            },
+            env={**os.environ, **ENV},
         )
         stats = server.stats()
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads((out / "record.json").read_text()), stats, out
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, shared_data, tiny_causal_dir):
+    """Every run of ``REFERENCES`` on one process, all in one: (record, server stats) by key."""
+    root = tmp_path_factory.mktemp("one_process")
+    with contextlib.ExitStack() as stack:
+        servers, runs = [], []
+        for stage, advantage, lora, max_staleness in REFERENCES:
+            server = FakeLLMServer(responder=_responder(_gold(shared_data)))
+            servers.append(stack.enter_context(server))
+            out = root / f"{stage}-{advantage.replace(':', '_')}{lora}-{max_staleness}"
+            out.mkdir()
+            args = [stage, str(out), "1", str(tiny_causal_dir), str(shared_data)]
+            runs.append([*args, server.base_url, "every_rank", advantage, lora, str(max_staleness)])
+        (root / "runs.json").write_text(json.dumps(runs))
+        done = subprocess.run(
+            [sys.executable, str(RUNNER), "--many", str(root / "runs.json")],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            cwd=root,
+            env={**os.environ, **ENV},
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+        return {
+            key: (json.loads((Path(run[1]) / "record.json").read_text()), server.stats())
+            for key, run, server in zip(REFERENCES, runs, servers, strict=True)
+        }
 
 
 def _assert_ranks_agree(record):
@@ -95,10 +137,11 @@ def _assert_same_run(two, one, metric_names):
         assert a["weights"][0] == pytest.approx(b["weights"][0], rel=1e-4, abs=1e-4)
 
 
-@pytest.mark.slow
-def test_distillation_on_two_ranks_matches_one_process(tmp_path, shared_data, tiny_causal_dir):
+def test_distillation_on_two_ranks_matches_one_process(
+    tmp_path, shared_data, tiny_causal_dir, one_process
+):
     two, two_stats, two_out = _run("distill", 2, tmp_path, shared_data, tiny_causal_dir)
-    one, one_stats, _ = _run("distill", 1, tmp_path, shared_data, tiny_causal_dir)
+    one, one_stats = one_process["distill", "gae", "", 0]
     _assert_ranks_agree(two)
     _assert_same_run(two, one, ["train/loss"])
     assert len(two["validations"]) == len(one["validations"]) == 3
@@ -114,7 +157,6 @@ def test_distillation_on_two_ranks_matches_one_process(tmp_path, shared_data, ti
     assert summary["asked"] == 8 and summary["kept"] == 8
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("llm_calls", "advantage", "lora"),
     [
@@ -127,13 +169,13 @@ def test_distillation_on_two_ranks_matches_one_process(tmp_path, shared_data, ti
     ],
 )
 def test_ppo_on_two_ranks_matches_one_process(
-    tmp_path, shared_data, tiny_causal_dir, llm_calls, advantage, lora
+    tmp_path, shared_data, tiny_causal_dir, one_process, llm_calls, advantage, lora
 ):
     from tests.stages.ddp_stages import PPO_METRICS, RLOO_METRICS
 
     run = (tmp_path, shared_data, tiny_causal_dir)
     two, two_stats, _ = _run("ppo", 2, *run, llm_calls, advantage, lora)
-    one, one_stats, _ = _run("ppo", 1, *run, advantage=advantage, lora=lora)
+    one, one_stats = one_process["ppo", advantage, lora, 0]
     _assert_ranks_agree(two)
     _assert_same_run(two, one, PPO_METRICS if advantage == "gae" else RLOO_METRICS)
     # the weights moved, and the reward was not constant (the comparison means something)
@@ -143,17 +185,16 @@ def test_ppo_on_two_ranks_matches_one_process(
     assert two_stats["requests"] == one_stats["requests"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["grpo:skip", "rloo:skip"])
 def test_dynamic_sampling_skip_on_two_ranks_matches_one_process(
-    tmp_path, shared_data, tiny_causal_dir, objective
+    tmp_path, shared_data, tiny_causal_dir, one_process, objective
 ):
     # one question per rank: a rank can skip its group while the other keeps its own, and
     # both must still take the same number of minibatches; under rloo the advantages are
     # scaled by the std of every rank's kept rows, as one process scales its own
     run = (tmp_path, shared_data, tiny_causal_dir)
     two, _, _ = _run("ppo", 2, *run, "every_rank", objective)
-    one, _, _ = _run("ppo", 1, *run, advantage=objective)
+    one, _ = one_process["ppo", objective, "", 0]
     _assert_ranks_agree(two)
     # the ppo/* losses are missing on a step whose groups were all skipped (no update)
     names = ("reward/total_mean", "kl/mean", "ppo/groups_constant", "ppo/groups_skipped")
@@ -163,7 +204,6 @@ def test_dynamic_sampling_skip_on_two_ranks_matches_one_process(
     assert 0 < sum(skipped) < 2 * len(skipped), skipped  # some groups skipped, not all
 
 
-@pytest.mark.slow
 def test_dynamic_sampling_resample_keeps_the_ranks_in_step(tmp_path, shared_data, tiny_causal_dir):
     # rank_zero calls gather every rank: a rank with nothing to resample still takes part
     two, _, _ = _run("ppo", 2, tmp_path, shared_data, tiny_causal_dir, "rank_zero", "grpo:resample")
@@ -171,7 +211,6 @@ def test_dynamic_sampling_resample_keeps_the_ranks_in_step(tmp_path, shared_data
     assert all("ppo/groups_resampled" in step["metrics"] for step in two["steps"])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("llm_calls", "advantage", "max_staleness"),
     [
@@ -180,7 +219,7 @@ def test_dynamic_sampling_resample_keeps_the_ranks_in_step(tmp_path, shared_data
     ],
 )
 def test_stale_ppo_on_two_ranks_matches_one_process(
-    tmp_path, shared_data, tiny_causal_dir, llm_calls, advantage, max_staleness
+    tmp_path, shared_data, tiny_causal_dir, one_process, llm_calls, advantage, max_staleness
 ):
     # rank_zero: texts gathered at submission, rank 0 alone asks in the background, scores
     # scattered when the batch is consumed (every rank consumes in the same order)
@@ -188,7 +227,8 @@ def test_stale_ppo_on_two_ranks_matches_one_process(
 
     run = (tmp_path, shared_data, tiny_causal_dir)
     two, two_stats, _ = _run("ppo", 2, *run, llm_calls, advantage, max_staleness=max_staleness)
-    one, one_stats, _ = _run("ppo", 1, *run, advantage=advantage, max_staleness=max_staleness)
+    one, one_stats = one_process["ppo", advantage, "", max_staleness]
+    one = {**one, "steps": list(one["steps"])}  # shared with other tests: trimmed on a copy
     _assert_ranks_agree(two)
     for record in (two, one):  # the first max_staleness steps only sample: nothing logged
         assert all(not step["metrics"] for step in record["steps"][:max_staleness])

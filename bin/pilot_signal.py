@@ -94,6 +94,9 @@ def main() -> None:
         choices=["greedy", "sampled", "gold_probability"],
         default=["greedy", "sampled"],
     )
+    parser.add_argument(
+        "--reader_model", help="the server's model instead of the recipe's (a registry name)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk", type=int, default=16, help="rows generated at once")
     parser.add_argument("--out", required=True, help="JSON file for the results")
@@ -101,6 +104,8 @@ def main() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
     data_args, llm_args = _recipe(Path(args.recipe))
+    if args.reader_model:
+        llm_args = {**llm_args, "server": {**llm_args["server"], "model": args.reader_model}}
     datamodule = _datamodule(data_args, args.guide)
     tokenized = datamodule.tokenized("train")
     order = torch.randperm(len(tokenized), generator=torch.Generator().manual_seed(args.seed))

@@ -73,7 +73,8 @@ def test_card_loads_back_with_the_metadata_given(tmp_path):
     for section in ("How to use it", "Base model", "Training data", "Objective", "Metrics"):
         assert f"## {section}" in text
     assert "cross-entropy on the tokens of a large LM's rationales" in text
-    assert '"model": "me/guide"' in text and 'from_pretrained("me/guide"' in text
+    assert '"model": "me/guide"' in text and 'guide = "me/guide"' in text
+    assert "AutoModelForCausalLM.from_pretrained(guide)" in text
     assert "| val/loss | 1.25 |" in text and "| global_step | 40 |" in text
     assert "| max_examples | `64` |" in text and "teacher: `openai/gpt-4o`" in text
     assert "class_path: lm_guided_cot.datamodules.HotpotQADataModule" in text
@@ -225,5 +226,7 @@ def test_a_stage1_adapter_on_gold_sentences_says_so_and_how_it_loads(tmp_path):
     assert "fine-tuned on the training questions' gold supporting sentences" in text
     assert "cross-entropy on the tokens of the training questions' gold supporting" in text
     assert "gold supporting sentences (`runs/targets`)" in text and "teacher:" not in text
-    assert 'load_model("me/guide")' in text
-    assert 'AutoModelForCausalLM.from_pretrained("me/guide")' not in text
+    assert "from lm_guided_cot.model_loading import load_model" in text
+    assert "model = load_model(guide)" in text and "from_pretrained(guide)\n" not in text
+    usage = text.split("```python\n", 1)[1].split("```", 1)[0]
+    compile(usage, "the card's usage", "exec")  # a user pastes it: it must at least parse

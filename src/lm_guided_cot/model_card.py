@@ -266,15 +266,18 @@ def _usage(facts: Mapping[str, Any]) -> str:
     configs = f"configs/{_CONFIG_DIRS.get(source, 'hotpotqa')}"
     auto = "AutoModelForSeq2SeqLM" if facts.get("encoder_decoder") else "AutoModelForCausalLM"
     new_text = (
-        "output[0]" if facts.get("encoder_decoder") else "output[0, inputs.input_ids.shape[1]:]"
+        "output[0]" if facts.get("encoder_decoder") else "output[0, inputs.input_ids.shape[1] :]"
     )
     if facts.get("adapter_only"):
         # transformers cannot resolve a base saved as a project spec ("smollm2", "../kd"):
         # the project's loader can, and merges the adapters (and a stage-1 adapter below them)
         adapter_words = "; the project's loader resolves the base model and merges the adapters"
-        load = f'load_model("{name}")  # from lm_guided_cot.model_loading import load_model'
+        imports = "from transformers import AutoTokenizer\n\nfrom lm_guided_cot.model_loading import load_model"
+        load = "load_model(guide)"
     else:
-        adapter_words, load = "", f'{auto}.from_pretrained("{name}")'
+        adapter_words = ""
+        imports = f"from transformers import {auto}, AutoTokenizer"
+        load = f"{auto}.from_pretrained(guide)"
 
     return f"""## How to use it
 
@@ -289,9 +292,10 @@ or with transformers (the prompt as the data module builds it: `data` -> `prompt
 configuration below{adapter_words}):
 
 ```python
-from transformers import {auto}, AutoTokenizer
+{imports}
 
-tokenizer = AutoTokenizer.from_pretrained("{name}", padding_side="left")
+guide = "{name}"
+tokenizer = AutoTokenizer.from_pretrained(guide, padding_side="left")
 model = {load}
 inputs = tokenizer(prompt, return_tensors="pt")
 output = model.generate(**inputs, max_new_tokens=128)

@@ -75,7 +75,7 @@ def test_push_uploads_every_file_of_the_export_and_the_token_only_as_a_header(
     ]
     assert any("lfs-upload" in r for r in hub.requests)  # the safetensors went the LFS way
     card = ModelCard.load(out / "README.md")
-    assert 'from_pretrained("me/guide"' in card.text and "| global_step | 3 |" in card.text
+    assert 'guide = "me/guide"' in card.text and "| global_step | 3 |" in card.text
     assert set(hub.authorizations) == {f"Bearer {TOKEN}"}
     assert not any(TOKEN.encode() in body for body in hub.bodies)
     assert not any(TOKEN in request for request in hub.requests)

@@ -25,6 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LMCOT_DATA", REPO.parent / "shared" / "data"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (a stable sort: each keeps its place among its kind), so that under
+    xdist they start early and the quick ones fill in around them, not one long test alone at
+    the end of the run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_llm_registry():
     """Each test gets its own shared large-LM clients: the registry's clients of one test (its

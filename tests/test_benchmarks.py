@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(__file__).resolve().parents[1] / "bin"
+pytestmark = pytest.mark.slow  # each runs the script in subprocesses
 
 
 def _run(*args: str) -> str:

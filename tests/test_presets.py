@@ -168,19 +168,22 @@ def test_logger_preset_writes_under_the_stages_root(logger, stage, tmp_path, mon
 
 
 RECIPE_OVERLAYS = sorted(
-    (b, p.name) for b in RECIPES for p in (REPO / "configs/recipe" / b).glob("ppo_*.yaml")
+    (b, stage, p.name)
+    for b in RECIPES
+    for stage in ("distill", "ppo")
+    for p in (REPO / "configs/recipe" / b).glob(f"{stage}_*.yaml")
 )
 
 
-@pytest.mark.parametrize(("benchmark", "name"), RECIPE_OVERLAYS)
-def test_recipe_stage2_overlays_log_and_checkpoint_in_their_own_folder(
-    benchmark, name, capsys, monkeypatch
+@pytest.mark.parametrize(("benchmark", "stage", "name"), RECIPE_OVERLAYS)
+def test_recipe_stage_overlays_log_and_checkpoint_in_their_own_folder(
+    benchmark, stage, name, capsys, monkeypatch
 ):
-    # An overlay that left ppo.yaml's folders would overwrite the committed guide's run
+    # An overlay that left the stage's folders would overwrite the committed guide's run
     monkeypatch.chdir(REPO)
     folder = f"configs/recipe/{benchmark}"
     configs = []
-    for stack in (["ppo.yaml"], ["ppo.yaml", name]):
+    for stack in ([f"{stage}.yaml"], [f"{stage}.yaml", name]):
         args = ["fit", "-c", f"{folder}/data.yaml"]
         for config in stack:
             args += ["-c", f"{folder}/{config}"]

@@ -1,15 +1,17 @@
 """Copy a recipe's two adapter exports into docs/results/<benchmark>/guides/ as the repository
 commits them: weights cast to fp16 (half the size; the evaluation of docs/results.md reads these
-folders), stage 2's base rewritten to the committed stage-1 folder (../kd), and the model cards'
-usage pointing at the committed folders.
+folders), a stage-2 adapter's base (its stage-1 export folder) rewritten to the committed stage-1
+folder (../kd), and the model cards' usage pointing at the committed folders.
 
     python bin/pack_guides.py hotpotqa [--runs runs/recipe] [--dest docs/results/hotpotqa/guides]
     python bin/pack_guides.py 2wikimultihopqa --guides kd_rl_60=ppo_long  # one more stage-2 guide
+    python bin/pack_guides.py 2wikimultihopqa --guides kd_768=distill_768  # or stage-1 guide
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -60,7 +62,7 @@ def main() -> None:
         "--guides",
         nargs="+",
         default=GUIDES,
-        help="NAME=STAGE_FOLDER each; every guide but kd is a stage-2 adapter on the committed kd",
+        help="NAME=STAGE_FOLDER each; an adapter on a stage-1 export is rebased on the committed kd",
     )
     args = parser.parse_args()
     dest = Path(args.dest or f"docs/results/{args.benchmark}/guides")
@@ -68,8 +70,15 @@ def main() -> None:
         name, _, stage = spec.partition("=")
         if not name or not stage:
             sys.exit(f"--guides {spec!r}: write NAME=STAGE_FOLDER, e.g. kd_rl=ppo")
-        base = None if name == "kd" else "../kd"
-        pack(Path(args.runs, args.benchmark, stage, "export"), dest / name, base)
+        export = Path(args.runs, args.benchmark, stage, "export")
+        # a stage-2 export names its stage-1 export folder as its base; a stage-1 export names
+        # the base model ("smollm2"), which stays
+        config = export / "adapter_config.json"
+        current = (
+            json.loads(config.read_text())["base_model_name_or_path"] if config.is_file() else ""
+        )
+        base = "../kd" if current and (export / current).is_dir() else None
+        pack(export, dest / name, base)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -172,7 +173,7 @@ def print_table(
         line = f"{label:34s} {m[speed]:10.2f} {spread:>15s}"
         if device == "cpu":
             rss = f"{m['peak_mib']:.0f} ({m['peak_mib_min']:.0f}-{m['peak_mib_max']:.0f})"
-            live = "-" if m["live_mib"] != m["live_mib"] else f"{m['live_mib']:.0f}"  # nan: skipped
+            live = "-" if math.isnan(m["live_mib"]) else f"{m['live_mib']:.0f}"  # nan: skipped
             line += f" {rss:>20s} {live:>9s}"
         else:
             line += f" {m['peak_mib']:20.0f}"
@@ -184,7 +185,7 @@ def print_ratio(med: dict[str, dict[str, float]], ours: str, theirs: str, speed:
     memory = med[ours]["live_mib"] / med[theirs]["live_mib"]
     print(
         f"ratio {ours}/{theirs}: speed {med[ours][speed] / med[theirs][speed]:.2f}x, "
-        f"memory {'-' if memory != memory else f'{memory:.2f}x'}"
+        f"memory {'-' if math.isnan(memory) else f'{memory:.2f}x'}"
     )
 
 

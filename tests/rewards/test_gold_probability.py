@@ -45,7 +45,7 @@ class ScriptedReader:
             following = {"Answer:": " 19", "Answer: 19": "22"}
         else:
             following = {"Answer:": " New", "Answer: New": " York"}
-        next_token = following.get(reply, " Rome")  # Paris: a token that does not fit
+        next_token = following.get(reply, " Rome")  # off the gold text: a dead end
         return {next_token: LOG(p), " Lyon": LOG((1 - p) * 0.9), " <": LOG(0.01)}
 
 

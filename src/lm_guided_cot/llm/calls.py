@@ -25,9 +25,8 @@ class LLMRequest:
 
 
 TopLogprobs = tuple[tuple[str, float], ...]
-MAX_TOP_LOGPROBS = (
-    20  # the most alternatives a request may ask for: OpenAI's limit; llama.cpp takes more
-)
+# the most alternatives a request may ask for: OpenAI's limit; llama.cpp takes more
+MAX_TOP_LOGPROBS = 20
 
 
 @dataclass

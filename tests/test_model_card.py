@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning as L
@@ -230,3 +231,34 @@ def test_a_stage1_adapter_on_gold_sentences_says_so_and_how_it_loads(tmp_path):
     assert "model = load_model(guide)" in text and "from_pretrained(guide)\n" not in text
     usage = text.split("```python\n", 1)[1].split("```", 1)[0]
     compile(usage, "the card's usage", "exec")  # a user pastes it: it must at least parse
+
+
+def test_the_usage_command_gives_the_guide_the_prompt_it_learnt_on(tmp_path):
+    """A guide trained on 768-token prompts over every paragraph, evaluated with a preset's
+    384 tokens and 3 bodies, is silently another guide: the command carries the settings, as one
+    JSON value that merges into the preset's prompt (the template stays the preset's)."""
+    facts = _stage1_facts()
+    facts["data"]["prompt"] = {
+        "template": "Question: {question}\n{context}",
+        "max_tokens": 768,
+        "context": "all",
+        "paragraph_order": "original",
+        "max_bodies": None,
+        "seed": 0,
+    }
+    text = _load(build_card(facts), tmp_path).text
+    command = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    value = command.split("--data.init_args.prompt '", 1)[1].split("'", 1)[0]
+    assert json.loads(value) == {
+        "max_tokens": 768,
+        "context": "all",
+        "paragraph_order": "original",
+        "max_bodies": None,
+    }
+    facts["data"].pop("prompt")
+    assert "--data.init_args.prompt" not in _load(build_card(facts), _fresh(tmp_path / "none")).text
+
+
+def _fresh(folder):
+    folder.mkdir()
+    return folder

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import json
 import math
 import os
 import re
@@ -281,11 +282,11 @@ def _usage(facts: Mapping[str, Any]) -> str:
 
     return f"""## How to use it
 
-As a guide row of the paper's comparison:
+As a guide row of the paper's comparison, given the prompt it was trained on:
 
 ```bash
 lmcot evaluate -c {configs}/data.yaml -c {configs}/evaluate.yaml \\
-    --small_lms '[{{"name": "guide", "model": "{name}"}}]'
+    --small_lms '[{{"name": "guide", "model": "{name}"}}]'{_prompt_flags(facts)}
 ```
 
 or with transformers (the prompt as the data module builds it: `data` -> `prompt` in the
@@ -301,6 +302,19 @@ inputs = tokenizer(prompt, return_tensors="pt")
 output = model.generate(**inputs, max_new_tokens=128)
 rationale = tokenizer.decode({new_text}, skip_special_tokens=True)
 ```"""
+
+
+# the prompt settings that decide what a guide sees: a guide evaluated on another budget or
+# paragraph choice than it learnt on is silently a different guide (the template travels in
+# the configuration below). One JSON value, which jsonargparse merges into the config's prompt:
+# `--data.init_args.prompt.max_bodies null` fails there (jsonargparse 4.53 reads it as "None")
+_PROMPT_FLAGS = ("max_tokens", "context", "paragraph_order", "max_bodies")
+
+
+def _prompt_flags(facts: Mapping[str, Any]) -> str:
+    prompt = (facts.get("data") or {}).get("prompt") or {}
+    shown = {key: prompt[key] for key in _PROMPT_FLAGS if key in prompt}
+    return f" \\\n    --data.init_args.prompt '{json.dumps(shown)}'" if shown else ""
 
 
 def _base(facts: Mapping[str, Any]) -> str:

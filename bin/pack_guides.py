@@ -1,7 +1,7 @@
 """Copy a recipe's two adapter exports into docs/results/<benchmark>/guides/ as the repository
 commits them: weights cast to fp16 (half the size; the evaluation of docs/results.md reads these
 folders), a stage-2 adapter's base (its stage-1 export folder) rewritten to the committed stage-1
-folder (../kd), and the model cards' usage pointing at the committed folders.
+folder (../kd, ../kd_768), and the model cards' usage pointing at the committed folders.
 
     python bin/pack_guides.py hotpotqa [--runs runs/recipe] [--dest docs/results/hotpotqa/guides]
     python bin/pack_guides.py 2wikimultihopqa --guides kd_rl_60=ppo_long  # one more stage-2 guide
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -53,6 +54,28 @@ def pack(export: Path, dest: Path, base: str | None) -> None:
     print(f"{export} -> {dest} ({size:.1f} MB of fp16 weights)")
 
 
+def committed_base(export: Path, current: str, dest: Path) -> str | None:
+    """A stage-2 adapter's base, rewritten to the committed folder of its stage-1 guide.
+
+    A stage-1 export names the base model ("smollm2"), which stays (None). A stage-2 export names
+    the folder it started from: a committed guide, or a stage-1 export whose committed guide's
+    card records that folder as its export_dir (commit the stage-1 guide first).
+    """
+    start = (export / current).resolve() if current else None
+    if start is None or not start.is_dir():
+        return None
+    if start.parent == dest.resolve():
+        return f"../{start.name}"
+    for card in sorted(dest.glob("*/README.md")):
+        recorded = re.search(r"^\s*export_dir: (\S+)$", card.read_text(encoding="utf-8"), re.M)
+        if recorded and Path(recorded.group(1)).resolve() == start:
+            return f"../{card.parent.name}"
+    sys.exit(
+        f"{export}: its stage-1 guide {start} is not committed under {dest} (no card there "
+        "records it as its export_dir): pack the stage-1 guide first"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("benchmark")
@@ -62,7 +85,7 @@ def main() -> None:
         "--guides",
         nargs="+",
         default=GUIDES,
-        help="NAME=STAGE_FOLDER each; an adapter on a stage-1 export is rebased on the committed kd",
+        help="NAME=STAGE_FOLDER each; a stage-2 adapter is rebased on its committed stage-1 guide",
     )
     args = parser.parse_args()
     dest = Path(args.dest or f"docs/results/{args.benchmark}/guides")
@@ -71,14 +94,11 @@ def main() -> None:
         if not name or not stage:
             sys.exit(f"--guides {spec!r}: write NAME=STAGE_FOLDER, e.g. kd_rl=ppo")
         export = Path(args.runs, args.benchmark, stage, "export")
-        # a stage-2 export names its stage-1 export folder as its base; a stage-1 export names
-        # the base model ("smollm2"), which stays
         config = export / "adapter_config.json"
         current = (
             json.loads(config.read_text())["base_model_name_or_path"] if config.is_file() else ""
         )
-        base = "../kd" if current and (export / current).is_dir() else None
-        pack(export, dest / name, base)
+        pack(export, dest / name, committed_base(export, current, dest))
 
 
 if __name__ == "__main__":

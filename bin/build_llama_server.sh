@@ -6,13 +6,18 @@
 # fetched with pip; only the llama-server target is built (cmake and a C++ compiler needed).
 # The binary is kept in a per-user build cache keyed on the version and this CPU's instruction
 # set (it is built with -march=native), so a second venv on the same machine gets it at once.
+# AMX is left out: where the CPU lists it but the VM does not let a process use its tiles
+# (seen on a Firecracker guest), -march=native's AMX matmul crashed the server on its first
+# batch (SIGSEGV in ggml_backend_amx_mul_mat); the AVX-512 or AVX2 kernels serve instead.
 set -euo pipefail
 VENV="${1:?usage: build_llama_server.sh VENV}"
 VERSION="0.3.36"
 SDIST_SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 cpu="$(uname -m)-$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | sha256sum | cut -c1-12)"
-CACHE="${LMCOT_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lm-guided-cot/build}/llama-server-$VERSION-$cpu"
+RECIPE="no-amx"  # change when the build flags change, so no cached binary of other flags is reused
+CACHE="${LMCOT_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lm-guided-cot/build}/llama-server-$VERSION-$RECIPE-$cpu"
 target="$VENV/bin/llama-server"
+NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
 if [ ! -x "$CACHE/llama-server" ]; then
   command -v cmake >/dev/null && command -v c++ >/dev/null \
@@ -30,7 +35,8 @@ if [ ! -x "$CACHE/llama-server" ]; then
   # No UI assets (they would be downloaded), no curl, static: one self-contained binary.
   cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF \
-    -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF >>"$work/build.log" 2>&1 \
+    -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+    -DCMAKE_C_FLAGS="$NO_AMX" -DCMAKE_CXX_FLAGS="$NO_AMX" >>"$work/build.log" 2>&1 \
     || { tail -20 "$work/build.log" >&2; echo "llama-server build failed" >&2; exit 1; }
   # the compile in the background, its progress (cmake's percentage) every 30 s
   cmake --build "$work/build" --target llama-server -j "$(nproc)" >>"$work/build.log" 2>&1 &

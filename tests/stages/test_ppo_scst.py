@@ -139,16 +139,23 @@ def test_reward_rises_under_scst_and_the_greedy_reward_is_logged(
     L.seed_everything(0)
     recorder = Recorder()
     module = vowel_ppo(warm_started["causal"], tmp_path, advantage="scst")
-    steps = 40
+    steps = 60
     quiet_trainer(max_steps=steps * 8, callbacks=[recorder]).fit(
         module, datamodule=ppo_datamodule(shared_data, warm_started["causal"])
     )
     rewards = [s["reward/total_mean"] for s in recorder.steps]
     greedy = [s["reward/greedy_mean"] for s in recorder.steps]
     assert len(rewards) == len(greedy) == steps
-    # the greedy rationale, what the evaluation reads, is what the baseline makes rise (on
-    # this toy reward it rose from 0.23 to 1.0 by step 26, wavering after; samples 0.22 to ~0.4)
-    first, later = sum(greedy[:3]) / 3, sum(greedy[steps // 2 :]) / (steps - steps // 2)
-    assert later >= 1.5 * first, greedy
-    assert sum(rewards[steps // 2 :]) / (steps - steps // 2) >= rewards[0] + 0.05, rewards
+
+    # the greedy rationale, what the evaluation reads, is what the baseline makes rise: from
+    # ~0.25 to 1.0 on this toy reward, but when depends on the float path (one thread per
+    # worker, as in CI: step 9 to step 55 over seeds 0-3; with 2 threads step 26), and it
+    # wavers after; so the best 5-step stretch, not a fixed window
+    def start_and_best(values: list[float]) -> tuple[float, float]:
+        return sum(values[:3]) / 3, max(sum(values[i : i + 5]) / 5 for i in range(steps - 4))
+
+    first, best = start_and_best(greedy)
+    assert best >= 2 * first, greedy
+    first, best = start_and_best(rewards)  # the samples rise less (0.22 to ~0.4)
+    assert best >= first + 0.05, rewards
     assert all(0.0 <= s["ppo/informative_groups"] <= 1.0 for s in recorder.steps)

@@ -1,0 +1,45 @@
+"""bin/describe_rationales.py: the per-row counts results.md quotes, on hand-made examples."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("describe", REPO / "bin/describe_rationales.py")
+describe_rationales = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(describe_rationales)
+
+
+def write_row(folder: Path, row: str, examples: list[tuple[str, str, float]]) -> None:
+    with open(folder / f"{row}.jsonl", "w", encoding="utf-8") as handle:
+        for qid, rationale, f1 in examples:
+            record = {"id": qid, "gold": ["Paris", "City of Light"], "rationales": [rationale]}
+            handle.write(json.dumps({**record, "f1": f1}) + "\n")
+
+
+def test_helps_hurts_gold_names_and_overlap(tmp_path):
+    write_row(tmp_path, "standard", [("a", "", 0.5), ("b", "", 0.5), ("c", "", 0.5)])
+    write_row(tmp_path, "oracle", [(q, "The capital is Paris.", 1.0) for q in "abc"])
+    write_row(
+        tmp_path,
+        "kd",
+        [("a", "The capital is Paris.", 1.0), ("b", "the city of light", 0.0), ("c", "x", 0.5)],
+    )
+    (row,) = describe_rationales.describe(tmp_path, ["kd"], "standard", "oracle")
+    assert (row["helps"], row["hurts"], row["names_gold"]) == (1, 1, 2)  # an alias counts
+    assert row["differs"] == 3  # standard prompting has no rationale
+    assert row["gold_overlap"] == pytest.approx(1 / 3)  # one rationale equals the oracle's
+
+
+def test_f1_by_type(tmp_path):
+    write_row(tmp_path, "kd", [("a", "", 1.0), ("b", "", 0.0), ("c", "", 0.5)])
+    data = tmp_path / "validation.jsonl"
+    data.write_text(
+        "\n".join(json.dumps({"id": q, "type": t}) for q, t in zip("abc", ["x", "x", "y"])) + "\n"
+    )
+    table = describe_rationales.f1_by_type(tmp_path, ["kd"], data)
+    assert table == {"x": {"questions": 2, "kd": 50.0}, "y": {"questions": 1, "kd": 50.0}}

@@ -2,10 +2,12 @@
 against a base row (standard prompting), how many questions each row helps and hurts; how many of
 its rationales name the gold answer (answer inclusion, aliases counted); how much they overlap the
 gold supporting sentences (token F1 with the oracle row's rationale); with ``--data``, each row's
-F1 by the data file's question ``type``.
+F1 by the data file's question ``type``; with ``--sampled``, the mean F1 of a row's individual
+answers (under self-consistency, the F1 of one sampled rationale before the vote: what stage 2's
+reward measures) and each row's paired difference to the first row named.
 
     python bin/describe_rationales.py RUN/examples kd kd_768 [--base standard] [--oracle oracle]
-        [--data $LMCOT_DATA/hotpotqa/validation.jsonl]
+        [--data $LMCOT_DATA/hotpotqa/validation.jsonl] [--sampled]
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from lm_guided_cot.metrics.scores import answer_f1, best_inclusion
+from lm_guided_cot.evaluation.bootstrap import paired_bootstrap
+from lm_guided_cot.metrics.scores import answer_f1, best_inclusion, score_answer
 
 
 def read_row(folder: Path, row: str) -> dict[str, dict]:
@@ -65,6 +68,36 @@ def f1_by_type(folder: Path, rows: list[str], data: Path) -> dict[str, dict[str,
     return dict(table)
 
 
+def sampled_f1(folder: Path, row: str) -> dict[str, float]:
+    """Per question, the mean F1 (0-100) of the row's answers, one per rationale (before any
+    vote); a question with no answers scores 0."""
+    out = {}
+    for i, example in read_row(folder, row).items():
+        answers = example.get("answers") or []
+        scores = [score_answer(a, example["gold"]).f1 for a in answers]
+        out[i] = 100 * sum(scores) / len(scores) if scores else 0.0
+    return out
+
+
+def sampled_table(folder: Path, rows: list[str]) -> list[dict]:
+    """Each row's mean sampled F1 and, after the first, its paired bootstrap difference to the
+    first row on the questions both answered."""
+    first = sampled_f1(folder, rows[0])
+    out = []
+    for row in rows:
+        scores = sampled_f1(folder, row)
+        ids = sorted(scores.keys() & first.keys())
+        diff = None
+        if row != rows[0]:
+            diff = paired_bootstrap([scores[i] for i in ids], [first[i] for i in ids])
+        out.append({"row": row, "questions": len(ids), "mean": _mean(scores, ids), "diff": diff})
+    return out
+
+
+def _mean(scores: dict[str, float], ids: list[str]) -> float:
+    return sum(scores[i] for i in ids) / max(len(ids), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("examples", type=Path)
@@ -72,6 +105,7 @@ def main() -> None:
     parser.add_argument("--base", default="standard")
     parser.add_argument("--oracle", default="oracle")
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--sampled", action="store_true", help="mean F1 of each answer, unvoted")
     args = parser.parse_args()
     print(
         f"| row | questions | helps vs {args.base} | hurts | rationale differs |"
@@ -91,6 +125,13 @@ def main() -> None:
         for kind, cells in f1_by_type(args.examples, rows, args.data).items():
             values = " | ".join(f"{cells.get(r, float('nan')):.1f}" for r in rows)
             print(f"| {kind} | {int(cells['questions'])} | {values} |")
+    if args.sampled:
+        print(f"\n| row | questions | mean F1 of one answer | - {args.rows[0]} [95% CI] |")
+        print("|---|---:|---:|---|")
+        for d in sampled_table(args.examples, args.rows):
+            diff = d["diff"]
+            cell = "-" if diff is None else f"{diff.mean:+.1f} [{diff.low:+.1f}, {diff.high:+.1f}]"
+            print(f"| {d['row']} | {d['questions']} | {d['mean']:.1f} | {cell} |")
 
 
 if __name__ == "__main__":

@@ -43,3 +43,19 @@ def test_f1_by_type(tmp_path):
     )
     table = describe_rationales.f1_by_type(tmp_path, ["kd"], data)
     assert table == {"x": {"questions": 2, "kd": 50.0}, "y": {"questions": 1, "kd": 50.0}}
+
+
+def test_sampled_f1_scores_each_answer_before_the_vote(tmp_path):
+    def write(row, answers):
+        with open(tmp_path / f"{row}.jsonl", "w", encoding="utf-8") as handle:
+            for qid, got in answers.items():
+                record = {"id": qid, "gold": ["Paris", "City of Light"], "answers": got}
+                handle.write(json.dumps({**record, "rationales": [""] * len(got), "f1": 0}) + "\n")
+
+    write("kd", {"a": ["Paris", "Rome", "Rome", "Rome"], "b": []})
+    write("kd_rl", {"a": ["Paris", "city of light", "Rome", "Rome"], "b": ["Paris"]})
+    assert describe_rationales.sampled_f1(tmp_path, "kd") == {"a": 25.0, "b": 0.0}
+    first, second = describe_rationales.sampled_table(tmp_path, ["kd", "kd_rl"])
+    assert (first["mean"], first["diff"]) == (12.5, None)
+    assert second["mean"] == 75.0  # (50 + 100) / 2: an alias counts, no answers score 0
+    assert second["diff"].mean == pytest.approx(62.5)

@@ -53,10 +53,18 @@ def describe(folder: Path, rows: list[str], base: str, oracle: str) -> list[dict
     return out
 
 
+def read_records(data: Path) -> list[dict]:
+    """The records of a JSONL file (HotpotQA's validation.jsonl) or of a JSON array (2Wiki's
+    dev.json, whose ids are ``_id``)."""
+    with open(data, encoding="utf-8") as handle:
+        if data.suffix == ".json":
+            return json.load(handle)
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def f1_by_type(folder: Path, rows: list[str], data: Path) -> dict[str, dict[str, float]]:
     """Each row's mean F1 (0-100) by the data file's ``type`` field, with the count per type."""
-    with open(data, encoding="utf-8") as handle:
-        types = {r["id"]: r.get("type", "?") for r in map(json.loads, handle)}
+    types = {r.get("id", r.get("_id")): r.get("type", "?") for r in read_records(data)}
     table: dict[str, dict[str, float]] = defaultdict(dict)
     for row in rows:
         scores = defaultdict(list)

@@ -43,6 +43,9 @@ def test_f1_by_type(tmp_path):
     )
     table = describe_rationales.f1_by_type(tmp_path, ["kd"], data)
     assert table == {"x": {"questions": 2, "kd": 50.0}, "y": {"questions": 1, "kd": 50.0}}
+    array = tmp_path / "dev.json"  # 2Wiki's layout: one JSON array, ids in _id
+    array.write_text(json.dumps([{"_id": q, "type": t} for q, t in zip("abc", "xxy")]))
+    assert describe_rationales.f1_by_type(tmp_path, ["kd"], array) == table
 
 
 def test_sampled_f1_scores_each_answer_before_the_vote(tmp_path):

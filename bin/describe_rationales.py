@@ -7,7 +7,7 @@ answers (under self-consistency, the F1 of one sampled rationale before the vote
 reward measures) and each row's paired difference to the first row named.
 
     python bin/describe_rationales.py RUN/examples kd kd_768 [--base standard] [--oracle oracle]
-        [--data $LMCOT_DATA/hotpotqa/validation.jsonl] [--sampled]
+        [--data $LMCOT_DATA/hotpotqa/validation.jsonl [--source hotpotqa]] [--sampled]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from lm_guided_cot.data.readers import iter_file_rows
 from lm_guided_cot.evaluation.bootstrap import paired_bootstrap
 from lm_guided_cot.metrics.scores import answer_f1, best_inclusion, score_answer
 
@@ -53,18 +54,12 @@ def describe(folder: Path, rows: list[str], base: str, oracle: str) -> list[dict
     return out
 
 
-def read_records(data: Path) -> list[dict]:
-    """The records of a JSONL file (HotpotQA's validation.jsonl) or of a JSON array (2Wiki's
-    dev.json, whose ids are ``_id``)."""
-    with open(data, encoding="utf-8") as handle:
-        if data.suffix == ".json":
-            return json.load(handle)
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def f1_by_type(folder: Path, rows: list[str], data: Path) -> dict[str, dict[str, float]]:
-    """Each row's mean F1 (0-100) by the data file's ``type`` field, with the count per type."""
-    types = {r.get("id", r.get("_id")): r.get("type", "?") for r in read_records(data)}
+def f1_by_type(
+    folder: Path, rows: list[str], data: Path, source: str
+) -> dict[str, dict[str, float]]:
+    """Each row's mean F1 (0-100) by the data file's question ``type``, with the count per type;
+    the file is read as the project reads it (``source``: hotpotqa or 2wikimultihopqa)."""
+    types = {r["id"]: r["type"] or "?" for r in iter_file_rows(data, source)}
     table: dict[str, dict[str, float]] = defaultdict(dict)
     for row in rows:
         scores = defaultdict(list)
@@ -113,6 +108,7 @@ def main() -> None:
     parser.add_argument("--base", default="standard")
     parser.add_argument("--oracle", default="oracle")
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--source", help="the data file's benchmark (default: its folder's name)")
     parser.add_argument("--sampled", action="store_true", help="mean F1 of each answer, unvoted")
     args = parser.parse_args()
     print(
@@ -130,7 +126,8 @@ def main() -> None:
         rows = list(dict.fromkeys([args.base, *args.rows, args.oracle]))
         print(f"\n| type | questions | {' | '.join(rows)} |")
         print("|---|---:|" + "---:|" * len(rows))
-        for kind, cells in f1_by_type(args.examples, rows, args.data).items():
+        source = args.source or args.data.resolve().parent.name
+        for kind, cells in f1_by_type(args.examples, rows, args.data, source).items():
             values = " | ".join(f"{cells.get(r, float('nan')):.1f}" for r in rows)
             print(f"| {kind} | {int(cells['questions'])} | {values} |")
     if args.sampled:

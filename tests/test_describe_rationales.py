@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import hotpot_record, write_jsonl
+
 REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("describe", REPO / "bin/describe_rationales.py")
 describe_rationales = importlib.util.module_from_spec(spec)
@@ -35,17 +37,25 @@ def test_helps_hurts_gold_names_and_overlap(tmp_path):
     assert row["gold_overlap"] == pytest.approx(1 / 3)  # one rationale equals the oracle's
 
 
-def test_f1_by_type(tmp_path):
+def test_f1_by_type_reads_both_benchmarks_files(tmp_path, shared_data):
     write_row(tmp_path, "kd", [("a", "", 1.0), ("b", "", 0.0), ("c", "", 0.5)])
-    data = tmp_path / "validation.jsonl"
-    data.write_text(
-        "\n".join(json.dumps({"id": q, "type": t}) for q, t in zip("abc", ["x", "x", "y"])) + "\n"
+    types = ["bridge", "bridge", "comparison"]
+    data = write_jsonl(
+        tmp_path / "validation.jsonl", [hotpot_record(q, type=t) for q, t in zip("abc", types)]
     )
-    table = describe_rationales.f1_by_type(tmp_path, ["kd"], data)
-    assert table == {"x": {"questions": 2, "kd": 50.0}, "y": {"questions": 1, "kd": 50.0}}
-    array = tmp_path / "dev.json"  # 2Wiki's layout: one JSON array, ids in _id
-    array.write_text(json.dumps([{"_id": q, "type": t} for q, t in zip("abc", "xxy")]))
-    assert describe_rationales.f1_by_type(tmp_path, ["kd"], array) == table
+    table = describe_rationales.f1_by_type(tmp_path, ["kd"], data, "hotpotqa")
+    assert table == {
+        "bridge": {"questions": 2, "kd": 50.0},
+        "comparison": {"questions": 1, "kd": 50.0},
+    }
+    dev = shared_data / "2wikimultihopqa/dev.json"  # one JSON array, ids in _id
+    first, second = json.loads(dev.read_text(encoding="utf-8"))[:2]
+    write_row(tmp_path, "kd", [(first["_id"], "", 1.0), (second["_id"], "", 0.0)])
+    table = describe_rationales.f1_by_type(tmp_path, ["kd"], dev, "2wikimultihopqa")
+    if first["type"] == second["type"]:
+        assert table == {first["type"]: {"questions": 2, "kd": 50.0}}
+    else:
+        assert table[first["type"]]["kd"] == 100.0 and table[second["type"]]["kd"] == 0.0
 
 
 def test_sampled_f1_scores_each_answer_before_the_vote(tmp_path):

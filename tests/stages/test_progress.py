@@ -74,3 +74,67 @@ def test_the_batch_total_is_the_epoch_s_plan_when_max_steps_ends_it_early(tmp_pa
     lines = _progress_lines(tmp_path, capsys, 16, max_steps=3)
     batches = [re.search(r"batch (\d+/\d+)", x).group(1) for x in lines if "batch " in x]
     assert batches == ["1/3", "2/3", "3/3"]
+
+
+class _TwoStepsABatch(_Regression):
+    """Optimized by hand, two optimizer steps a batch (as PPO's passes are); each batch takes
+    10 s on the progress bar's clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.clock = 0.0
+
+    def training_step(self, batch, batch_idx):
+        self.clock += 10.0
+        optimizer = self.optimizers()
+        for _ in range(2):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.layer(x), y)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+
+
+def test_time_left_counts_batches_when_a_batch_takes_several_optimizer_steps(tmp_path, capsys):
+    module = _TwoStepsABatch()
+    bar = LogLineProgressBar(every_seconds=0)
+    bar._clock = lambda: module.clock
+    trainer = Trainer(
+        callbacks=[bar],
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        enable_model_summary=False,
+        max_epochs=1,
+    )
+    data = TensorDataset(torch.randn(8, 2), torch.randn(8, 1))
+    trainer.fit(module, DataLoader(data, batch_size=2))
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
+    # Lightning plans 4 steps (one a batch); after batch 1 of 4 the run has taken 2 of its 8
+    # and has 3 batches (30 s) to go, not "2 of 4 steps done: 10 s"
+    assert lines[0].startswith(
+        "epoch 1/1, batch 1/4, step 2, 10.0 s/batch, 0:10 elapsed, 0:30 left"
+    )
+    assert lines[-1].startswith(
+        "epoch 1/1, epoch done, step 8, 10.0 s/batch, 0:40 elapsed, 0:00 left"
+    )
+
+
+def test_time_left_follows_max_steps_when_a_batch_takes_several_steps(tmp_path, capsys):
+    module = _TwoStepsABatch()
+    bar = LogLineProgressBar(every_seconds=0)
+    bar._clock = lambda: module.clock
+    trainer = Trainer(
+        callbacks=[bar],
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        enable_model_summary=False,
+        max_steps=6,
+    )
+    data = TensorDataset(torch.randn(16, 2), torch.randn(16, 1))
+    trainer.fit(module, DataLoader(data, batch_size=2))
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
+    # the run ends at step 6 after 3 batches: 20 s after the first
+    assert ", step 2/6, 10.0 s/batch, 0:10 elapsed, 0:20 left" in lines[0]

@@ -36,7 +36,9 @@ class LogLineProgressBar(ProgressBar):
         self._start = 0.0
         self._last = 0.0
         self._batches = 0
+        self._start_step = 0
         self._epoch_batches: float = math.inf
+        self._clock = time.monotonic
 
     def disable(self) -> None:
         self._enabled = False
@@ -45,8 +47,9 @@ class LogLineProgressBar(ProgressBar):
         self._enabled = True
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self._start = self._last = time.monotonic()
+        self._start = self._last = self._clock()
         self._batches = 0
+        self._start_step = trainer.global_step  # a resumed run's rate counts its own steps
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         # read once: with max_steps, Lightning's count shrinks to the steps left as they run
@@ -54,18 +57,18 @@ class LogLineProgressBar(ProgressBar):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._batches += 1
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last >= self.every_seconds:
             self._last = now
             self._print(trainer, pl_module, batch_idx + 1)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._last = time.monotonic()
+        self._last = self._clock()
         self._print(trainer, pl_module, None)
 
     def line(self, trainer, pl_module, batch: int | None) -> str:
         """The progress line (``batch``: batches done this epoch; ``None`` at its end)."""
-        elapsed = time.monotonic() - self._start
+        elapsed = self._clock() - self._start
         per_batch = elapsed / max(self._batches, 1)
         epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         parts = [f"epoch {trainer.current_epoch + 1}{epochs}"]
@@ -74,18 +77,40 @@ class LogLineProgressBar(ProgressBar):
             parts.append(f"batch {batch}/{total}" if math.isfinite(total) else f"batch {batch}")
         else:
             parts.append("epoch done")
-        planned = trainer.estimated_stepping_batches
-        if math.isfinite(planned):
-            parts.append(f"step {trainer.global_step}/{int(planned)}")
-            left = max(planned - trainer.global_step, 0) / max(trainer.global_step, 1) * elapsed
-            parts.append(
-                f"{per_batch:.1f} s/batch, {_duration(elapsed)} elapsed, {_duration(left)} left"
-            )
-        else:
-            parts.append(f"step {trainer.global_step}, {per_batch:.1f} s/batch")
+        planned = self._planned_steps(trainer, pl_module)
+        parts.append(
+            f"step {trainer.global_step}/{planned}" if planned else f"step {trainer.global_step}"
+        )
+        parts.append(f"{per_batch:.1f} s/batch")
+        left = self._time_left(trainer, batch, elapsed, per_batch)
+        if left is not None:
+            parts[-1] += f", {_duration(elapsed)} elapsed, {_duration(left)} left"
         metrics = self.get_metrics(trainer, pl_module)
         shown = [f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)]
         return " | ".join([", ".join(parts), *shown])
+
+    @staticmethod
+    def _planned_steps(trainer, pl_module) -> int | None:
+        """The optimizer steps the run will take, where they are known. Lightning counts one a
+        batch; a manually optimized module (PPO: several minibatches and passes a batch) takes
+        more, so only its ``max_steps`` is a plan."""
+        if pl_module.automatic_optimization:
+            planned = trainer.estimated_stepping_batches
+            return int(planned) if math.isfinite(planned) else None
+        return trainer.max_steps if trainer.max_steps > 0 else None
+
+    def _time_left(self, trainer, batch, elapsed: float, per_batch: float) -> float | None:
+        """The sooner of the ends the step limit and the epoch limit predict at this run's rate."""
+        estimates = []
+        steps_run = trainer.global_step - self._start_step
+        if trainer.max_steps > 0 and steps_run > 0:
+            estimates.append(max(trainer.max_steps - trainer.global_step, 0) / steps_run * elapsed)
+        epochs = trainer.max_epochs
+        if epochs and epochs > 0 and math.isfinite(self._epoch_batches) and self._batches:
+            this_epoch = self._epoch_batches if batch is None else batch
+            done = trainer.current_epoch * self._epoch_batches + this_epoch
+            estimates.append(max(epochs * self._epoch_batches - done, 0) * per_batch)
+        return min(estimates) if estimates else None
 
     def _print(self, trainer, pl_module, batch: int | None) -> None:
         if self._enabled and trainer.is_global_zero and not trainer.sanity_checking:

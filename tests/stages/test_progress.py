@@ -27,18 +27,23 @@ class _Regression(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def _progress_lines(tmp_path, capsys, examples: int, **limits) -> list[str]:
-    """Fit on ``examples`` random pairs in batches of 2 and return the printed progress lines."""
+def _progress_lines(tmp_path, capsys, examples: int, module=None, **limits) -> list[str]:
+    """Fit ``module`` (a ``_Regression`` by default) on ``examples`` random pairs in batches of
+    2 and return the printed progress lines; a module with a ``clock`` is the bar's clock."""
+    module = module or _Regression()
+    bar = LogLineProgressBar(every_seconds=0)
+    if hasattr(module, "clock"):
+        bar._clock = lambda: module.clock
     data = TensorDataset(torch.randn(examples, 2), torch.randn(examples, 1))
     trainer = Trainer(
-        callbacks=[LogLineProgressBar(every_seconds=0)],
+        callbacks=[bar],
         logger=False,
         enable_checkpointing=False,
         default_root_dir=tmp_path,
         enable_model_summary=False,
         **limits,
     )
-    trainer.fit(_Regression(), DataLoader(data, batch_size=2))
+    trainer.fit(module, DataLoader(data, batch_size=2))
     return [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
 
 
@@ -97,20 +102,7 @@ class _TwoStepsABatch(_Regression):
 
 
 def test_time_left_counts_batches_when_a_batch_takes_several_optimizer_steps(tmp_path, capsys):
-    module = _TwoStepsABatch()
-    bar = LogLineProgressBar(every_seconds=0)
-    bar._clock = lambda: module.clock
-    trainer = Trainer(
-        callbacks=[bar],
-        logger=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        enable_model_summary=False,
-        max_epochs=1,
-    )
-    data = TensorDataset(torch.randn(8, 2), torch.randn(8, 1))
-    trainer.fit(module, DataLoader(data, batch_size=2))
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
+    lines = _progress_lines(tmp_path, capsys, 8, _TwoStepsABatch(), max_epochs=1)
     # Lightning plans 4 steps (one a batch); after batch 1 of 4 the run has taken 2 of its 8
     # and has 3 batches (30 s) to go, not "2 of 4 steps done: 10 s"
     assert lines[0].startswith(
@@ -122,19 +114,6 @@ def test_time_left_counts_batches_when_a_batch_takes_several_optimizer_steps(tmp
 
 
 def test_time_left_follows_max_steps_when_a_batch_takes_several_steps(tmp_path, capsys):
-    module = _TwoStepsABatch()
-    bar = LogLineProgressBar(every_seconds=0)
-    bar._clock = lambda: module.clock
-    trainer = Trainer(
-        callbacks=[bar],
-        logger=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        enable_model_summary=False,
-        max_steps=6,
-    )
-    data = TensorDataset(torch.randn(16, 2), torch.randn(16, 1))
-    trainer.fit(module, DataLoader(data, batch_size=2))
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
+    lines = _progress_lines(tmp_path, capsys, 16, _TwoStepsABatch(), max_steps=6)
     # the run ends at step 6 after 3 batches: 20 s after the first
     assert ", step 2/6, 10.0 s/batch, 0:10 elapsed, 0:20 left" in lines[0]
